@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages moetrain needs (idempotent: skips what is already installed).
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config clang-format
+  libopenmpi-dev openmpi-bin
+  libhdf5-dev hdf5-tools
+  libboost-program-options-dev libfmt-dev libopenblas-dev libgtest-dev
+  libsentencepiece-dev sentencepiece
+  python3-h5py python3-matplotlib python3-torch python3-numpy
+  libsword-utils diatheke sword-comm-tdavid sword-text-web sword-text-kjv
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "setup: installing ${missing[*]}"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

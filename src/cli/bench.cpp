@@ -1,0 +1,160 @@
+// moetrain bench: throughput measurements printed side by side (not timed tests).
+//   step: tokens/s of full training steps (forward, loss, backward, clip, AdamW) on random tokens
+//   gemm: each Linear layer's forward+backward GFLOP/s against raw cblas_sgemm on the same shapes
+#include <cblas.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "io/config.hpp"
+#include "model/gpt.hpp"
+#include "model/loss.hpp"
+#include "optim/adamw.hpp"
+#include "optim/clip.hpp"
+#include "tensor/error.hpp"
+#include "tensor/ops.hpp"
+#include "tensor/rng.hpp"
+
+namespace po = boost::program_options;
+
+namespace mt::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Best-of-`reps` seconds of fn().
+template <typename F>
+double best_seconds(int reps, F&& fn) {
+  double best = 1e30;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = Clock::now();
+    fn();
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return best;
+}
+
+void random_tokens(const Tensor& t, int64_t vocab, uint64_t seed, uint64_t step) {
+  const Rng rng(seed, stream_id({name_hash("bench"), step}));
+  for (int64_t i = 0; i < t.numel(); ++i) t.i32()[i] = int32_t(rng.below(i, vocab));
+}
+
+int bench_step(const Config& cfg, int64_t vocab, int steps) {
+  GptConfig mc = cfg.model;
+  mc.vocab = vocab;
+  ParamRegistry reg;
+  const Gpt model(mc, reg);
+  reg.allocate();
+  reg.initialize(cfg.seed);
+  AdamW opt(reg, cfg.adamw);
+  Arena arena;
+  Gpt::Activations acts;
+  auto step = [&](int64_t s) {
+    arena.reset();
+    Tensor tokens = arena.alloc({cfg.batch_size, mc.seq_len}, DType::I32);
+    Tensor targets = arena.alloc({cfg.batch_size, mc.seq_len}, DType::I32);
+    random_tokens(tokens, vocab, cfg.seed, 2 * s);
+    random_tokens(targets, vocab, cfg.seed, 2 * s + 1);
+    reg.zero_grads();
+    Tensor logits = model.forward(arena, tokens, acts);
+    lm_loss(arena, logits, targets);
+    model.backward(arena, logits, acts);
+    clip_grad_norm(reg, cfg.grad_clip);
+    opt.step(1e-4f);
+  };
+  for (int s = 0; s < 3; ++s) step(s);  // warm-up: arena sized, caches and threads warm
+  std::vector<double> times;
+  for (int s = 0; s < steps; ++s) times.push_back(best_seconds(1, [&] { step(3 + s); }));
+  std::sort(times.begin(), times.end());
+  const double median = times[times.size() / 2];
+  const double tokens = double(cfg.batch_size * mc.seq_len);
+  fmt::print(
+      "{{\"bench\": \"step\", \"parameters\": {}, \"tokens_per_step\": {}, "
+      "\"median_step_s\": {:.6f}, \"tokens_per_s\": {:.1f}, \"threads\": {}}}\n",
+      reg.total_elements(), int64_t(tokens), median, tokens / median, openblas_get_num_threads());
+  return 0;
+}
+
+int bench_gemm(const Config& cfg, int64_t vocab, int reps) {
+  const auto& m = cfg.model;
+  const int64_t n = cfg.batch_size * m.seq_len;
+  struct Shape3 {
+    const char* name;
+    int64_t in, out;
+  };
+  const Shape3 shapes[] = {{"attn.qkv", m.d_model, 3 * m.d_model},
+                           {"attn.proj", m.d_model, m.d_model},
+                           {"ffn.fc1", m.d_model, m.d_ff},
+                           {"ffn.fc2", m.d_ff, m.d_model},
+                           {"lm_head", m.d_model, vocab}};
+  fmt::print("{:<10} {:>22} {:>14} {:>14} {:>7}\n", "layer", "shape [N,in]x[in,out]",
+             "ours GFLOP/s", "sgemm GFLOP/s", "ratio");
+  for (const auto& s : shapes) {
+    ParamRegistry reg;
+    const Linear layer(reg, "bench", s.in, s.out, 0.02f);
+    reg.allocate();
+    reg.initialize(cfg.seed);
+    Arena arena;
+    std::vector<float> xs(n * s.in), dys(n * s.out);
+    const Rng rng(cfg.seed, 7);
+    for (size_t i = 0; i < xs.size(); ++i) xs[i] = rng.normal(i);
+    for (size_t i = 0; i < dys.size(); ++i) dys[i] = rng.normal(i + xs.size());
+    const Tensor x{xs.data(), {n, s.in}}, dy{dys.data(), {n, s.out}};
+    Linear::Cache cache;
+    const double flops = 3.0 * 2.0 * n * s.in * s.out;  // forward, dx, dW
+    const double ours = best_seconds(reps, [&] {
+      arena.reset();
+      layer.forward(arena, x, cache);
+      layer.backward(arena, dy, cache);
+    });
+    // The same three products as plain row-major NN sgemm calls of equal sizes.
+    std::vector<float> a(n * std::max(s.in, s.out)), b(s.in * s.out), c(n * std::max(s.in, s.out));
+    const double raw = best_seconds(reps, [&] {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, s.out, s.in, 1, a.data(), s.in,
+                  b.data(), s.out, 0, c.data(), s.out);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, s.in, s.out, 1, a.data(), s.out,
+                  b.data(), s.in, 0, c.data(), s.in);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s.in, s.out, n, 1, a.data(), n,
+                  c.data(), s.out, 0, b.data(), s.out);
+    });
+    fmt::print("{:<10} {:>22} {:>14.1f} {:>14.1f} {:>7.2f}\n", s.name,
+               fmt::format("[{},{}]x[{},{}]", n, s.in, s.in, s.out), flops / ours / 1e9,
+               flops / raw / 1e9, raw / ours);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int bench(const Args& args) {
+  MT_CHECK(!args.empty() && (args[0] == "step" || args[0] == "gemm"),
+           "bench: usage: moetrain bench step|gemm --config FILE [--steps N] [--vocab V]");
+  int steps = 10;
+  int64_t vocab = 4096;
+  po::options_description d("moetrain bench (config keys such as --model.d_model also accepted)");
+  d.add_options()("steps", po::value(&steps)->default_value(steps), "timed repetitions")(
+      "vocab", po::value(&vocab)->default_value(vocab), "vocabulary size of the model");
+  Args rest;
+  try {
+    const auto parsed = po::command_line_parser(Args(args.begin() + 1, args.end()))
+                            .options(d)
+                            .allow_unregistered()
+                            .run();
+    po::variables_map vm;
+    po::store(parsed, vm);
+    po::notify(vm);
+    rest = po::collect_unrecognized(parsed.options, po::include_positional);
+  } catch (const po::error& e) {
+    fail("bench: {}", e.what());
+  }
+  MT_CHECK(steps > 0 && vocab > 0, "bench: --steps and --vocab must be positive");
+  const Config cfg = parse_config(rest);
+  return args[0] == "step" ? bench_step(cfg, vocab, steps) : bench_gemm(cfg, vocab, steps);
+}
+
+}  // namespace mt::cli

@@ -1,0 +1,62 @@
+// moetrain eval: loss and perplexity of a checkpoint on a split of the prepared corpus.
+#include <fmt/format.h>
+
+#include <boost/program_options.hpp>
+#include <cmath>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "io/checkpoint.hpp"
+#include "io/config.hpp"
+#include "io/tokens.hpp"
+#include "tensor/error.hpp"
+#include "train/evaluate.hpp"
+
+namespace po = boost::program_options;
+
+namespace mt::cli {
+
+int eval(const Args& args) {
+  std::string checkpoint, split = "valid";
+  int64_t batches = 0;
+  po::options_description d("moetrain eval (config keys such as --data.dir also accepted)");
+  // clang-format off
+  d.add_options()
+    ("help", "this help")
+    ("checkpoint", po::value(&checkpoint), "checkpoint file (required)")
+    ("split", po::value(&split)->default_value(split), "valid | test | train")
+    ("batches", po::value(&batches)->default_value(batches), "batches of windows (0: the whole split)");
+  // clang-format on
+  po::variables_map vm;
+  Args rest;
+  try {
+    const auto parsed = po::command_line_parser(args).options(d).allow_unregistered().run();
+    po::store(parsed, vm);
+    po::notify(vm);
+    rest = po::collect_unrecognized(parsed.options, po::include_positional);
+  } catch (const po::error& e) {
+    fail("eval: {}", e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << d;
+    return 0;
+  }
+  MT_CHECK(!checkpoint.empty(), "eval: --checkpoint FILE is required");
+  MT_CHECK(split == "valid" || split == "test" || split == "train",
+           "eval: --split '{}' (valid, test or train)", split);
+  const Config cfg = parse_config(rest, checkpoint_config(checkpoint));
+  const TokenSplit data = read_tokens(cfg.data_dir + "/" + split + ".h5");
+  GptConfig mc = cfg.model;
+  mc.vocab = data.vocab;
+  ParamRegistry reg;
+  const Gpt model(mc, reg);
+  reg.allocate();
+  load_model(checkpoint, reg);
+  Arena arena;
+  const LossValue l = evaluate(model, arena, Batches(data, mc.seq_len), cfg.batch_size, batches);
+  fmt::print("eval: {} on {} | {} tokens | loss {:.6f} | ppl {:.3f}\n", checkpoint, data.path,
+             l.count, l.mean(), std::exp(l.mean()));
+  return 0;
+}
+
+}  // namespace mt::cli

@@ -1,0 +1,63 @@
+// moetrain entry point: MPI start-up, subcommand dispatch, and the one place where errors
+// become a message and a non-zero exit on every rank.
+#include <mpi.h>
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+
+#include "cli/commands.hpp"
+#include "tensor/error.hpp"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: moetrain <command> [options]
+
+commands:
+  prepare   train the SentencePiece tokenizer and write token files (HDF5)
+  train     train a model: moetrain train --config configs/x.ini [--section.key value ...]
+  eval      loss and perplexity of a checkpoint on a split
+  bench     benchmarks: moetrain bench step|gemm --config configs/x.ini
+
+'moetrain <command> --help' lists a command's options.
+)";
+
+int dispatch(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  const mt::cli::Args args(argv + 2, argv + argc);
+  if (cmd == "prepare") return mt::cli::prepare(args);
+  if (cmd == "train") return mt::cli::train(args);
+  if (cmd == "eval") return mt::cli::eval(args);
+  if (cmd == "bench") return mt::cli::bench(args);
+  mt::fail("unknown command '{}' (prepare, train, eval, bench)", cmd);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  int rank = 0, world = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  int rc = 0;
+  try {
+    rc = dispatch(argc, argv);
+  } catch (const std::exception& e) {
+    const bool ours = dynamic_cast<const mt::Error*>(&e) != nullptr;
+    if (world > 1)
+      std::fprintf(stderr, "moetrain: rank %d: error: %s%s\n", rank,
+                   ours ? "" : "internal: ", e.what());
+    else
+      std::fprintf(stderr, "moetrain: error: %s%s\n", ours ? "" : "internal: ", e.what());
+    std::fflush(stderr);
+    // A rank that fails alone must not leave the others waiting in a collective.
+    if (world > 1) MPI_Abort(MPI_COMM_WORLD, 2);
+    rc = 2;
+  }
+  MPI_Finalize();
+  return rc;
+}

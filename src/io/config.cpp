@@ -1,0 +1,148 @@
+// Config parsing with Boost.ProgramOptions: one options table serves the INI file, the command
+// line, the help text and the effective-config dump.
+#include "io/config.hpp"
+
+#include <boost/program_options.hpp>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "tensor/error.hpp"
+
+namespace po = boost::program_options;
+
+namespace mt {
+
+namespace {
+
+po::options_description options(Config& c) {
+  po::options_description d("configuration (INI [section] key = value, or --section.key value)");
+  auto& s = c.schedule;
+  auto& a = c.adamw;
+  auto& m = c.model;
+  // clang-format off
+  d.add_options()
+    ("run.name", po::value(&c.name)->default_value(c.name), "run name: results go to <results_dir>/<name>")
+    ("run.seed", po::value(&c.seed)->default_value(c.seed), "seed of every random stream")
+    ("run.results_dir", po::value(&c.results_dir)->default_value(c.results_dir), "where run folders are made")
+    ("data.dir", po::value(&c.data_dir)->default_value(c.data_dir), "prepared corpus (moetrain prepare --output)")
+    ("model.seq_len", po::value(&m.seq_len)->default_value(m.seq_len), "context length T")
+    ("model.d_model", po::value(&m.d_model)->default_value(m.d_model), "model width d")
+    ("model.n_layer", po::value(&m.n_layer)->default_value(m.n_layer), "number of blocks")
+    ("model.n_head", po::value(&m.n_head)->default_value(m.n_head), "attention heads (divides d_model)")
+    ("model.d_ff", po::value(&m.d_ff)->default_value(m.d_ff), "FFN hidden width")
+    ("train.batch_size", po::value(&c.batch_size)->default_value(c.batch_size), "sequences per step")
+    ("train.steps", po::value(&c.steps)->default_value(c.steps), "optimizer steps")
+    ("train.lr", po::value(&s.lr)->default_value(s.lr), "peak learning rate")
+    ("train.min_lr", po::value(&s.min_lr)->default_value(s.min_lr), "final learning rate (cosine)")
+    ("train.warmup", po::value(&s.warmup)->default_value(s.warmup), "linear warmup steps")
+    ("train.schedule", po::value(&s.kind)->default_value(s.kind), "cosine | inv_sqrt | constant")
+    ("train.beta1", po::value(&a.beta1)->default_value(a.beta1), "AdamW beta1")
+    ("train.beta2", po::value(&a.beta2)->default_value(a.beta2), "AdamW beta2")
+    ("train.eps", po::value(&a.eps)->default_value(a.eps), "AdamW epsilon")
+    ("train.weight_decay", po::value(&a.weight_decay)->default_value(a.weight_decay), "decoupled weight decay (matrices only)")
+    ("train.grad_clip", po::value(&c.grad_clip)->default_value(c.grad_clip), "global gradient-norm limit (0: off)")
+    ("train.log_every", po::value(&c.log_every)->default_value(c.log_every), "steps between progress lines and results flushes")
+    ("train.eval_every", po::value(&c.eval_every)->default_value(c.eval_every), "steps between validations (0: only at the end)")
+    ("train.eval_batches", po::value(&c.eval_batches)->default_value(c.eval_batches), "validation batches (0: the whole split)");
+  // clang-format on
+  return d;
+}
+
+// Renders a parsed value; the options table only uses these types.
+std::string value_text(const boost::any& v) {
+  if (auto p = boost::any_cast<std::string>(&v)) return *p;
+  if (auto p = boost::any_cast<int64_t>(&v)) return std::to_string(*p);
+  if (auto p = boost::any_cast<uint64_t>(&v)) return std::to_string(*p);
+  if (auto p = boost::any_cast<double>(&v)) return fmt::format("{}", *p);
+  if (auto p = boost::any_cast<float>(&v)) return fmt::format("{}", *p);
+  return "?";
+}
+
+std::string to_ini(const po::variables_map& vm, const po::options_description& d) {
+  std::map<std::string, std::vector<std::string>> sections;
+  for (const auto& opt : d.options()) {
+    const std::string& key = opt->long_name();
+    const size_t dot = key.find('.');
+    sections[key.substr(0, dot)].push_back(key.substr(dot + 1) + " = " +
+                                           value_text(vm[key].value()));
+  }
+  std::string out;
+  for (const auto& [name, lines] : sections) {
+    out += "[" + name + "]\n";
+    for (const auto& l : lines) out += l + "\n";
+  }
+  return out;
+}
+
+void validate(const Config& c) {
+  const auto& m = c.model;
+  auto positive = [](int64_t v, const char* key) {
+    MT_CHECK(v > 0, "config: {} must be positive, got {}", key, v);
+  };
+  positive(m.seq_len, "model.seq_len");
+  positive(m.d_model, "model.d_model");
+  positive(m.n_layer, "model.n_layer");
+  positive(m.n_head, "model.n_head");
+  positive(m.d_ff, "model.d_ff");
+  positive(c.batch_size, "train.batch_size");
+  positive(c.steps, "train.steps");
+  positive(c.log_every, "train.log_every");
+  MT_CHECK(m.d_model % m.n_head == 0,
+           "config: model.d_model = {} is not divisible by model.n_head = {}", m.d_model, m.n_head);
+  MT_CHECK(c.schedule.lr > 0 && c.schedule.min_lr >= 0,
+           "config: train.lr must be > 0 and train.min_lr >= 0");
+  MT_CHECK(c.schedule.warmup >= 0, "config: train.warmup must be >= 0");
+  MT_CHECK(
+      c.schedule.kind == "cosine" || c.schedule.kind == "inv_sqrt" || c.schedule.kind == "constant",
+      "config: train.schedule = '{}' (expected cosine, inv_sqrt or constant)", c.schedule.kind);
+  MT_CHECK(c.eval_every >= 0 && c.eval_batches >= 0,
+           "config: train.eval_every and train.eval_batches must be >= 0");
+  MT_CHECK(!c.name.empty() && c.name.find('/') == std::string::npos,
+           "config: run.name '{}' must be a non-empty name without '/'", c.name);
+}
+
+}  // namespace
+
+Config parse_config(const std::vector<std::string>& args, const std::string& base_ini) {
+  Config c;
+  po::options_description d = options(c);
+  po::options_description cli("command line");
+  std::string config_file;
+  cli.add_options()("config", po::value(&config_file), "INI file with the run's configuration");
+  cli.add(d);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(cli).run(), vm);
+    if (vm.count("config")) {
+      config_file = vm["config"].as<std::string>();
+      std::ifstream in(config_file);
+      MT_CHECK(in, "config: cannot open '{}'", config_file);
+      try {
+        po::store(po::parse_config_file(in, d, /*allow_unregistered=*/false), vm);
+      } catch (const po::error& e) {
+        fail("config: {}: {}", config_file, e.what());
+      }
+    }
+    if (!base_ini.empty()) {
+      std::istringstream in(base_ini);
+      po::store(po::parse_config_file(in, d, /*allow_unregistered=*/false), vm);
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    fail("config: {}", e.what());
+  }
+  validate(c);
+  c.ini = to_ini(vm, d);
+  return c;
+}
+
+std::string config_help() {
+  Config c;
+  std::ostringstream s;
+  s << options(c);
+  return s.str();
+}
+
+}  // namespace mt

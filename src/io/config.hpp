@@ -1,0 +1,45 @@
+// Run configuration: an INI file read with Boost.ProgramOptions, every key also a --flag
+// (--section.key value). Unknown keys, bad values and missing files stop with one message.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/gpt.hpp"
+#include "optim/adamw.hpp"
+#include "optim/schedule.hpp"
+
+namespace mt {
+
+struct Config {
+  // [run]
+  std::string name = "default";
+  uint64_t seed = 1;
+  std::string results_dir = "results";
+  // [data]
+  std::string data_dir = "data/sword";
+  // [model]  (vocab comes from the prepared data)
+  GptConfig model;
+  // [train]
+  int64_t batch_size = 16;
+  int64_t steps = 1000;
+  ScheduleConfig schedule;
+  AdamWConfig adamw;
+  double grad_clip = 1.0;
+  int64_t log_every = 10;
+  int64_t eval_every = 200;
+  int64_t eval_batches = 20;  // 0: the whole split
+
+  std::string ini;  // the effective configuration as INI text (stored in results and checkpoints)
+  std::string run_dir() const { return results_dir + "/" + name; }
+};
+
+// Parses `args` (flags after the subcommand). --config FILE names the INI file. Precedence:
+// flags, then the file, then `base_ini` (e.g. the config stored in a checkpoint), then defaults.
+// Throws mt::Error naming the file and key on any problem.
+Config parse_config(const std::vector<std::string>& args, const std::string& base_ini = "");
+
+// The help text listing every key with its default.
+std::string config_help();
+
+}  // namespace mt

@@ -1,0 +1,231 @@
+// HDF5 helpers implementation.
+#include "io/h5.hpp"
+
+#include "tensor/error.hpp"
+
+namespace mt::h5 {
+
+namespace {
+
+struct Quiet {
+  Quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+};
+const Quiet quiet_hdf5;  // errors become exceptions, not stack dumps on stderr
+
+// Closes an HDF5 handle when it leaves scope.
+struct Handle {
+  hid_t id;
+  herr_t (*close)(hid_t);
+  ~Handle() {
+    if (id >= 0) close(id);
+  }
+  operator hid_t() const { return id; }
+};
+
+std::vector<hsize_t> dims_of(const Shape& s) {
+  std::vector<hsize_t> d(s.ndim());
+  for (int i = 0; i < s.ndim(); ++i) d[i] = hsize_t(s[i]);
+  return d;
+}
+
+Handle link_creation_props() {
+  Handle p{H5Pcreate(H5P_LINK_CREATE), H5Pclose};
+  H5Pset_create_intermediate_group(p, 1);
+  return p;
+}
+
+void write_raw(const File& f, const std::string& name, hid_t type, const void* data,
+               const Shape& shape) {
+  auto dims = dims_of(shape);
+  Handle space{H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose};
+  Handle lcpl = link_creation_props();
+  Handle ds{H5Dcreate2(f.id(), name.c_str(), type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
+            H5Dclose};
+  MT_CHECK(ds >= 0, "{}: cannot create dataset {}", f.path(), name);
+  MT_CHECK(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0,
+           "{}: cannot write dataset {}", f.path(), name);
+}
+
+Handle open_dataset(const File& f, const std::string& name) {
+  MT_CHECK(f.exists(name), "{}: no dataset {}", f.path(), name);
+  Handle ds{H5Dopen2(f.id(), name.c_str(), H5P_DEFAULT), H5Dclose};
+  MT_CHECK(ds >= 0, "{}: cannot open dataset {}", f.path(), name);
+  return ds;
+}
+
+Handle open_object(const File& f, const std::string& object) {
+  Handle o{H5Oopen(f.id(), object.c_str(), H5P_DEFAULT), H5Oclose};
+  MT_CHECK(o >= 0, "{}: no object {}", f.path(), object);
+  return o;
+}
+
+void write_attr(const File& f, const std::string& object, const std::string& key, hid_t type,
+                hid_t space, const void* v) {
+  Handle o = open_object(f, object);
+  if (H5Aexists(o, key.c_str()) > 0) H5Adelete(o, key.c_str());
+  Handle a{H5Acreate2(o, key.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose};
+  MT_CHECK(a >= 0 && H5Awrite(a, type, v) >= 0, "{}: cannot write attribute {}:{}", f.path(),
+           object, key);
+}
+
+Handle open_attr(const File& f, const std::string& object, const std::string& key) {
+  Handle o = open_object(f, object);
+  MT_CHECK(H5Aexists(o, key.c_str()) > 0, "{}: missing attribute '{}' on {}", f.path(), key,
+           object);
+  return Handle{H5Aopen(o, key.c_str(), H5P_DEFAULT), H5Aclose};
+}
+
+}  // namespace
+
+File::File(const std::string& path, Mode mode) : path_(path) {
+  switch (mode) {
+    case Read:
+      id_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+      break;
+    case ReadWrite:
+      id_ = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+      break;
+    case Create:
+      id_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+      break;
+  }
+  MT_CHECK(id_ >= 0, "{}: cannot {} HDF5 file (missing, unreadable or not HDF5)", path,
+           mode == Create ? "create" : "open");
+}
+
+File::~File() {
+  if (id_ >= 0) H5Fclose(id_);
+}
+
+bool File::exists(const std::string& object) const {
+  if (object == "/") return true;
+  // Check each prefix: H5Lexists fails on a path whose parent is missing.
+  for (size_t pos = object.find('/', 1);; pos = object.find('/', pos + 1)) {
+    const std::string prefix = object.substr(0, pos);
+    if (H5Lexists(id_, prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    if (pos == std::string::npos) return true;
+  }
+}
+
+void File::flush() const {
+  MT_CHECK(H5Fflush(id_, H5F_SCOPE_GLOBAL) >= 0, "{}: flush failed", path_);
+}
+
+void write(const File& f, const std::string& name, const float* data, const Shape& shape) {
+  write_raw(f, name, H5T_NATIVE_FLOAT, data, shape);
+}
+
+void write(const File& f, const std::string& name, const int32_t* data, const Shape& shape) {
+  write_raw(f, name, H5T_NATIVE_INT32, data, shape);
+}
+
+Shape shape_of(const File& f, const std::string& name) {
+  Handle ds = open_dataset(f, name);
+  Handle space{H5Dget_space(ds), H5Sclose};
+  const int n = H5Sget_simple_extent_ndims(space);
+  MT_CHECK(n >= 0 && n <= Shape::kMaxDims, "{}: dataset {} has {} dims", f.path(), name, n);
+  hsize_t d[Shape::kMaxDims] = {};
+  H5Sget_simple_extent_dims(space, d, nullptr);
+  switch (n) {
+    case 0:
+      return Shape{};
+    case 1:
+      return Shape{int64_t(d[0])};
+    case 2:
+      return Shape{int64_t(d[0]), int64_t(d[1])};
+    case 3:
+      return Shape{int64_t(d[0]), int64_t(d[1]), int64_t(d[2])};
+    default:
+      return Shape{int64_t(d[0]), int64_t(d[1]), int64_t(d[2]), int64_t(d[3])};
+  }
+}
+
+void read(const File& f, const std::string& name, float* data, const Shape& expected) {
+  const Shape s = shape_of(f, name);
+  MT_CHECK(s == expected, "{}: dataset {} has shape {}, expected {}", f.path(), name, s.str(),
+           expected.str());
+  Handle ds = open_dataset(f, name);
+  MT_CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0,
+           "{}: cannot read dataset {} (corrupt file?)", f.path(), name);
+}
+
+std::vector<int32_t> read_i32(const File& f, const std::string& name) {
+  std::vector<int32_t> out(shape_of(f, name).numel());
+  Handle ds = open_dataset(f, name);
+  MT_CHECK(H5Dread(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) >= 0,
+           "{}: cannot read dataset {} (corrupt file?)", f.path(), name);
+  return out;
+}
+
+void set_attr(const File& f, const std::string& object, const std::string& key,
+              const std::string& v) {
+  Handle type{H5Tcopy(H5T_C_S1), H5Tclose};
+  H5Tset_size(type, std::max<size_t>(v.size(), 1));
+  H5Tset_cset(type, H5T_CSET_UTF8);
+  Handle space{H5Screate(H5S_SCALAR), H5Sclose};
+  write_attr(f, object, key, type, space, v.c_str());
+}
+
+void set_attr(const File& f, const std::string& object, const std::string& key, int64_t v) {
+  Handle space{H5Screate(H5S_SCALAR), H5Sclose};
+  write_attr(f, object, key, H5T_NATIVE_INT64, space, &v);
+}
+
+std::string attr_string(const File& f, const std::string& object, const std::string& key) {
+  Handle a = open_attr(f, object, key);
+  Handle type{H5Aget_type(a), H5Tclose};
+  MT_CHECK(H5Tget_class(type) == H5T_STRING, "{}: attribute {}:{} is not a string", f.path(),
+           object, key);
+  MT_CHECK(!H5Tis_variable_str(type), "{}: attribute {}:{} is a variable-length string", f.path(),
+           object, key);
+  std::string s(H5Tget_size(type), '\0');
+  MT_CHECK(H5Aread(a, type, s.data()) >= 0, "{}: cannot read attribute {}:{}", f.path(), object,
+           key);
+  s.resize(s.find('\0') == std::string::npos ? s.size() : s.find('\0'));
+  return s;
+}
+
+int64_t attr_int(const File& f, const std::string& object, const std::string& key) {
+  Handle a = open_attr(f, object, key);
+  int64_t v = 0;
+  MT_CHECK(H5Aread(a, H5T_NATIVE_INT64, &v) >= 0, "{}: cannot read attribute {}:{}", f.path(),
+           object, key);
+  return v;
+}
+
+void append_rows(const File& f, const std::string& name, const std::vector<double>& values,
+                 int64_t width) {
+  if (values.empty()) return;
+  const int rank = width > 0 ? 2 : 1;
+  const hsize_t w = hsize_t(std::max<int64_t>(width, 1)), rows = values.size() / w;
+  if (!f.exists(name)) {
+    hsize_t dims[2] = {0, w}, maxdims[2] = {H5S_UNLIMITED, w}, chunk[2] = {256, w};
+    Handle space{H5Screate_simple(rank, dims, maxdims), H5Sclose};
+    Handle dcpl{H5Pcreate(H5P_DATASET_CREATE), H5Pclose};
+    H5Pset_chunk(dcpl, rank, chunk);
+    Handle lcpl = link_creation_props();
+    Handle ds{H5Dcreate2(f.id(), name.c_str(), H5T_NATIVE_DOUBLE, space, lcpl, dcpl, H5P_DEFAULT),
+              H5Dclose};
+    MT_CHECK(ds >= 0, "{}: cannot create dataset {}", f.path(), name);
+  }
+  Handle ds = open_dataset(f, name);
+  hsize_t old[2] = {0, w};
+  {
+    Handle space{H5Dget_space(ds), H5Sclose};
+    H5Sget_simple_extent_dims(space, old, nullptr);
+  }
+  hsize_t grown[2] = {old[0] + rows, w};
+  MT_CHECK(H5Dset_extent(ds, grown) >= 0, "{}: cannot extend {}", f.path(), name);
+  Handle space{H5Dget_space(ds), H5Sclose};
+  hsize_t start[2] = {old[0], 0}, count[2] = {rows, w};
+  H5Sselect_hyperslab(space, H5S_SELECT_SET, start, nullptr, count, nullptr);
+  Handle mem{H5Screate_simple(rank, count, nullptr), H5Sclose};
+  MT_CHECK(H5Dwrite(ds, H5T_NATIVE_DOUBLE, mem, space, H5P_DEFAULT, values.data()) >= 0,
+           "{}: cannot append to {}", f.path(), name);
+}
+
+void append(const File& f, const std::string& name, const std::vector<double>& values) {
+  append_rows(f, name, values, 0);
+}
+
+}  // namespace mt::h5

@@ -1,0 +1,51 @@
+// Thin RAII layer over the HDF5 C API: files, whole-array datasets, growing 1-D series,
+// attributes. Every failure throws mt::Error naming the file and the object.
+#pragma once
+#include <hdf5.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tensor/tensor.hpp"
+
+namespace mt::h5 {
+
+class File {
+ public:
+  enum Mode { Read, ReadWrite, Create };  // Create truncates an existing file
+  File(const std::string& path, Mode mode);
+  ~File();
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  hid_t id() const { return id_; }
+  const std::string& path() const { return path_; }
+  bool exists(const std::string& object) const;
+  void flush() const;
+
+ private:
+  hid_t id_ = -1;
+  std::string path_;
+};
+
+// Whole arrays; parent groups are created as needed. Shapes are checked on read.
+void write(const File& f, const std::string& name, const float* data, const Shape& shape);
+void write(const File& f, const std::string& name, const int32_t* data, const Shape& shape);
+Shape shape_of(const File& f, const std::string& name);
+void read(const File& f, const std::string& name, float* data, const Shape& expected);
+std::vector<int32_t> read_i32(const File& f, const std::string& name);
+
+// Attributes on the object at `object` ("/" for the root).
+void set_attr(const File& f, const std::string& object, const std::string& key,
+              const std::string& v);
+void set_attr(const File& f, const std::string& object, const std::string& key, int64_t v);
+std::string attr_string(const File& f, const std::string& object, const std::string& key);
+int64_t attr_int(const File& f, const std::string& object, const std::string& key);
+
+// A chunked, growing 1-D dataset of doubles (created on first use); append() extends it.
+void append(const File& f, const std::string& name, const std::vector<double>& values);
+// A growing 2-D dataset [rows, width] of doubles.
+void append_rows(const File& f, const std::string& name, const std::vector<double>& values,
+                 int64_t width);
+
+}  // namespace mt::h5

@@ -1,0 +1,26 @@
+// results/<run>/results.h5 (DESIGN.md): growing 1-D series such as /train/loss and /valid/ppl,
+// root attributes config, world and code_version. Values are buffered and appended by flush(),
+// which opens, writes and closes the file, so a crashed run keeps everything flushed before.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+namespace mt {
+
+class ResultsFile {
+ public:
+  // Creates the file (replacing an old one) with its root attributes.
+  ResultsFile(std::string path, const std::string& config_ini, const std::string& world);
+  void record(const std::string& series, double value);  // e.g. "/train/loss"
+  void flush();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::map<std::string, std::vector<double>> pending_;
+};
+
+std::string code_version();
+
+}  // namespace mt

@@ -1,0 +1,71 @@
+// GPT forward and backward: the loop over blocks, then the same loop in reverse.
+#include "model/gpt.hpp"
+
+#include <cmath>
+#include <string>
+
+#include "tensor/ops.hpp"
+
+namespace mt {
+
+namespace {
+// GPT-2: residual projections scaled down by sqrt(2 * n_layer).
+float proj_std(const GptConfig& c) {
+  return 0.02f / std::sqrt(2.0f * c.n_layer);
+}
+std::string block_name(int i) {
+  return "blocks/" + std::to_string(i);
+}
+}  // namespace
+
+Block::Block(ParamRegistry& reg, const GptConfig& c, int index)
+    : ln1_(reg, block_name(index) + "/ln1", c.d_model),
+      ln2_(reg, block_name(index) + "/ln2", c.d_model),
+      attn_(reg, block_name(index) + "/attn", c.d_model, int(c.n_head), proj_std(c)),
+      ffn_(reg, block_name(index) + "/ffn", c.d_model, c.d_ff, proj_std(c)) {}
+
+Tensor Block::forward(Arena& arena, const Tensor& x, Cache& cache) const {
+  Tensor a = attn_.forward(arena, ln1_.forward(arena, x, cache.ln1), cache.attn);
+  Tensor x1 = arena.alloc(x.shape);
+  ops::add(x, a, x1);
+  Tensor f = ffn_.forward(arena, ln2_.forward(arena, x1, cache.ln2), cache.ffn);
+  Tensor x2 = arena.alloc(x.shape);
+  ops::add(x1, f, x2);
+  return x2;
+}
+
+void Block::backward(Arena& arena, const Tensor& dres, const Cache& cache) const {
+  ln2_.backward(ffn_.backward(arena, dres, cache.ffn), cache.ln2, dres);
+  ln1_.backward(attn_.backward(arena, dres, cache.attn), cache.ln1, dres);
+}
+
+Gpt::Gpt(const GptConfig& c, ParamRegistry& reg)
+    : cfg_(c), reg_(reg), emb_(reg, c.vocab, c.seq_len, c.d_model), lnf_(reg, "lnf", c.d_model) {
+  blocks_.reserve(c.n_layer);
+  for (int i = 0; i < c.n_layer; ++i) blocks_.emplace_back(reg, c, i);
+}
+
+Tensor Gpt::forward(Arena& arena, const Tensor& tokens, Activations& acts) const {
+  acts.tokens = tokens;
+  acts.blocks.resize(blocks_.size());
+  Tensor x = emb_.forward(arena, tokens);
+  for (size_t i = 0; i < blocks_.size(); ++i) x = blocks_[i].forward(arena, x, acts.blocks[i]);
+  acts.xf = lnf_.forward(arena, x, acts.lnf);
+  const Tensor wte = reg_.value(emb_.wte());
+  Tensor logits = arena.alloc({tokens.numel(), cfg_.vocab});
+  ops::matmul(acts.xf, false, wte, true, logits);
+  return logits;
+}
+
+void Gpt::backward(Arena& arena, const Tensor& dlogits, const Activations& acts) const {
+  const Tensor wte = reg_.value(emb_.wte());
+  ops::matmul(dlogits, true, acts.xf, false, reg_.grad(emb_.wte()), 1.0f, 1.0f);
+  Tensor dxf = arena.alloc(acts.xf.shape);
+  ops::matmul(dlogits, false, wte, false, dxf);
+  Tensor dres = arena.zeros(acts.xf.shape);
+  lnf_.backward(dxf, acts.lnf, dres);
+  for (size_t i = blocks_.size(); i-- > 0;) blocks_[i].backward(arena, dres, acts.blocks[i]);
+  emb_.backward(acts.tokens, dres);
+}
+
+}  // namespace mt

@@ -1,0 +1,25 @@
+// Linear layer y = x W + b with W stored [in, out] row-major (the checkpoint layout).
+#pragma once
+#include <string>
+
+#include "model/params.hpp"
+#include "tensor/arena.hpp"
+
+namespace mt {
+
+class Linear {
+ public:
+  Linear(ParamRegistry& reg, const std::string& prefix, int64_t in, int64_t out, float init_std);
+  struct Cache {
+    Tensor x;
+  };
+  Tensor forward(Arena& arena, const Tensor& x, Cache& cache) const;
+  // Returns dx; accumulates dW and db.
+  Tensor backward(Arena& arena, const Tensor& dy, const Cache& cache) const;
+
+ private:
+  const ParamRegistry& reg_;
+  int w_, b_;
+};
+
+}  // namespace mt

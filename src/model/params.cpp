@@ -1,0 +1,72 @@
+// ParamRegistry implementation: flat storage, named views, deterministic initialisation.
+#include "model/params.hpp"
+
+#include <algorithm>
+
+#include "tensor/error.hpp"
+#include "tensor/rng.hpp"
+
+namespace mt {
+
+int ParamRegistry::add(std::string name, Shape shape, Init init, ParamKind kind) {
+  MT_CHECK(!allocated_, "parameter '{}' registered after allocation", name);
+  MT_CHECK(find(name) < 0, "parameter '{}' registered twice", name);
+  const bool decay = shape.ndim() >= 2;
+  params_.push_back({std::move(name), shape, kind, init, decay, total_});
+  total_ += shape.numel();
+  return int(params_.size()) - 1;
+}
+
+void ParamRegistry::allocate() {
+  MT_CHECK(!allocated_, "parameters allocated twice");
+  values_.assign(total_, 0.0f);
+  grads_.assign(total_, 0.0f);
+  allocated_ = true;
+}
+
+void ParamRegistry::initialize(uint64_t seed) {
+  MT_CHECK(allocated_, "parameters initialised before allocation");
+  for (const auto& p : params_) {
+    float* v = values_.data() + p.offset;
+    const int64_t n = p.shape.numel();
+    switch (p.init.kind) {
+      case Init::Zeros:
+        std::fill(v, v + n, 0.0f);
+        break;
+      case Init::Ones:
+        std::fill(v, v + n, 1.0f);
+        break;
+      case Init::Normal: {
+        const Rng rng(seed, stream_id({name_hash("init"), name_hash(p.name.c_str())}));
+        for (int64_t i = 0; i < n; ++i) v[i] = p.init.std * rng.normal(i);
+        break;
+      }
+    }
+  }
+}
+
+int ParamRegistry::find(const std::string& name) const {
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (params_[i].name == name) return int(i);
+  return -1;
+}
+
+// Tensors are non-owning views without constness; a view of a const registry is still writable.
+Tensor ParamRegistry::view(const std::vector<float>& store, int i) const {
+  MT_CHECK(allocated_, "parameter '{}' used before allocation", params_[i].name);
+  float* base = const_cast<float*>(store.data());
+  return Tensor{base + params_[i].offset, params_[i].shape, DType::F32, Device::CPU};
+}
+
+Tensor ParamRegistry::value(int i) const {
+  return view(values_, i);
+}
+Tensor ParamRegistry::grad(int i) const {
+  return view(grads_, i);
+}
+
+void ParamRegistry::zero_grads() {
+  std::fill(grads_.begin(), grads_.end(), 0.0f);
+}
+
+}  // namespace mt

@@ -1,0 +1,36 @@
+// GEMM through OpenBLAS cblas_sgemm on 2-D views of tensors.
+#include <cblas.h>
+
+#include "tensor/cpu/blas.hpp"
+#include "tensor/error.hpp"
+#include "tensor/ops.hpp"
+
+namespace mt {
+namespace cpu {
+
+SerialBlas::SerialBlas() : saved_(openblas_get_num_threads()) {
+  openblas_set_num_threads(1);
+}
+SerialBlas::~SerialBlas() {
+  openblas_set_num_threads(saved_);
+}
+
+}  // namespace cpu
+
+namespace ops {
+
+void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, float alpha,
+            float beta) {
+  const int64_t ac = a.size(-1), ar = a.numel() / ac;
+  const int64_t bc = b.size(-1), br = b.numel() / bc;
+  const int64_t m = ta ? ac : ar, k = ta ? ar : ac;
+  const int64_t n = tb ? br : bc, k2 = tb ? bc : br;
+  MT_CHECK(k == k2 && c.size(-1) == n && c.numel() == m * n,
+           "matmul: {}{} x {}{} -> {} does not fit", a.shape.str(), ta ? "^T" : "", b.shape.str(),
+           tb ? "^T" : "", c.shape.str());
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
+              k, alpha, a.f32(), ac, b.f32(), bc, beta, c.f32(), n);
+}
+
+}  // namespace ops
+}  // namespace mt

@@ -1,0 +1,52 @@
+// Softmax cross-entropy with its gradient in one pass over the logits.
+#include <cmath>
+
+#include "tensor/error.hpp"
+#include "tensor/ops.hpp"
+
+namespace mt::ops {
+
+double cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& dlogits,
+                     const Tensor& losses, float grad_scale, int64_t* count) {
+  const int64_t V = logits.size(-1), N = logits.numel() / V;
+  MT_CHECK(targets.numel() == N && dlogits.numel() == logits.numel() && losses.numel() == N,
+           "cross_entropy: logits {} targets {} losses {}", logits.shape.str(), targets.shape.str(),
+           losses.shape.str());
+  const float* x = logits.f32();
+  const int32_t* y = targets.i32();
+  float *dx = dlogits.f32(), *per_row = losses.f32();
+#pragma omp parallel for
+  for (int64_t i = 0; i < N; ++i) {
+    const float* row = x + i * V;
+    float* drow = dx + i * V;
+    const int32_t t = y[i];
+    if (t < 0) {
+      for (int64_t j = 0; j < V; ++j) drow[j] = 0.0f;
+      per_row[i] = 0.0f;
+      continue;
+    }
+    const float target_logit = row[t];
+    float mx = row[0];
+    for (int64_t j = 1; j < V; ++j) mx = std::max(mx, row[j]);
+    float s = 0;
+    for (int64_t j = 0; j < V; ++j) {
+      drow[j] = std::exp(row[j] - mx);  // row may alias drow: read before write
+      s += drow[j];
+    }
+    per_row[i] = std::log(s) + mx - target_logit;
+    const float k = grad_scale / s;
+    for (int64_t j = 0; j < V; ++j) drow[j] *= k;
+    drow[t] -= grad_scale;
+  }
+  double total = 0;
+  int64_t n = 0;
+  for (int64_t i = 0; i < N; ++i)
+    if (y[i] >= 0) {
+      total += per_row[i];
+      ++n;
+    }
+  if (count) *count = n;
+  return total;
+}
+
+}  // namespace mt::ops

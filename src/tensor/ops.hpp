@@ -1,0 +1,63 @@
+// The op set the model needs, on float32 CPU tensors (OpenBLAS GEMMs, OpenMP loops).
+// Conventions: outputs are overwritten unless the name or comment says "accumulate" (+=);
+// a matrix argument is any tensor viewed as [numel / last_dim, last_dim].
+#pragma once
+#include <cstdint>
+
+#include "tensor/tensor.hpp"
+
+namespace mt::ops {
+
+// c = alpha * op(a) * op(b) + beta * c, op = transpose when t* is set.
+void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, float alpha = 1,
+            float beta = 0);
+
+// Elementwise and reductions.
+void fill(const Tensor& t, float v);
+void copy(const Tensor& src, const Tensor& dst);
+void add(const Tensor& a, const Tensor& b, const Tensor& out);  // out = a + b
+void add_rows(const Tensor& y, const Tensor& bias);             // y[r, :] += bias
+void sum_rows_accumulate(const Tensor& dy, const Tensor& db);   // db += sum_r dy[r, :]
+double sum_squares(const Tensor& t);
+void scale(const Tensor& t, float s);
+
+// GELU, tanh form: y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+void gelu_forward(const Tensor& x, const Tensor& y);
+void gelu_backward(const Tensor& x, const Tensor& dy, const Tensor& dx);
+
+// LayerNorm over the last dimension, eps 1e-5. mean, rstd: [rows].
+void layernorm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
+                       const Tensor& mean, const Tensor& rstd);
+// Accumulates into dx, dgamma and dbeta.
+void layernorm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                        const Tensor& rstd, const Tensor& dx, const Tensor& dgamma,
+                        const Tensor& dbeta);
+
+// Causal multi-head self-attention on packed qkv [B, T, 3d] -> out [B, T, d];
+// probs [B, H, T, T] keeps the softmax for the backward pass.
+void attention_forward(const Tensor& qkv, int n_head, const Tensor& out, const Tensor& probs);
+// dqkv [B, T, 3d] is overwritten; scratch [B, H, T, T].
+void attention_backward(const Tensor& dout, const Tensor& qkv, const Tensor& probs, int n_head,
+                        const Tensor& dqkv, const Tensor& scratch);
+
+// out[b, t] = wte[tokens[b, t]] + wpe[t]; the backward accumulates into dwte and dwpe.
+void embedding_forward(const Tensor& tokens, const Tensor& wte, const Tensor& wpe,
+                       const Tensor& out);
+void embedding_backward(const Tensor& tokens, const Tensor& dout, const Tensor& dwte,
+                        const Tensor& dwpe);
+
+// Softmax cross-entropy of logits [N, V] against targets [N] (a target < 0 is ignored).
+// Writes each row's loss to losses [N] and dlogits = (softmax - onehot) * grad_scale (dlogits may
+// alias logits). Returns the loss summed in row order; *count gets the number of counted rows.
+double cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& dlogits,
+                     const Tensor& losses, float grad_scale, int64_t* count);
+
+// One AdamW update of n elements (decoupled weight decay, bias-corrected moments).
+struct AdamWStep {
+  float lr, beta1, beta2, eps, weight_decay;
+  int64_t step;  // 1-based
+};
+void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n,
+                  const AdamWStep& s);
+
+}  // namespace mt::ops
