@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "tensor/error.hpp"
@@ -114,7 +115,14 @@ Config parse_config(const std::vector<std::string>& args, const std::string& bas
   cli.add(d);
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(cli).run(), vm);
+    po::parsed_options parsed = po::command_line_parser(args).options(cli).run();
+    // A flag given twice: the last one wins (scripts set defaults, users append overrides).
+    std::set<std::string> seen;
+    auto& opts = parsed.options;
+    for (auto it = opts.rbegin(); it != opts.rend(); ++it)
+      if (!seen.insert(it->string_key).second) it->string_key.clear();
+    std::erase_if(opts, [](const po::option& o) { return o.string_key.empty(); });
+    po::store(parsed, vm);
     if (vm.count("config")) {
       config_file = vm["config"].as<std::string>();
       std::ifstream in(config_file);

@@ -1,6 +1,8 @@
 // HDF5 helpers implementation.
 #include "io/h5.hpp"
 
+#include <filesystem>
+
 #include "tensor/error.hpp"
 
 namespace mt::h5 {
@@ -78,6 +80,7 @@ Handle open_attr(const File& f, const std::string& object, const std::string& ke
 }  // namespace
 
 File::File(const std::string& path, Mode mode) : path_(path) {
+  MT_CHECK(mode == Create || std::filesystem::exists(path), "{}: no such file", path);
   switch (mode) {
     case Read:
       id_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -89,8 +92,8 @@ File::File(const std::string& path, Mode mode) : path_(path) {
       id_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
       break;
   }
-  MT_CHECK(id_ >= 0, "{}: cannot {} HDF5 file (missing, unreadable or not HDF5)", path,
-           mode == Create ? "create" : "open");
+  MT_CHECK(id_ >= 0, "{}: cannot {} HDF5 file ({})", path, mode == Create ? "create" : "open",
+           mode == Create ? "is the folder writable?" : "not HDF5, truncated or unreadable");
 }
 
 File::~File() {

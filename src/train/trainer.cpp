@@ -63,8 +63,8 @@ TrainResult train(const Config& cfg, bool quiet) {
   for (int64_t step = 0; step < cfg.steps; ++step) {
     const StepPlan plan = scheduler.plan(step);
     const auto t0 = Clock::now();
+    arena.reset();  // merges the blocks the previous step grew into one
     const size_t allocs_before = arena.system_allocations();
-    arena.reset();
     Tensor tokens = arena.alloc({cfg.batch_size, mc.seq_len}, DType::I32);
     Tensor targets = arena.alloc({cfg.batch_size, mc.seq_len}, DType::I32);
     train_batches.random(cfg.seed, step, 0, tokens, targets);

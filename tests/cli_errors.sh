@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Bad input through the real binary: each case must exit non-zero, within a time limit, with one
+# clear message naming the problem.
+# usage: cli_errors.sh MOETRAIN TESTDATA_DIR
+set -uo pipefail
+bin=$1 data=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+
+# expect NAME PATTERN CMD...: CMD fails (rc != 0) in under 60 s and stderr matches PATTERN.
+expect() {
+  local name=$1 pattern=$2
+  shift 2
+  timeout 60 "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  if [ $rc -eq 0 ] || [ $rc -eq 124 ] || ! grep -qE "$pattern" "$tmp/err"; then
+    echo "FAIL $name: rc=$rc, stderr:"
+    sed 's/^/  | /' "$tmp/err"
+    failures=$((failures + 1))
+  else
+    echo "ok   $name: rc=$rc: $(grep -E "$pattern" "$tmp/err" | head -1)"
+  fi
+}
+
+good="--data.dir $data/slice --run.results_dir $tmp/results --model.d_model 32 --model.n_layer 1
+      --model.n_head 2 --model.d_ff 64 --model.seq_len 32 --train.batch_size 2 --train.steps 3"
+
+printf '[train]\nsteps = 10\nbogus_key = 1\n' >"$tmp/unknown.ini"
+expect "unknown key in file" "error: config: $tmp/unknown.ini: .*bogus_key" \
+  "$bin" train --config "$tmp/unknown.ini" $good
+expect "unknown flag" "error: config: .*train.nonsense" "$bin" train $good --train.nonsense 3
+expect "bad value" "error: config: .*'abc'.*train.steps" "$bin" train $good --train.steps abc
+expect "invalid value" "error: config: model.d_model = 30 is not divisible by model.n_head = 4" \
+  "$bin" train $good --model.d_model 30 --model.n_head 4
+expect "missing config file" "error: config: cannot open '$tmp/none.ini'" \
+  "$bin" train --config "$tmp/none.ini"
+expect "missing corpus" "error: $tmp/nowhere/train.h5: no such file" \
+  "$bin" train $good --data.dir "$tmp/nowhere"
+
+mkdir -p "$tmp/corrupt"
+head -c 4096 /dev/urandom >"$tmp/corrupt/train.h5"
+expect "corrupt token file" "error: $tmp/corrupt/train.h5: cannot open HDF5 file \\(not HDF5" \
+  "$bin" train $good --data.dir "$tmp/corrupt"
+
+mkdir -p "$tmp/empty"
+/usr/bin/python3 - "$tmp/empty/train.h5" <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as f:
+    f["tokens"] = np.zeros(0, dtype=np.int32)
+    f.attrs["format"] = np.bytes_("moetrain-tokens")
+    f.attrs["vocab_size"] = np.int64(1024)
+PY
+expect "empty token file" "error: $tmp/empty/train.h5: the token file is empty" \
+  "$bin" train $good --data.dir "$tmp/empty"
+
+mkdir -p "$tmp/raw"
+: >"$tmp/raw/train.txt"
+expect "empty corpus text" "error: prepare: '$tmp/raw/train.txt' is empty" \
+  "$bin" prepare --input "$tmp/raw" --output "$tmp/prepared"
+expect "missing corpus text" "error: prepare: cannot read '$tmp/none/train.txt'" \
+  "$bin" prepare --input "$tmp/none" --output "$tmp/prepared"
+
+expect "diverging loss" "error: training diverged: loss is (nan|inf|-nan) at step" \
+  "$bin" train $good --train.lr 1e30 --train.warmup 0 --train.steps 20 --train.grad_clip 0
+expect "missing checkpoint" "error: $tmp/none.h5: no such file" \
+  "$bin" eval --checkpoint "$tmp/none.h5"
+expect "unknown command" "error: unknown command 'trian'" "$bin" trian
+
+if [ $failures -gt 0 ]; then
+  echo "$failures case(s) failed"
+  exit 1
+fi
+echo "all bad-input cases gave one clear message and a non-zero exit"

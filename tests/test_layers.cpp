@@ -1,0 +1,269 @@
+// Every layer's backward against central finite differences of a random projection of its output.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "gradcheck.hpp"
+#include "model/attention.hpp"
+#include "model/embedding.hpp"
+#include "model/ffn.hpp"
+#include "model/layernorm.hpp"
+#include "model/linear.hpp"
+#include "model/loss.hpp"
+#include "tensor/ops.hpp"
+
+namespace mt {
+namespace {
+
+using test::check_gradient;
+using test::randn;
+
+// L = sum(y * R) in double, for a fixed random R the shape of y.
+double project(const Tensor& y, const std::vector<float>& r) {
+  double s = 0;
+  for (int64_t i = 0; i < y.numel(); ++i) s += double(y.f32()[i]) * r[i];
+  return s;
+}
+
+// A layer under test: its registry, an input, and forward/backward closures.
+struct Case {
+  ParamRegistry reg;
+  Arena arena;
+  std::vector<float> x, r;
+  Shape xs;
+  Tensor input() { return Tensor{x.data(), xs}; }
+};
+
+// Checks dL/dx and dL/dparam for every parameter of a layer with
+// forward(arena, x) -> y and backward(arena, dy) -> dx.
+void check_layer(Case& c, const std::function<Tensor(Arena&, const Tensor&)>& forward,
+                 const std::function<Tensor(Arena&, const Tensor&)>& backward, const char* name) {
+  c.reg.initialize(5);
+  // Move every parameter off its init so that zero-initialised biases and unit gains are generic.
+  randn(c.reg.values(), c.reg.total_elements(), "params", 0.3f);
+  randn(c.x.data(), int64_t(c.x.size()), "x");
+  c.arena.reset();
+  Tensor y = forward(c.arena, c.input());
+  c.r.resize(y.numel());
+  randn(c.r.data(), y.numel(), "r");
+  c.reg.zero_grads();
+  Tensor dy{c.r.data(), y.shape};
+  Tensor dx = backward(c.arena, dy);
+  std::vector<float> dx_copy(dx.f32(), dx.f32() + dx.numel());
+  auto loss = [&] {
+    c.arena.reset();
+    return project(forward(c.arena, c.input()), c.r);
+  };
+  check_gradient(std::string(name) + ".x", c.x.data(), dx_copy.data(), int64_t(c.x.size()), loss);
+  std::vector<float> grads(c.reg.grads(), c.reg.grads() + c.reg.total_elements());
+  for (const auto& p : c.reg.all())
+    check_gradient(std::string(name) + "." + p.name, c.reg.values() + p.offset,
+                   grads.data() + p.offset, p.shape.numel(), loss);
+}
+
+TEST(Layers, LinearMatchesFiniteDifferences) {
+  Case c;
+  Linear layer(c.reg, "lin", 6, 5, 0.3f);
+  c.reg.allocate();
+  c.xs = {2, 3, 6};
+  c.x.resize(c.xs.numel());
+  Linear::Cache cache;
+  check_layer(
+      c, [&](Arena& a, const Tensor& x) { return layer.forward(a, x, cache); },
+      [&](Arena& a, const Tensor& dy) { return layer.backward(a, dy, cache); }, "linear");
+}
+
+TEST(Layers, LayerNormMatchesFiniteDifferences) {
+  Case c;
+  LayerNorm layer(c.reg, "ln", 7);
+  c.reg.allocate();
+  c.xs = {5, 7};
+  c.x.resize(c.xs.numel());
+  LayerNorm::Cache cache;
+  check_layer(
+      c, [&](Arena& a, const Tensor& x) { return layer.forward(a, x, cache); },
+      [&](Arena& a, const Tensor& dy) {
+        Tensor dx = a.zeros(cache.x.shape);
+        layer.backward(dy, cache, dx);
+        return dx;
+      },
+      "layernorm");
+}
+
+TEST(Layers, LayerNormBackwardAccumulatesIntoDx) {
+  Case c;
+  LayerNorm layer(c.reg, "ln", 4);
+  c.reg.allocate();
+  c.reg.initialize(1);
+  std::vector<float> x(12), dy(12);
+  randn(x.data(), 12, "x");
+  randn(dy.data(), 12, "dy");
+  LayerNorm::Cache cache;
+  layer.forward(c.arena, Tensor{x.data(), {3, 4}}, cache);
+  Tensor fresh = c.arena.zeros({3, 4}), ones = c.arena.alloc({3, 4});
+  ops::fill(ones, 1.0f);
+  layer.backward(Tensor{dy.data(), {3, 4}}, cache, fresh);
+  layer.backward(Tensor{dy.data(), {3, 4}}, cache, ones);
+  for (int i = 0; i < 12; ++i) EXPECT_NEAR(ones.f32()[i], 1.0f + fresh.f32()[i], 1e-6);
+}
+
+TEST(Layers, FfnMatchesFiniteDifferences) {
+  Case c;
+  Ffn layer(c.reg, "ffn", 6, 10, 0.3f);
+  c.reg.allocate();
+  c.xs = {4, 6};
+  c.x.resize(c.xs.numel());
+  Ffn::Cache cache;
+  check_layer(
+      c, [&](Arena& a, const Tensor& x) { return layer.forward(a, x, cache); },
+      [&](Arena& a, const Tensor& dy) { return layer.backward(a, dy, cache); }, "ffn");
+}
+
+TEST(Layers, AttentionMatchesFiniteDifferences) {
+  Case c;
+  Attention layer(c.reg, "attn", 8, 2, 0.3f);
+  c.reg.allocate();
+  c.xs = {2, 5, 8};
+  c.x.resize(c.xs.numel());
+  Attention::Cache cache;
+  check_layer(
+      c, [&](Arena& a, const Tensor& x) { return layer.forward(a, x, cache); },
+      [&](Arena& a, const Tensor& dy) { return layer.backward(a, dy, cache); }, "attention");
+}
+
+TEST(Layers, AttentionIsCausal) {
+  // Changing the last position's input must not change any earlier output.
+  ParamRegistry reg;
+  Attention layer(reg, "attn", 8, 2, 0.3f);
+  reg.allocate();
+  reg.initialize(3);
+  Arena arena;
+  std::vector<float> x(1 * 6 * 8);
+  randn(x.data(), int64_t(x.size()), "x");
+  Attention::Cache cache;
+  Tensor y1 = layer.forward(arena, Tensor{x.data(), {1, 6, 8}}, cache);
+  std::vector<float> before(y1.f32(), y1.f32() + y1.numel());
+  for (int j = 0; j < 8; ++j) x[5 * 8 + j] += 1.0f;
+  Tensor y2 = layer.forward(arena, Tensor{x.data(), {1, 6, 8}}, cache);
+  for (int i = 0; i < 5 * 8; ++i) EXPECT_EQ(before[i], y2.f32()[i]) << i;
+  double diff = 0;
+  for (int i = 5 * 8; i < 6 * 8; ++i) diff += std::abs(before[i] - y2.f32()[i]);
+  EXPECT_GT(diff, 1e-3);
+}
+
+TEST(Layers, EmbeddingMatchesFiniteDifferences) {
+  Case c;
+  Embedding layer(c.reg, 11, 6, 4);
+  c.reg.allocate();
+  c.reg.initialize(5);
+  std::vector<int32_t> tok = {3, 7, 3, 0, 10, 3, 1, 7};  // repeated ids accumulate
+  const Tensor tokens{tok.data(), {2, 4}, DType::I32};
+  Tensor y = layer.forward(c.arena, tokens);
+  c.r.resize(y.numel());
+  randn(c.r.data(), y.numel(), "r");
+  c.reg.zero_grads();
+  layer.backward(tokens, Tensor{c.r.data(), y.shape});
+  std::vector<float> grads(c.reg.grads(), c.reg.grads() + c.reg.total_elements());
+  auto loss = [&] {
+    c.arena.reset();
+    return project(layer.forward(c.arena, tokens), c.r);
+  };
+  for (const auto& p : c.reg.all())
+    check_gradient("embedding." + p.name, c.reg.values() + p.offset, grads.data() + p.offset,
+                   p.shape.numel(), loss, 64);
+}
+
+TEST(Layers, CrossEntropyMatchesFiniteDifferences) {
+  Arena arena;
+  std::vector<float> logits(6 * 9), work(6 * 9);
+  randn(logits.data(), int64_t(logits.size()), "logits", 2.0f);
+  std::vector<int32_t> tgt = {0, 8, 3, -1, 4, 4};  // one ignored row
+  const Tensor targets{tgt.data(), {6}, DType::I32};
+  work = logits;
+  const LossValue l = lm_loss(arena, Tensor{work.data(), {6, 9}}, targets);
+  EXPECT_EQ(l.count, 5);
+  const std::vector<float> grad = work;  // lm_loss turned logits into the gradient of the mean
+  for (int j = 0; j < 9; ++j) EXPECT_EQ(grad[3 * 9 + j], 0.0f);
+  auto loss = [&] {
+    work = logits;
+    return lm_loss(arena, Tensor{work.data(), {6, 9}}, targets).mean();
+  };
+  check_gradient("cross_entropy", logits.data(), grad.data(), int64_t(logits.size()), loss, 54,
+                 1e-2, 2e-2, 1e-4);
+}
+
+TEST(Layers, CrossEntropyHandComputed) {
+  // Two classes, logits (0, ln 3): p = (1/4, 3/4); target 1 -> loss ln(4/3).
+  Arena arena;
+  std::vector<float> x = {0.0f, std::log(3.0f)};
+  std::vector<int32_t> t = {1};
+  const LossValue l = lm_loss(arena, Tensor{x.data(), {1, 2}}, Tensor{t.data(), {1}, DType::I32});
+  EXPECT_NEAR(l.mean(), std::log(4.0 / 3.0), 1e-6);
+  EXPECT_NEAR(x[0], 0.25, 1e-6);
+  EXPECT_NEAR(x[1], -0.25, 1e-6);
+}
+
+TEST(Ops, GeluMatchesFiniteDifferencesAndKnownValues) {
+  std::vector<float> x = {-3.0f, -1.0f, -0.1f, 0.0f, 0.5f, 2.0f}, y(6), dx(6), ones(6, 1.0f);
+  const Tensor tx{x.data(), {6}}, ty{y.data(), {6}};
+  ops::gelu_forward(tx, ty);
+  EXPECT_NEAR(y[3], 0.0, 1e-7);
+  EXPECT_NEAR(y[5], 1.9545977, 1e-5);  // 0.5*2*(1+tanh(0.79788456*(2+0.35772)))
+  EXPECT_NEAR(y[1], -0.15880801, 1e-5);
+  ops::gelu_backward(tx, Tensor{ones.data(), {6}}, Tensor{dx.data(), {6}});
+  auto loss = [&] {
+    ops::gelu_forward(tx, ty);
+    double s = 0;
+    for (float v : y) s += v;
+    return s;
+  };
+  check_gradient("gelu", x.data(), dx.data(), 6, loss, 6, 1e-3, 1e-2, 1e-4);
+}
+
+TEST(Ops, MatmulTransposesAgainstHandComputation) {
+  // a = [[1,2],[3,4]], b = [[5,6],[7,8]]
+  std::vector<float> a = {1, 2, 3, 4}, b = {5, 6, 7, 8}, c(4);
+  const Tensor ta{a.data(), {2, 2}}, tb{b.data(), {2, 2}}, tc{c.data(), {2, 2}};
+  ops::matmul(ta, false, tb, false, tc);
+  EXPECT_EQ(c, (std::vector<float>{19, 22, 43, 50}));
+  ops::matmul(ta, true, tb, false, tc);
+  EXPECT_EQ(c, (std::vector<float>{26, 30, 38, 44}));
+  ops::matmul(ta, false, tb, true, tc);
+  EXPECT_EQ(c, (std::vector<float>{17, 23, 39, 53}));
+  ops::matmul(ta, false, tb, false, tc, 1.0f, 1.0f);
+  EXPECT_EQ(c, (std::vector<float>{36, 45, 82, 103}));
+}
+
+TEST(Arena, ReusesOneBlockAfterTheFirstCycle) {
+  Arena arena;
+  for (int cycle = 0; cycle < 4; ++cycle) {
+    arena.reset();
+    for (int i = 0; i < 10; ++i) arena.alloc({1 << 18});  // 10 MiB per cycle, over several blocks
+  }
+  const size_t after_warmup = arena.system_allocations();
+  for (int cycle = 0; cycle < 4; ++cycle) {
+    arena.reset();
+    for (int i = 0; i < 10; ++i) arena.alloc({1 << 18});
+  }
+  EXPECT_EQ(arena.system_allocations(), after_warmup);
+  EXPECT_GE(arena.capacity(), size_t(10) << 20);
+}
+
+TEST(Rng, CounterBasedDrawsArePureFunctions) {
+  const Rng a(7, stream_id({1, 2})), b(7, stream_id({1, 2})), c(7, stream_id({1, 3}));
+  EXPECT_EQ(a.bits(123), b.bits(123));
+  EXPECT_NE(a.bits(123), c.bits(123));
+  double mean = 0, sq = 0;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) {
+    const double v = a.normal(i);
+    mean += v / n;
+    sq += v * v / n;
+  }
+  EXPECT_NEAR(mean, 0.0, 0.03);
+  EXPECT_NEAR(sq, 1.0, 0.05);
+  for (int i = 0; i < 1000; ++i) EXPECT_LT(a.below(i, 10), 10u);
+}
+
+}  // namespace
+}  // namespace mt

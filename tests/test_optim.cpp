@@ -1,0 +1,76 @@
+// AdamW against a hand computation; schedules and clipping against their formulas.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "optim/adamw.hpp"
+#include "optim/clip.hpp"
+#include "optim/schedule.hpp"
+
+namespace mt {
+namespace {
+
+TEST(AdamW, TwoStepsMatchHandComputation) {
+  ParamRegistry reg;
+  const int w = reg.add("w", {1, 1}, Init::ones());  // a matrix: decayed
+  const int b = reg.add("b", {1}, Init::ones());     // a bias: not decayed
+  reg.allocate();
+  reg.initialize(0);
+  AdamW opt(reg, {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.1f});
+  float* pw = reg.value(w).f32();
+  float* pb = reg.value(b).f32();
+  float* gw = reg.grad(w).f32();
+  float* gb = reg.grad(b).f32();
+
+  // Step 1, g = 0.5: m = 0.05, v = 0.00025, mhat = 0.5, vhat = 0.25, mhat/sqrt(vhat) = 1.
+  // w = 1 - 0.1 * (1 + 0.1 * 1) = 0.89;  b = 1 - 0.1 * 1 = 0.9.
+  *gw = *gb = 0.5f;
+  opt.step(0.1f);
+  EXPECT_NEAR(*pw, 0.89, 1e-6);
+  EXPECT_NEAR(*pb, 0.9, 1e-6);
+
+  // Step 2, g = -0.25: m = 0.045 - 0.025 = 0.02, v = 0.00024975 + 0.0000625 = 0.00031225,
+  // mhat = 0.02 / 0.19 = 0.1052632, vhat = 0.00031225 / 0.001999 = 0.1562031,
+  // mhat / sqrt(vhat) = 0.2663373.  w = 0.89 - 0.1 * (0.2663373 + 0.089) = 0.8544663.
+  *gw = *gb = -0.25f;
+  opt.step(0.1f);
+  EXPECT_NEAR(*pw, 0.8544663, 1e-6);
+  EXPECT_NEAR(*pb, 0.9 - 0.1 * 0.2663373, 1e-6);
+  EXPECT_EQ(opt.steps(), 2);
+}
+
+TEST(Schedule, WarmupThenCosineToMinimum) {
+  const ScheduleConfig s{.kind = "cosine", .lr = 1e-3, .min_lr = 1e-4, .warmup = 10, .total = 110};
+  EXPECT_NEAR(learning_rate(s, 0), 1e-4, 1e-12);  // (0 + 1) / 10 of the peak
+  EXPECT_NEAR(learning_rate(s, 9), 1e-3, 1e-12);
+  EXPECT_NEAR(learning_rate(s, 10), 1e-3, 1e-12);    // cosine starts at the peak
+  EXPECT_NEAR(learning_rate(s, 60), 5.5e-4, 1e-12);  // half way: the mean of peak and minimum
+  EXPECT_NEAR(learning_rate(s, 110), 1e-4, 1e-12);
+  EXPECT_NEAR(learning_rate(s, 500), 1e-4, 1e-12);
+}
+
+TEST(Schedule, InverseSquareRootAndConstant) {
+  ScheduleConfig s{.kind = "inv_sqrt", .lr = 1e-3, .min_lr = 0, .warmup = 100, .total = 1000};
+  EXPECT_NEAR(learning_rate(s, 99), 1e-3, 1e-12);
+  EXPECT_NEAR(learning_rate(s, 399), 1e-3 * std::sqrt(100.0 / 400.0), 1e-12);
+  s.kind = "constant";
+  EXPECT_NEAR(learning_rate(s, 999), 1e-3, 1e-12);
+}
+
+TEST(Clip, ScalesToTheGlobalNorm) {
+  ParamRegistry reg;
+  reg.add("a", {1}, Init::zeros());
+  reg.add("b", {1, 1}, Init::zeros());
+  reg.allocate();
+  reg.grads()[0] = 3.0f;
+  reg.grads()[1] = 4.0f;
+  EXPECT_NEAR(clip_grad_norm(reg, 10.0), 5.0, 1e-9);  // below the limit: unchanged
+  EXPECT_EQ(reg.grads()[0], 3.0f);
+  EXPECT_NEAR(clip_grad_norm(reg, 1.0), 5.0, 1e-9);
+  EXPECT_NEAR(reg.grads()[0], 0.6, 1e-6);
+  EXPECT_NEAR(reg.grads()[1], 0.8, 1e-6);
+  EXPECT_NEAR(grad_norm(reg), 1.0, 1e-6);
+}
+
+}  // namespace
+}  // namespace mt
