@@ -6,7 +6,7 @@ PKGS=(
   build-essential cmake pkg-config clang-format
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools
-  libboost-program-options-dev libfmt-dev libopenblas-dev libgtest-dev
+  libboost-program-options-dev libfmt-dev libopenblas-openmp-dev libgtest-dev
   libsentencepiece-dev sentencepiece
   python3-h5py python3-matplotlib python3-torch python3-numpy
   libsword-utils diatheke sword-comm-tdavid sword-text-web sword-text-kjv

@@ -10,6 +10,7 @@
 #include "model/layernorm.hpp"
 #include "model/linear.hpp"
 #include "model/loss.hpp"
+#include "tensor/cpu/fast_math.hpp"
 #include "tensor/ops.hpp"
 
 namespace mt {
@@ -218,6 +219,19 @@ TEST(Ops, GeluMatchesFiniteDifferencesAndKnownValues) {
     return s;
   };
   check_gradient("gelu", x.data(), dx.data(), 6, loss, 6, 1e-3, 1e-2, 1e-4);
+}
+
+TEST(Ops, FastExpAndTanhMatchLibm) {
+  double worst_exp = 0, worst_tanh = 0;
+  for (int i = -870000; i <= 880000; ++i) {
+    const float x = i * 1e-4f;
+    worst_exp = std::max(worst_exp, std::abs(cpu::fast_exp(x) / std::exp(double(x)) - 1.0));
+    if (std::abs(x) < 20) worst_tanh = std::max(worst_tanh, std::abs(cpu::fast_tanh(x) - std::tanh(double(x))));
+  }
+  EXPECT_LT(worst_exp, 3e-7);  // about 2 ulp
+  EXPECT_LT(worst_tanh, 2e-7);
+  EXPECT_EQ(cpu::fast_exp(-1000.0f), cpu::fast_exp(-87.0f));  // clamped, never NaN
+  EXPECT_GT(cpu::fast_exp(1000.0f), 1e38f);
 }
 
 TEST(Ops, MatmulTransposesAgainstHandComputation) {

@@ -1,23 +1,10 @@
 // GEMM through OpenBLAS cblas_sgemm on 2-D views of tensors.
 #include <cblas.h>
 
-#include "tensor/cpu/blas.hpp"
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
 
-namespace mt {
-namespace cpu {
-
-SerialBlas::SerialBlas() : saved_(openblas_get_num_threads()) {
-  openblas_set_num_threads(1);
-}
-SerialBlas::~SerialBlas() {
-  openblas_set_num_threads(saved_);
-}
-
-}  // namespace cpu
-
-namespace ops {
+namespace mt::ops {
 
 void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, float alpha,
             float beta) {
@@ -32,5 +19,4 @@ void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c,
               k, alpha, a.f32(), ac, b.f32(), bc, beta, c.f32(), n);
 }
 
-}  // namespace ops
-}  // namespace mt
+}  // namespace mt::ops

@@ -1,6 +1,7 @@
 // Softmax cross-entropy with its gradient in one pass over the logits.
 #include <cmath>
 
+#include "tensor/cpu/fast_math.hpp"
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
 
@@ -27,14 +28,17 @@ double cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& 
     }
     const float target_logit = row[t];
     float mx = row[0];
+#pragma omp simd reduction(max : mx)
     for (int64_t j = 1; j < V; ++j) mx = std::max(mx, row[j]);
     float s = 0;
+#pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < V; ++j) {
-      drow[j] = std::exp(row[j] - mx);  // row may alias drow: read before write
+      drow[j] = cpu::fast_exp(row[j] - mx);  // row may alias drow: read before write
       s += drow[j];
     }
     per_row[i] = std::log(s) + mx - target_logit;
     const float k = grad_scale / s;
+#pragma omp simd
     for (int64_t j = 0; j < V; ++j) drow[j] *= k;
     drow[t] -= grad_scale;
   }

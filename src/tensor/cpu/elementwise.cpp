@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "tensor/cpu/fast_math.hpp"
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
 
@@ -93,7 +94,7 @@ void gelu_forward(const Tensor& x, const Tensor& y) {
 #pragma omp parallel for simd if (n > 16384)
   for (int64_t i = 0; i < n; ++i) {
     float v = a[i];
-    o[i] = 0.5f * v * (1.0f + std::tanh(kGeluC * (v + 0.044715f * v * v * v)));
+    o[i] = 0.5f * v * (1.0f + cpu::fast_tanh(kGeluC * (v + 0.044715f * v * v * v)));
   }
 }
 
@@ -107,7 +108,7 @@ void gelu_backward(const Tensor& x, const Tensor& dy, const Tensor& dx) {
   for (int64_t i = 0; i < n; ++i) {
     float v = a[i];
     float u = kGeluC * (v + 0.044715f * v * v * v);
-    float th = std::tanh(u);
+    float th = cpu::fast_tanh(u);
     float du = kGeluC * (1.0f + 3.0f * 0.044715f * v * v);
     o[i] = g[i] * (0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du);
   }
