@@ -1,24 +1,50 @@
-// Dense FFN: forward and backward side by side.
+// FFN: forward and backward side by side.
 #include "model/ffn.hpp"
 
+#include "model/linear.hpp"
 #include "tensor/ops.hpp"
 
 namespace mt {
 
+Tensor ffn_forward(Arena& arena, const Tensor& x, const FfnWeights& w, FfnCache& cache) {
+  cache.x = x;
+  cache.pre = arena.alloc(x.shape.with_last(w.w1.size(1)));
+  linear_forward(x, w.w1, w.b1, cache.pre);
+  cache.act = arena.alloc(cache.pre.shape);
+  ops::gelu_forward(cache.pre, cache.act);
+  Tensor y = arena.alloc(x.shape);
+  linear_forward(cache.act, w.w2, w.b2, y);
+  return y;
+}
+
+Tensor ffn_backward(Arena& arena, const Tensor& dy, const FfnWeights& w, const FfnWeights& g,
+                    const FfnCache& cache) {
+  Tensor dact = arena.alloc(cache.act.shape);
+  linear_backward(dy, cache.act, w.w2, dact, g.w2, g.b2);
+  ops::gelu_backward(cache.pre, dact, dact);
+  Tensor dx = arena.alloc(cache.x.shape);
+  linear_backward(dact, cache.x, w.w1, dx, g.w1, g.b1);
+  return dx;
+}
+
 Ffn::Ffn(ParamRegistry& reg, const std::string& prefix, int64_t d, int64_t f, float proj_std)
-    : fc1_(reg, prefix + "/fc1", d, f, 0.02f), fc2_(reg, prefix + "/fc2", f, d, proj_std) {}
+    : reg_(reg),
+      w1_(reg.add(prefix + "/fc1/w", {d, f}, Init::normal(0.02f))),
+      b1_(reg.add(prefix + "/fc1/b", {f}, Init::zeros())),
+      w2_(reg.add(prefix + "/fc2/w", {f, d}, Init::normal(proj_std))),
+      b2_(reg.add(prefix + "/fc2/b", {d}, Init::zeros())) {}
+
+FfnWeights Ffn::weights(bool grad) const {
+  auto get = [&](int i) { return grad ? reg_.grad(i) : reg_.value(i); };
+  return {get(w1_), get(b1_), get(w2_), get(b2_)};
+}
 
 Tensor Ffn::forward(Arena& arena, const Tensor& x, Cache& cache) const {
-  cache.pre = fc1_.forward(arena, x, cache.fc1);
-  Tensor act = arena.alloc(cache.pre.shape);
-  ops::gelu_forward(cache.pre, act);
-  return fc2_.forward(arena, act, cache.fc2);
+  return ffn_forward(arena, x, weights(false), cache);
 }
 
 Tensor Ffn::backward(Arena& arena, const Tensor& dy, const Cache& cache) const {
-  Tensor dact = fc2_.backward(arena, dy, cache.fc2);
-  ops::gelu_backward(cache.pre, dact, dact);
-  return fc1_.backward(arena, dact, cache.fc1);
+  return ffn_backward(arena, dy, weights(false), weights(true), cache);
 }
 
 }  // namespace mt

@@ -1,23 +1,35 @@
-// Dense feed-forward block: fc1 (d -> f), GELU (tanh form), fc2 (f -> d).
+// Feed-forward block: fc1 (d -> f), GELU (tanh form), fc2 (f -> d). The free functions serve the
+// dense FFN and every expert (whose weights are slices of [E, ...] tensors).
 #pragma once
 #include <string>
 
-#include "model/linear.hpp"
+#include "model/params.hpp"
+#include "tensor/arena.hpp"
 
 namespace mt {
+
+struct FfnWeights {
+  Tensor w1, b1, w2, b2;  // [d, f], [f], [f, d], [d]
+};
+struct FfnCache {
+  Tensor x, pre, act;  // input, fc1 output (GELU input), GELU output
+};
+Tensor ffn_forward(Arena& arena, const Tensor& x, const FfnWeights& w, FfnCache& cache);
+// Returns dx; accumulates into the gradients g.
+Tensor ffn_backward(Arena& arena, const Tensor& dy, const FfnWeights& w, const FfnWeights& g,
+                    const FfnCache& cache);
 
 class Ffn {
  public:
   Ffn(ParamRegistry& reg, const std::string& prefix, int64_t d, int64_t f, float proj_std);
-  struct Cache {
-    Linear::Cache fc1, fc2;
-    Tensor pre;  // fc1 output, the GELU input
-  };
+  using Cache = FfnCache;
   Tensor forward(Arena& arena, const Tensor& x, Cache& cache) const;
   Tensor backward(Arena& arena, const Tensor& dy, const Cache& cache) const;  // returns dx
 
  private:
-  Linear fc1_, fc2_;
+  FfnWeights weights(bool grad) const;
+  const ParamRegistry& reg_;
+  int w1_, b1_, w2_, b2_;
 };
 
 }  // namespace mt

@@ -5,6 +5,18 @@
 
 namespace mt {
 
+void linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) {
+  ops::matmul(x, false, w, false, y);
+  ops::add_rows(y, b);
+}
+
+void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& dx,
+                     const Tensor& dw, const Tensor& db) {
+  ops::matmul(dy, false, w, true, dx);
+  ops::matmul(x, true, dy, false, dw, 1.0f, 1.0f);
+  ops::sum_rows_accumulate(dy, db);
+}
+
 Linear::Linear(ParamRegistry& reg, const std::string& prefix, int64_t in, int64_t out,
                float init_std)
     : reg_(reg),
@@ -12,20 +24,15 @@ Linear::Linear(ParamRegistry& reg, const std::string& prefix, int64_t in, int64_
       b_(reg.add(prefix + "/b", {out}, Init::zeros())) {}
 
 Tensor Linear::forward(Arena& arena, const Tensor& x, Cache& cache) const {
-  const Tensor w = reg_.value(w_);
-  Tensor y = arena.alloc(x.shape.with_last(w.size(1)));
-  ops::matmul(x, false, w, false, y);
-  ops::add_rows(y, reg_.value(b_));
+  Tensor y = arena.alloc(x.shape.with_last(reg_.value(w_).size(1)));
+  linear_forward(x, reg_.value(w_), reg_.value(b_), y);
   cache.x = x;
   return y;
 }
 
 Tensor Linear::backward(Arena& arena, const Tensor& dy, const Cache& cache) const {
-  const Tensor w = reg_.value(w_);
   Tensor dx = arena.alloc(cache.x.shape);
-  ops::matmul(dy, false, w, true, dx);
-  ops::matmul(cache.x, true, dy, false, reg_.grad(w_), 1.0f, 1.0f);
-  ops::sum_rows_accumulate(dy, reg_.grad(b_));
+  linear_backward(dy, cache.x, reg_.value(w_), dx, reg_.grad(w_), reg_.grad(b_));
   return dx;
 }
 

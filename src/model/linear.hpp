@@ -1,4 +1,5 @@
 // Linear layer y = x W + b with W stored [in, out] row-major (the checkpoint layout).
+// The free functions serve every linear map (dense layers and each expert's slices).
 #pragma once
 #include <string>
 
@@ -6,6 +7,11 @@
 #include "tensor/arena.hpp"
 
 namespace mt {
+
+void linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y);
+// dx = dy W^T (written); dW += x^T dy; db += the column sums of dy.
+void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& dx,
+                     const Tensor& dw, const Tensor& db);
 
 class Linear {
  public:

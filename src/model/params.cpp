@@ -8,17 +8,32 @@
 
 namespace mt {
 
-int ParamRegistry::add(std::string name, Shape shape, Init init, ParamKind kind) {
+int ParamRegistry::add(std::string name, Shape shape, Init init) {
+  return add_expert(std::move(name), shape, init, shape[0], -1);
+}
+
+int ParamRegistry::add_expert(std::string name, Shape shape, Init init, int64_t global_rows,
+                              int64_t row_offset) {
   MT_CHECK(!allocated_, "parameter '{}' registered after allocation", name);
   MT_CHECK(find(name) < 0, "parameter '{}' registered twice", name);
-  const bool decay = shape.ndim() >= 2;
-  params_.push_back({std::move(name), shape, kind, init, decay, total_});
+  const ParamKind kind = row_offset < 0 ? ParamKind::Replicated : ParamKind::Expert;
+  // Decay matrices; an expert tensor [E, in, out] is a stack of matrices, [E, out] of biases.
+  const bool decay = shape.ndim() - (kind == ParamKind::Expert) >= 2;
+  params_.push_back({std::move(name), shape, kind, init, decay, 0, global_rows,
+                     std::max<int64_t>(row_offset, 0)});
   total_ += shape.numel();
   return int(params_.size()) - 1;
 }
 
 void ParamRegistry::allocate() {
   MT_CHECK(!allocated_, "parameters allocated twice");
+  int64_t offset = 0;
+  for (ParamKind kind : {ParamKind::Replicated, ParamKind::Expert})
+    for (auto& p : params_)
+      if (p.kind == kind) {
+        p.offset = offset;
+        offset += p.shape.numel();
+      }
   values_.assign(total_, 0.0f);
   grads_.assign(total_, 0.0f);
   allocated_ = true;
@@ -38,7 +53,8 @@ void ParamRegistry::initialize(uint64_t seed) {
         break;
       case Init::Normal: {
         const Rng rng(seed, stream_id({name_hash("init"), name_hash(p.name.c_str())}));
-        for (int64_t i = 0; i < n; ++i) v[i] = p.init.std * rng.normal(i);
+        const int64_t first = p.row_offset * p.row_elements();
+        for (int64_t i = 0; i < n; ++i) v[i] = p.init.std * rng.normal(uint64_t(first + i));
         break;
       }
     }
@@ -63,6 +79,16 @@ Tensor ParamRegistry::value(int i) const {
 }
 Tensor ParamRegistry::grad(int i) const {
   return view(grads_, i);
+}
+
+std::pair<int64_t, int64_t> ParamRegistry::range(ParamKind kind) const {
+  int64_t begin = total_, end = 0;
+  for (const auto& p : params_)
+    if (p.kind == kind) {
+      begin = std::min(begin, p.offset);
+      end = std::max(end, p.offset + p.shape.numel());
+    }
+  return begin < end ? std::make_pair(begin, end) : std::make_pair(int64_t(0), int64_t(0));
 }
 
 void ParamRegistry::zero_grads() {

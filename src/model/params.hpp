@@ -21,22 +21,31 @@ struct Init {
 
 struct ParamInfo {
   std::string name;
-  Shape shape;
+  Shape shape;  // this rank's part: for an expert tensor [E_local, ...]
   ParamKind kind;
   Init init;
-  bool decay;      // AdamW weight decay applies (matrices; not biases or norm gains)
-  int64_t offset;  // into the flat value / gradient arrays
+  bool decay;               // AdamW weight decay applies (matrices; not biases or norm gains)
+  int64_t offset = 0;       // into the flat value / gradient arrays
+  int64_t global_rows = 0;  // dimension 0 of the whole tensor ([E, ...] for experts)
+  int64_t row_offset = 0;   // first row held here (the first local expert's global id)
+  int64_t row_elements() const { return shape.numel() / shape[0]; }
 };
 
 class ParamRegistry {
  public:
-  // Registers a parameter; returns its index. Only before allocate().
-  int add(std::string name, Shape shape, Init init, ParamKind kind = ParamKind::Replicated);
-  // One allocation for all values and one for all gradients (zeroed).
+  // Registers a replicated parameter; returns its index. Only before allocate().
+  int add(std::string name, Shape shape, Init init);
+  // Registers this rank's rows [row_offset, row_offset + shape[0]) of an expert tensor whose
+  // dimension 0 (the global expert id) has global_rows entries.
+  int add_expert(std::string name, Shape shape, Init init, int64_t global_rows, int64_t row_offset);
+  // One allocation for all values and one for all gradients (zeroed); replicated parameters
+  // first, then expert parameters, so each kind is one contiguous range.
   void allocate();
-  // Fills every value from its Init. Element i of parameter p is a pure function of
-  // (seed, p's name, i), so the result does not depend on the order of registration.
+  // Fills every value from its Init. Element i of the whole tensor is a pure function of
+  // (seed, name, i): independent of registration order and of how experts are sharded.
   void initialize(uint64_t seed);
+  // The contiguous [begin, end) element range of one kind (after allocate()).
+  std::pair<int64_t, int64_t> range(ParamKind kind) const;
 
   size_t size() const { return params_.size(); }
   const ParamInfo& info(int i) const { return params_[i]; }
