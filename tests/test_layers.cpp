@@ -226,7 +226,8 @@ TEST(Ops, FastExpAndTanhMatchLibm) {
   for (int i = -870000; i <= 880000; ++i) {
     const float x = i * 1e-4f;
     worst_exp = std::max(worst_exp, std::abs(cpu::fast_exp(x) / std::exp(double(x)) - 1.0));
-    if (std::abs(x) < 20) worst_tanh = std::max(worst_tanh, std::abs(cpu::fast_tanh(x) - std::tanh(double(x))));
+    if (std::abs(x) < 20)
+      worst_tanh = std::max(worst_tanh, std::abs(cpu::fast_tanh(x) - std::tanh(double(x))));
   }
   EXPECT_LT(worst_exp, 3e-7);  // about 2 ulp
   EXPECT_LT(worst_tanh, 2e-7);

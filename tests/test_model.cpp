@@ -79,7 +79,8 @@ TEST(Gpt, LossAndEveryGradientMatchPyTorch) {
 }
 
 TEST(Gpt, EveryParameterMatchesFiniteDifferences) {
-  GptConfig c{.vocab = 23, .seq_len = 6, .d_model = 8, .n_layer = 2, .n_head = 2, .d_ff = 12};
+  GptConfig c{
+      .vocab = 23, .seq_len = 6, .d_model = 8, .n_layer = 2, .n_head = 2, .d_ff = 12, .moe = {}};
   ParamRegistry reg;
   const Gpt model(c, reg);
   reg.allocate();
@@ -104,7 +105,8 @@ TEST(Gpt, EveryParameterMatchesFiniteDifferences) {
 }
 
 TEST(Gpt, ForwardBackwardIsBitwiseRepeatable) {
-  GptConfig c{.vocab = 31, .seq_len = 16, .d_model = 32, .n_layer = 2, .n_head = 4, .d_ff = 64};
+  GptConfig c{
+      .vocab = 31, .seq_len = 16, .d_model = 32, .n_layer = 2, .n_head = 4, .d_ff = 64, .moe = {}};
   ParamRegistry reg;
   const Gpt model(c, reg);
   reg.allocate();

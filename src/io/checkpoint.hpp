@@ -4,8 +4,8 @@
 #pragma once
 #include <string>
 
-#include "model/params.hpp"
 #include "optim/adamw.hpp"
+#include "tensor/params.hpp"
 
 namespace mt {
 

@@ -1,7 +1,7 @@
 // Token embedding wte [V, d] plus learned positions wpe [T, d].
 #pragma once
-#include "model/params.hpp"
 #include "tensor/arena.hpp"
+#include "tensor/params.hpp"
 
 namespace mt {
 

@@ -18,38 +18,70 @@ std::string block_name(int i) {
 }
 }  // namespace
 
-Block::Block(ParamRegistry& reg, const GptConfig& c, int index)
+Block::Block(ParamRegistry& reg, const GptConfig& c, int index, const ExpertLayout& layout,
+             const std::vector<int32_t>& hash_table)
     : ln1_(reg, block_name(index) + "/ln1", c.d_model),
       ln2_(reg, block_name(index) + "/ln2", c.d_model),
-      attn_(reg, block_name(index) + "/attn", c.d_model, int(c.n_head), proj_std(c)),
-      ffn_(reg, block_name(index) + "/ffn", c.d_model, c.d_ff, proj_std(c)) {}
+      attn_(reg, block_name(index) + "/attn", c.d_model, int(c.n_head), proj_std(c)) {
+  if (c.is_moe_block(index))
+    moe_ = std::make_unique<MoeLayer>(reg, block_name(index) + "/moe", c.d_model,
+                                      c.moe.d_ff > 0 ? c.moe.d_ff : c.d_ff, c.moe, layout.rank,
+                                      layout.size, proj_std(c), hash_table);
+  else
+    ffn_ = std::make_unique<Ffn>(reg, block_name(index) + "/ffn", c.d_model, c.d_ff, proj_std(c));
+}
 
-Tensor Block::forward(Arena& arena, const Tensor& x, Cache& cache) const {
+Tensor Block::forward(Arena& arena, const Tensor& x, Cache& cache, const MoeStep& step) const {
   Tensor a = attn_.forward(arena, ln1_.forward(arena, x, cache.ln1), cache.attn);
   Tensor x1 = arena.alloc(x.shape);
   ops::add(x, a, x1);
-  Tensor f = ffn_.forward(arena, ln2_.forward(arena, x1, cache.ln2), cache.ffn);
+  Tensor h = ln2_.forward(arena, x1, cache.ln2);
+  Tensor f =
+      moe_ ? moe_->forward(arena, h.view({h.numel() / h.size(-1), h.size(-1)}), step, cache.moe)
+           : ffn_->forward(arena, h, cache.ffn);
   Tensor x2 = arena.alloc(x.shape);
   ops::add(x1, f, x2);
   return x2;
 }
 
-void Block::backward(Arena& arena, const Tensor& dres, const Cache& cache) const {
-  ln2_.backward(ffn_.backward(arena, dres, cache.ffn), cache.ln2, dres);
+void Block::backward(Arena& arena, const Tensor& dres, const Cache& cache,
+                     const MoeStep& step) const {
+  const Tensor dh =
+      moe_ ? moe_->backward(arena, dres.view({dres.numel() / dres.size(-1), dres.size(-1)}), step,
+                            cache.moe)
+           : ffn_->backward(arena, dres, cache.ffn);
+  ln2_.backward(dh, cache.ln2, dres);
   ln1_.backward(attn_.backward(arena, dres, cache.attn), cache.ln1, dres);
 }
 
-Gpt::Gpt(const GptConfig& c, ParamRegistry& reg)
+Gpt::Gpt(const GptConfig& c, ParamRegistry& reg, const ExpertLayout& layout,
+         const std::vector<int32_t>& hash_table)
     : cfg_(c), reg_(reg), emb_(reg, c.vocab, c.seq_len, c.d_model), lnf_(reg, "lnf", c.d_model) {
   blocks_.reserve(c.n_layer);
-  for (int i = 0; i < c.n_layer; ++i) blocks_.emplace_back(reg, c, i);
+  for (int i = 0; i < c.n_layer; ++i) blocks_.emplace_back(reg, c, i, layout, hash_table);
 }
 
-Tensor Gpt::forward(Arena& arena, const Tensor& tokens, Activations& acts) const {
+Tensor Gpt::forward(Arena& arena, const Tensor& tokens, Activations& acts,
+                    const PassContext& ctx) const {
+  const int64_t B = tokens.size(0), T = tokens.size(1);
   acts.tokens = tokens;
   acts.blocks.resize(blocks_.size());
+  RouteContext& r = acts.step.route;
+  acts.step.a2a = ctx.a2a;
+  r.seed = ctx.seed;
+  r.step = ctx.step;
+  r.training = ctx.training;
+  r.token_ids = tokens.i32();
+  r.group_tokens = cfg_.moe.group_sequences * T;
+  const int64_t global = ctx.global_sequences > 0 ? ctx.global_sequences : B;
+  r.global_groups = global / cfg_.moe.group_sequences;
+  r.global_tokens = global * T;
+  r.first_token = ctx.first_sequence * T;
   Tensor x = emb_.forward(arena, tokens);
-  for (size_t i = 0; i < blocks_.size(); ++i) x = blocks_[i].forward(arena, x, acts.blocks[i]);
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    r.layer = int(i);
+    x = blocks_[i].forward(arena, x, acts.blocks[i], acts.step);
+  }
   acts.xf = lnf_.forward(arena, x, acts.lnf);
   const Tensor wte = reg_.value(emb_.wte());
   Tensor logits = arena.alloc({tokens.numel(), cfg_.vocab});
@@ -64,8 +96,16 @@ void Gpt::backward(Arena& arena, const Tensor& dlogits, const Activations& acts)
   ops::matmul(dlogits, false, wte, false, dxf);
   Tensor dres = arena.zeros(acts.xf.shape);
   lnf_.backward(dxf, acts.lnf, dres);
-  for (size_t i = blocks_.size(); i-- > 0;) blocks_[i].backward(arena, dres, acts.blocks[i]);
+  for (size_t i = blocks_.size(); i-- > 0;)
+    blocks_[i].backward(arena, dres, acts.blocks[i], acts.step);
   emb_.backward(acts.tokens, dres);
+}
+
+double Gpt::gate_loss(const Activations& acts) const {
+  double total = 0;
+  for (size_t i = 0; i < blocks_.size(); ++i)
+    if (blocks_[i].is_moe()) total += acts.blocks[i].moe.routing.aux + acts.blocks[i].moe.routing.z;
+  return total;
 }
 
 }  // namespace mt

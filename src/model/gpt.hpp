@@ -1,41 +1,67 @@
 // GPT-2 style decoder (the model contract of DESIGN.md): wte + wpe, N pre-LayerNorm blocks
-// x += Attn(LN1(x)); x += FFN(LN2(x)), final LayerNorm lnf, LM head tied to wte.
+// x += Attn(LN1(x)); x += FFN(LN2(x)), final LayerNorm lnf, LM head tied to wte. With
+// moe.experts > 0, every moe.every-th block's FFN is a MoE layer.
 #pragma once
+#include <memory>
 #include <vector>
 
 #include "model/attention.hpp"
 #include "model/embedding.hpp"
 #include "model/ffn.hpp"
 #include "model/layernorm.hpp"
+#include "model/moe.hpp"
 
 namespace mt {
 
 struct GptConfig {
   int64_t vocab = 0, seq_len = 128, d_model = 256, n_layer = 4, n_head = 4, d_ff = 1024;
+  MoeConfig moe;
+  bool is_moe_block(int i) const { return moe.num_experts > 0 && i % moe.every == moe.every - 1; }
+};
+
+// Where this rank sits among the ranks that share the experts.
+struct ExpertLayout {
+  int rank = 0, size = 1;
+};
+
+// What one pass needs besides the tokens; identical on every rank but for first_sequence.
+struct PassContext {
+  AllToAll* a2a = nullptr;  // the EP group's token exchange (MoE models)
+  uint64_t seed = 0;
+  int64_t step = 0;
+  bool training = true;
+  int64_t global_sequences = 0;  // sequences in the global batch (0: this rank's batch)
+  int64_t first_sequence = 0;    // this rank's first sequence in the global batch
 };
 
 class Block {
  public:
-  Block(ParamRegistry& reg, const GptConfig& c, int index);
+  Block(ParamRegistry& reg, const GptConfig& c, int index, const ExpertLayout& layout,
+        const std::vector<int32_t>& hash_table);
   struct Cache {
     LayerNorm::Cache ln1, ln2;
     Attention::Cache attn;
     Ffn::Cache ffn;
+    MoeLayer::Cache moe;
   };
-  Tensor forward(Arena& arena, const Tensor& x, Cache& cache) const;
+  Tensor forward(Arena& arena, const Tensor& x, Cache& cache, const MoeStep& step) const;
   // dres is the gradient of the block's output; on return it holds the gradient of its input.
-  void backward(Arena& arena, const Tensor& dres, const Cache& cache) const;
+  void backward(Arena& arena, const Tensor& dres, const Cache& cache, const MoeStep& step) const;
+  bool is_moe() const { return moe_ != nullptr; }
 
  private:
   LayerNorm ln1_, ln2_;
   Attention attn_;
-  Ffn ffn_;
+  std::unique_ptr<Ffn> ffn_;
+  std::unique_ptr<MoeLayer> moe_;
 };
 
 class Gpt {
  public:
-  Gpt(const GptConfig& c, ParamRegistry& reg);
+  Gpt(const GptConfig& c, ParamRegistry& reg, const ExpertLayout& layout = {},
+      const std::vector<int32_t>& hash_table = {});
   const GptConfig& config() const { return cfg_; }
+  const Block& block(int i) const { return blocks_[i]; }
 
   // Everything one forward pass leaves for its backward.
   struct Activations {
@@ -43,11 +69,15 @@ class Gpt {
     std::vector<Block::Cache> blocks;
     LayerNorm::Cache lnf;
     Tensor xf;  // lnf output
+    MoeStep step;
   };
   // tokens [B, T] i32 -> logits [B*T, V].
-  Tensor forward(Arena& arena, const Tensor& tokens, Activations& acts) const;
-  // Accumulates every parameter gradient from dlogits [B*T, V].
+  Tensor forward(Arena& arena, const Tensor& tokens, Activations& acts,
+                 const PassContext& ctx = {}) const;
+  // Accumulates every parameter gradient from dlogits [B*T, V] (and the gates' own losses).
   void backward(Arena& arena, const Tensor& dlogits, const Activations& acts) const;
+  // This rank's share of the gates' weighted auxiliary and z losses in the last forward.
+  double gate_loss(const Activations& acts) const;
 
  private:
   GptConfig cfg_;

@@ -2,8 +2,8 @@
 #pragma once
 #include <string>
 
-#include "model/params.hpp"
 #include "tensor/arena.hpp"
+#include "tensor/params.hpp"
 
 namespace mt {
 

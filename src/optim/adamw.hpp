@@ -3,7 +3,7 @@
 #pragma once
 #include <vector>
 
-#include "model/params.hpp"
+#include "tensor/params.hpp"
 
 namespace mt {
 

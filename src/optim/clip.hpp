@@ -1,6 +1,6 @@
 // Global gradient-norm clipping over every parameter of the registry.
 #pragma once
-#include "model/params.hpp"
+#include "tensor/params.hpp"
 
 namespace mt {
 

@@ -1,5 +1,5 @@
 // ParamRegistry implementation: flat storage, named views, deterministic initialisation.
-#include "model/params.hpp"
+#include "tensor/params.hpp"
 
 #include <algorithm>
 

@@ -1,0 +1,124 @@
+// Flat and hierarchical all-to-all.
+#include "comm/all_to_all.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <numeric>
+
+#include "tensor/error.hpp"
+
+namespace mt {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+// Offsets (prefix sums) of a count vector, into a reused buffer.
+void offsets_of(const std::vector<int>& counts, std::vector<int64_t>& o) {
+  o.assign(counts.size() + 1, 0);
+  for (size_t i = 0; i < counts.size(); ++i) o[i + 1] = o[i] + counts[i];
+}
+}  // namespace
+
+void FlatAllToAll::exchange(const float* send, const std::vector<int>& send_counts, float* recv,
+                            const std::vector<int>& recv_counts) {
+  const auto t0 = Clock::now();
+  g_.all_to_all_v(send, send_counts, recv, recv_counts);
+  seconds += since(t0);
+  for (int p = 0; p < g_.size(); ++p)
+    if (p != g_.rank()) bytes_sent += 4.0 * send_counts[p], messages += send_counts[p] > 0;
+  ++calls;
+}
+
+HierarchicalAllToAll::HierarchicalAllToAll(ProcessGroup& group, ProcessGroup& intra,
+                                           ProcessGroup& inter)
+    : AllToAll(group), intra_(intra), inter_(inter), N_(inter.size()), G_(intra.size()) {
+  MT_CHECK(N_ * G_ == g_.size() && g_.rank() == inter.rank() * G_ + intra.rank(),
+           "hierarchical all-to-all: the group of {} ranks is not {} nodes x {} ranks in "
+           "node-major order (rank {} is node {}, local {})",
+           g_.size(), N_, G_, g_.rank(), inter.rank(), intra.rank());
+  node_counts_.resize(size_t(G_) * g_.size());
+  intra_send_.resize(G_);
+  intra_recv_.resize(G_);
+  inter_send_.resize(N_);
+  inter_recv_.resize(N_);
+}
+
+void HierarchicalAllToAll::exchange(const float* send, const std::vector<int>& send_counts,
+                                    float* recv, const std::vector<int>& recv_counts) {
+  const auto t0 = Clock::now();
+  const int W = g_.size(), me = intra_.rank();
+  // Every rank of the node learns every node-mate's send counts: C[g_src][dst].
+  intra_.all_gather_ints(send_counts.data(), node_counts_.data(), W);
+  auto C = [&](int g_src, int dst) { return node_counts_[size_t(g_src) * W + dst]; };
+  offsets_of(send_counts, send_off_);
+  const std::vector<int64_t>& send_off = send_off_;
+
+  // (1) [n_dst][g_dst] -> [g_dst][n_dst], and the intra-node counts.
+  const int64_t total_send = send_off[W];
+  stage_a_.resize(std::max<int64_t>(total_send, 1));
+  int64_t pos = 0;
+  for (int gd = 0; gd < G_; ++gd) {
+    int64_t block = 0;
+    for (int nd = 0; nd < N_; ++nd) {
+      const int dst = nd * G_ + gd;
+      std::memcpy(stage_a_.data() + pos, send + send_off[dst], sizeof(float) * send_counts[dst]);
+      pos += send_counts[dst];
+      block += send_counts[dst];
+    }
+    intra_send_[gd] = int(block);
+  }
+  int64_t total_mid = 0;
+  for (int gs = 0; gs < G_; ++gs) {
+    int64_t block = 0;
+    for (int nd = 0; nd < N_; ++nd) block += C(gs, nd * G_ + me);
+    intra_recv_[gs] = int(block);
+    total_mid += block;
+  }
+  // (2) Inside the node: rank (n, g) now holds, from every g_src, the chunks for (n_dst, g).
+  stage_b_.resize(std::max<int64_t>(total_mid, 1));
+  intra_.all_to_all_v(stage_a_.data(), intra_send_, stage_b_.data(), intra_recv_);
+
+  // (3) [g_src][n_dst] -> [n_dst][g_src], and the inter-node counts.
+  std::vector<int64_t>& mid_off = mid_off_;  // chunk (g_src, n_dst) in stage_b_
+  mid_off.assign(size_t(G_) * N_ + 1, 0);
+  for (int gs = 0, i = 0; gs < G_; ++gs)
+    for (int nd = 0; nd < N_; ++nd, ++i) mid_off[i + 1] = mid_off[i] + C(gs, nd * G_ + me);
+  stage_a_.resize(std::max<int64_t>(total_mid, 1));
+  pos = 0;
+  for (int nd = 0; nd < N_; ++nd) {
+    int64_t block = 0;
+    for (int gs = 0; gs < G_; ++gs) {
+      const int n = C(gs, nd * G_ + me);
+      std::memcpy(stage_a_.data() + pos, stage_b_.data() + mid_off[gs * N_ + nd],
+                  sizeof(float) * n);
+      pos += n;
+      block += n;
+    }
+    inter_send_[nd] = int(block);
+  }
+  for (int ns = 0; ns < N_; ++ns) {
+    int64_t block = 0;
+    for (int gs = 0; gs < G_; ++gs) block += recv_counts[ns * G_ + gs];
+    inter_recv_[ns] = int(block);
+  }
+  // (4) Between nodes: blocks arrive as [n_src][g_src], the global source order.
+  inter_.all_to_all_v(stage_a_.data(), inter_send_, recv, inter_recv_);
+
+  seconds += since(t0);
+  for (int p = 0; p < G_; ++p)
+    if (p != me) bytes_sent += 4.0 * intra_send_[p], messages += intra_send_[p] > 0;
+  for (int p = 0; p < N_; ++p)
+    if (p != inter_.rank()) bytes_sent += 4.0 * inter_send_[p], messages += inter_send_[p] > 0;
+  ++calls;
+}
+
+std::unique_ptr<AllToAll> make_all_to_all(const std::string& kind, ProcessGroup& group,
+                                          ProcessGroup& intra, ProcessGroup& inter) {
+  if (kind == "flat") return std::make_unique<FlatAllToAll>(group);
+  if (kind == "hierarchical") return std::make_unique<HierarchicalAllToAll>(group, intra, inter);
+  fail("dist.a2a = '{}' (flat or hierarchical)", kind);
+}
+
+}  // namespace mt

@@ -1,0 +1,108 @@
+// MPI implementation of ProcessGroup.
+#include "comm/mpi_group.hpp"
+
+#include <climits>
+
+#include "tensor/error.hpp"
+
+namespace mt {
+
+std::vector<int> ProcessGroup::exchange_counts(const std::vector<int>& send_counts) {
+  std::vector<int> recv(send_counts.size());
+  all_to_all_ints(send_counts.data(), recv.data(), 1);
+  return recv;
+}
+
+MpiGroup::MpiGroup(MPI_Comm comm, std::string name) : comm_(comm), name_(std::move(name)) {
+  MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(comm_, &rank_);
+  MPI_Comm_size(comm_, &size_);
+  sdispl_.resize(size_);
+  rdispl_.resize(size_);
+}
+
+MpiGroup::MpiGroup(MpiGroup&& o) noexcept
+    : comm_(o.comm_),
+      name_(std::move(o.name_)),
+      rank_(o.rank_),
+      size_(o.size_),
+      sdispl_(std::move(o.sdispl_)),
+      rdispl_(std::move(o.rdispl_)) {
+  o.comm_ = MPI_COMM_NULL;
+}
+
+MpiGroup::~MpiGroup() {
+  if (comm_ != MPI_COMM_NULL && comm_ != MPI_COMM_WORLD) MPI_Comm_free(&comm_);
+}
+
+void MpiGroup::check(int rc, const char* call) const {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  fail("{} failed in group '{}' (rank {} of {}): {}", call, name_, rank_, size_,
+       std::string(text, len));
+}
+
+void MpiGroup::all_to_all_v(const float* send, const std::vector<int>& send_counts, float* recv,
+                            const std::vector<int>& recv_counts) {
+  MT_CHECK(int(send_counts.size()) == size_ && int(recv_counts.size()) == size_,
+           "all_to_all_v in '{}': {} send / {} recv counts for {} ranks", name_, send_counts.size(),
+           recv_counts.size(), size_);
+  int64_t s = 0, r = 0;
+  for (int p = 0; p < size_; ++p) {
+    sdispl_[p] = int(s);
+    rdispl_[p] = int(r);
+    s += send_counts[p];
+    r += recv_counts[p];
+  }
+  MT_CHECK(s <= INT_MAX && r <= INT_MAX, "all_to_all_v in '{}': {} floats exceed MPI's int range",
+           name_, std::max(s, r));
+  check(MPI_Alltoallv(send, send_counts.data(), sdispl_.data(), MPI_FLOAT, recv, recv_counts.data(),
+                      rdispl_.data(), MPI_FLOAT, comm_),
+        "MPI_Alltoallv");
+}
+
+void MpiGroup::all_to_all_ints(const int* send, int* recv, int per_peer) {
+  check(MPI_Alltoall(send, per_peer, MPI_INT, recv, per_peer, MPI_INT, comm_), "MPI_Alltoall");
+}
+
+void MpiGroup::all_gather_ints(const int* send, int* recv, int count) {
+  check(MPI_Allgather(send, count, MPI_INT, recv, count, MPI_INT, comm_), "MPI_Allgather");
+}
+
+void MpiGroup::all_reduce_sum(float* data, int64_t n) {
+  for (int64_t done = 0; done < n; done += INT_MAX) {
+    const int chunk = int(std::min<int64_t>(INT_MAX, n - done));
+    check(MPI_Allreduce(MPI_IN_PLACE, data + done, chunk, MPI_FLOAT, MPI_SUM, comm_),
+          "MPI_Allreduce");
+  }
+}
+
+void MpiGroup::all_reduce_sum(double* data, int64_t n) {
+  MT_CHECK(n <= INT_MAX, "all_reduce_sum in '{}': {} doubles", name_, n);
+  check(MPI_Allreduce(MPI_IN_PLACE, data, int(n), MPI_DOUBLE, MPI_SUM, comm_), "MPI_Allreduce");
+}
+
+void MpiGroup::broadcast(void* data, int64_t bytes, int root) {
+  MT_CHECK(bytes <= INT_MAX, "broadcast in '{}': {} bytes", name_, bytes);
+  check(MPI_Bcast(data, int(bytes), MPI_BYTE, root, comm_), "MPI_Bcast");
+}
+
+void MpiGroup::gather(const float* send, int64_t count, float* recv, int root) {
+  MT_CHECK(count <= INT_MAX, "gather in '{}': {} floats", name_, count);
+  check(MPI_Gather(send, int(count), MPI_FLOAT, recv, int(count), MPI_FLOAT, root, comm_),
+        "MPI_Gather");
+}
+
+void MpiGroup::barrier() {
+  check(MPI_Barrier(comm_), "MPI_Barrier");
+}
+
+MpiGroup MpiGroup::split(int color, int key, std::string name) const {
+  MPI_Comm out;
+  check(MPI_Comm_split(comm_, color, key, &out), "MPI_Comm_split");
+  return MpiGroup(out, std::move(name));
+}
+
+}  // namespace mt

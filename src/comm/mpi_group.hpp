@@ -1,0 +1,44 @@
+// ProcessGroup over an MPI communicator. Errors return (MPI_ERRORS_RETURN) and become mt::Error.
+#pragma once
+#include <mpi.h>
+
+#include "comm/process_group.hpp"
+
+namespace mt {
+
+class MpiGroup : public ProcessGroup {
+ public:
+  // Takes ownership of comm (freed on destruction unless it is MPI_COMM_WORLD).
+  MpiGroup(MPI_Comm comm, std::string name);
+  ~MpiGroup() override;
+  MpiGroup(const MpiGroup&) = delete;
+  MpiGroup& operator=(const MpiGroup&) = delete;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  const std::string& name() const override { return name_; }
+  MPI_Comm comm() const { return comm_; }
+
+  void all_to_all_v(const float* send, const std::vector<int>& send_counts, float* recv,
+                    const std::vector<int>& recv_counts) override;
+  void all_to_all_ints(const int* send, int* recv, int per_peer) override;
+  void all_gather_ints(const int* send, int* recv, int count) override;
+  void all_reduce_sum(float* data, int64_t n) override;
+  void all_reduce_sum(double* data, int64_t n) override;
+  void broadcast(void* data, int64_t bytes, int root) override;
+  void gather(const float* send, int64_t count, float* recv, int root) override;
+  void barrier() override;
+
+  // Splits this group: ranks with equal color form a group, ordered by key.
+  MpiGroup split(int color, int key, std::string name) const;
+  MpiGroup(MpiGroup&& o) noexcept;
+
+ private:
+  void check(int rc, const char* call) const;
+  MPI_Comm comm_;
+  std::string name_;
+  int rank_ = 0, size_ = 1;
+  std::vector<int> sdispl_, rdispl_;  // reused by all_to_all_v: no allocation per call
+};
+
+}  // namespace mt

@@ -1,0 +1,41 @@
+// Expert capacity and slot claiming, shared by every gate that limits load.
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "gates/gate.hpp"
+#include "tensor/error.hpp"
+
+namespace mt {
+
+int64_t expert_capacity(double cf, int k, int64_t group_tokens, int num_experts, bool dropless) {
+  if (dropless) return std::numeric_limits<int64_t>::max();
+  return int64_t(std::ceil(cf * k * double(group_tokens) / num_experts));
+}
+
+int64_t apply_capacity(const Tensor& expert, int num_experts, int64_t group_tokens,
+                       int64_t capacity) {
+  const int64_t T = expert.size(0), k = expert.size(1);
+  MT_CHECK(group_tokens > 0 && T % group_tokens == 0,
+           "capacity group of {} tokens does not divide {}", group_tokens, T);
+  int32_t* e = expert.i32();
+  std::vector<int64_t> used(num_experts);
+  int64_t dropped = 0;
+  for (int64_t g0 = 0; g0 < T; g0 += group_tokens) {
+    std::fill(used.begin(), used.end(), 0);
+    for (int64_t j = 0; j < k; ++j)
+      for (int64_t t = g0; t < g0 + group_tokens; ++t) {
+        int32_t& x = e[t * k + j];
+        if (x < 0) continue;
+        if (used[x] < capacity) {
+          ++used[x];
+        } else {
+          x = -1;
+          ++dropped;
+        }
+      }
+  }
+  return dropped;
+}
+
+}  // namespace mt

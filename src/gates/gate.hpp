@@ -1,0 +1,56 @@
+// Gate interface: maps token vectors x [T, d] to (expert, weight) pairs. The Routing it returns
+// is also what its backward needs, so two forward passes keep two independent routings.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "tensor/arena.hpp"
+
+namespace mt {
+
+// What a gate needs to know besides x, identical on every rank.
+struct RouteContext {
+  uint64_t seed = 0;
+  int64_t step = 0;
+  int layer = 0;
+  bool training = true;
+  const int32_t* token_ids = nullptr;  // [T], for hash routing
+  int64_t group_tokens = 0;            // tokens per capacity group (divides T)
+  int64_t global_groups = 1;           // capacity groups in the global batch (aux normaliser)
+  int64_t global_tokens = 1;           // tokens in the global batch (z-loss normaliser)
+  int64_t first_token = 0;             // index of this rank's first token in the global batch
+};
+
+struct Routing {
+  int k = 1;
+  RouteContext ctx;
+  Tensor expert;  // [T, k] i32 global expert id; -1: dropped (capacity or second-expert sampling)
+  Tensor weight;  // [T, k] f32 combine weight
+  // Cached for the backward pass of learned gates: the input, softmax, log-sum-exp per token,
+  // the choices before dropping [T, k], and each group's first-choice fractions [groups, E].
+  Tensor x, probs, lse, choice, frac;
+  double aux = 0, z = 0;      // this rank's share of the weighted losses
+  std::vector<int64_t> load;  // tokens whose first choice is each expert (before capacity)
+  int64_t dropped = 0;        // (token, choice) pairs dropped by capacity
+};
+
+class Gate {
+ public:
+  virtual ~Gate() = default;
+  virtual int k() const = 0;
+  virtual Routing route(Arena& arena, const Tensor& x, const RouteContext& ctx) const = 0;
+  // dweight [T, k]: the loss gradient of each combine weight. Accumulates into dx [T, d] and the
+  // gate's parameter gradients, adding the aux and z losses' gradients.
+  virtual void backward(Arena& arena, const Routing& r, const Tensor& dweight,
+                        const Tensor& dx) const = 0;
+};
+
+// Capacity per expert and group: ceil(cf * k * group_tokens / E); dropless: no limit.
+int64_t expert_capacity(double cf, int k, int64_t group_tokens, int num_experts, bool dropless);
+
+// Claims slots in token order within each group of group_tokens tokens, all first choices
+// before all second choices; a choice beyond the capacity becomes -1. Returns the dropped count.
+int64_t apply_capacity(const Tensor& expert, int num_experts, int64_t group_tokens,
+                       int64_t capacity);
+
+}  // namespace mt

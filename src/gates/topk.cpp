@@ -1,0 +1,119 @@
+// Softmax top-k router: forward (routing, capacity, losses) and backward side by side.
+#include "gates/topk.hpp"
+
+#include <cmath>
+
+#include "tensor/error.hpp"
+#include "tensor/ops.hpp"
+#include "tensor/rng.hpp"
+
+namespace mt {
+
+TopKGate::TopKGate(ParamRegistry& reg, const std::string& prefix, int64_t d, const TopKConfig& c)
+    : reg_(reg), w_(reg.add(prefix + "/w", {d, c.num_experts}, Init::normal(0.02f))), cfg_(c) {
+  MT_CHECK(c.k == 1 || c.k == 2, "top-k gate: k = {} (1: Switch, 2: GShard)", c.k);
+  MT_CHECK(c.k <= c.num_experts, "top-k gate: k = {} with {} experts", c.k, c.num_experts);
+}
+
+Routing TopKGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) const {
+  const int64_t T = x.size(0), E = cfg_.num_experts, k = cfg_.k, G = ctx.group_tokens;
+  MT_CHECK(G > 0 && T % G == 0, "gate: {} tokens are not whole groups of {}", T, G);
+  Routing r;
+  r.k = int(k);
+  r.ctx = ctx;
+  r.x = x;
+  r.probs = arena.alloc({T, E});
+  r.lse = arena.alloc({T});
+  r.expert = arena.alloc({T, k}, DType::I32);
+  r.choice = arena.alloc({T, k}, DType::I32);
+  r.weight = arena.alloc({T, k});
+  r.frac = arena.zeros({T / G, E});
+  r.load.assign(E, 0);
+  ops::matmul(x, false, reg_.value(w_), false, r.probs);  // logits, softmaxed in place below
+  float *p = r.probs.f32(), *lse = r.lse.f32(), *w = r.weight.f32(), *frac = r.frac.f32();
+  int32_t *e = r.expert.i32(), *c = r.choice.i32();
+  const Rng second(
+      ctx.seed, stream_id({name_hash("gshard-second"), uint64_t(ctx.step), uint64_t(ctx.layer)}));
+  double z = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    float* row = p + t * E;
+    float mx = row[0];
+    for (int64_t j = 1; j < E; ++j) mx = std::max(mx, row[j]);
+    float s = 0;
+    for (int64_t j = 0; j < E; ++j) s += (row[j] = std::exp(row[j] - mx));
+    for (int64_t j = 0; j < E; ++j) row[j] /= s;
+    lse[t] = mx + std::log(s);
+    z += double(lse[t]) * lse[t];
+    int32_t e1 = 0;
+    for (int32_t j = 1; j < E; ++j)
+      if (row[j] > row[e1]) e1 = j;
+    c[t * k] = e[t * k] = e1;
+    frac[(t / G) * E + e1] += 1.0f / float(G);
+    ++r.load[e1];
+    if (k == 1) {
+      w[t] = row[e1];
+      continue;
+    }
+    int32_t e2 = e1 == 0 ? 1 : 0;
+    for (int32_t j = 0; j < E; ++j)
+      if (j != e1 && row[j] > row[e2]) e2 = j;
+    const float sum = row[e1] + row[e2];
+    w[t * 2] = row[e1] / sum;
+    w[t * 2 + 1] = row[e2] / sum;
+    c[t * 2 + 1] = e2;
+    // GShard's random routing: in training the second expert is kept with probability 2 g2.
+    const bool keep =
+        !ctx.training || second.uniform(uint64_t(ctx.first_token + t)) < 2.0f * w[t * 2 + 1];
+    e[t * 2 + 1] = keep ? e2 : -1;
+  }
+  const double cf = ctx.training ? cfg_.capacity_factor : cfg_.eval_capacity_factor;
+  r.dropped =
+      apply_capacity(r.expert, int(E), G, expert_capacity(cf, int(k), G, int(E), cfg_.dropless));
+  // Switch aux loss per group, alpha E sum_e f_e P_e, averaged over the global batch's groups.
+  double aux = 0;
+  for (int64_t g = 0; g < T / G; ++g)
+    for (int64_t j = 0; j < E; ++j) {
+      double P = 0;
+      for (int64_t t = g * G; t < (g + 1) * G; ++t) P += p[t * E + j];
+      aux += double(frac[g * E + j]) * (P / G);
+    }
+  r.aux = cfg_.aux_weight * E * aux / double(ctx.global_groups);
+  r.z = cfg_.z_weight * z / double(ctx.global_tokens);
+  return r;
+}
+
+void TopKGate::backward(Arena& arena, const Routing& r, const Tensor& dweight,
+                        const Tensor& dx) const {
+  const int64_t T = r.x.size(0), E = cfg_.num_experts, k = cfg_.k, G = r.ctx.group_tokens;
+  const float *p = r.probs.f32(), *lse = r.lse.f32(), *dw = dweight.f32(), *frac = r.frac.f32();
+  const int32_t *e = r.expert.i32(), *c = r.choice.i32();
+  Tensor dh = arena.alloc({T, E});
+  float* d = dh.f32();
+  const float aux_scale = float(cfg_.aux_weight * E / (double(G) * double(r.ctx.global_groups)));
+  const float z_scale = float(2.0 * cfg_.z_weight / double(r.ctx.global_tokens));
+  for (int64_t t = 0; t < T; ++t) {
+    const float* row = p + t * E;
+    float* dp = d + t * E;
+    // Gradient w.r.t. the probabilities: the aux loss, then the combine weights.
+    for (int64_t j = 0; j < E; ++j) dp[j] = aux_scale * frac[(t / G) * E + j];
+    const float dw1 = e[t * k] >= 0 ? dw[t * k] : 0.0f;
+    if (k == 1) {
+      dp[c[t]] += dw1;
+    } else {
+      const float dw2 = e[t * 2 + 1] >= 0 ? dw[t * 2 + 1] : 0.0f;
+      const int32_t c1 = c[t * 2], c2 = c[t * 2 + 1];
+      const float p1 = row[c1], p2 = row[c2], s2 = (p1 + p2) * (p1 + p2);
+      // w1 = p1 / (p1 + p2), w2 = p2 / (p1 + p2)
+      dp[c1] += (dw1 - dw2) * p2 / s2;
+      dp[c2] += (dw2 - dw1) * p1 / s2;
+    }
+    // Through the softmax, plus the z-loss: d/dh (lse^2) = 2 lse p.
+    float dot = 0;
+    for (int64_t j = 0; j < E; ++j) dot += row[j] * dp[j];
+    for (int64_t j = 0; j < E; ++j) dp[j] = row[j] * (dp[j] - dot) + z_scale * lse[t] * row[j];
+  }
+  ops::matmul(r.x, true, dh, false, reg_.grad(w_), 1.0f, 1.0f);
+  ops::matmul(dh, false, reg_.value(w_), true, dx, 1.0f, 1.0f);
+}
+
+}  // namespace mt

@@ -1,0 +1,176 @@
+// MoE layer: forward and backward side by side.
+#include "model/moe.hpp"
+
+#include <cstring>
+
+#include "gates/hash.hpp"
+#include "gates/topk.hpp"
+#include "tensor/error.hpp"
+
+namespace mt {
+
+namespace {
+std::unique_ptr<Gate> make_gate(ParamRegistry& reg, const std::string& prefix, int64_t d,
+                                const MoeConfig& c, const std::vector<int32_t>& hash_table) {
+  if (c.gate == "hash") {
+    MT_CHECK(!hash_table.empty(), "moe.gate = hash needs a hash table");
+    return std::make_unique<HashGate>(hash_table, c.num_experts);
+  }
+  MT_CHECK(c.gate == "switch" || c.gate == "gshard", "moe.gate = '{}' (switch, gshard or hash)",
+           c.gate);
+  TopKConfig t{c.gate == "gshard" ? 2 : 1,
+               c.num_experts,
+               c.capacity_factor,
+               c.eval_capacity_factor,
+               c.dropless,
+               c.aux_weight,
+               c.z_weight};
+  return std::make_unique<TopKGate>(reg, prefix, d, t);
+}
+
+void copy_row(float* dst, const float* src, int64_t d) {
+  std::memcpy(dst, src, sizeof(float) * d);
+}
+}  // namespace
+
+MoeLayer::MoeLayer(ParamRegistry& reg, const std::string& prefix, int64_t d, int64_t f,
+                   const MoeConfig& c, int ep_rank, int ep_size, float proj_std,
+                   const std::vector<int32_t>& hash_table)
+    : cfg_(c),
+      ep_size_(ep_size),
+      local_(c.num_experts / ep_size),
+      gate_(make_gate(reg, prefix + "/gate", d, c, hash_table)),
+      experts_(reg, prefix + "/experts", c.num_experts, ep_rank * local_, local_, d, f, proj_std) {
+  MT_CHECK(c.num_experts % ep_size == 0, "moe.experts = {} is not divisible by ep_size = {}",
+           c.num_experts, ep_size);
+}
+
+void MoeLayer::permute(const Tensor& in, const Tensor& out, const std::vector<int>& rows,
+                       bool to_expert_major) const {
+  const int64_t d = in.size(-1);
+  // Offsets of block (peer p, expert e) in peer-major and in expert-major order.
+  int64_t pm = 0;
+  std::vector<int64_t> peer_major(rows.size()), expert_major(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) peer_major[i] = pm, pm += rows[i];
+  int64_t em = 0;
+  for (int e = 0; e < local_; ++e)
+    for (int p = 0; p < ep_size_; ++p)
+      expert_major[p * local_ + e] = em, em += rows[p * local_ + e];
+  const float* src = in.f32();
+  float* dst = out.f32();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const int64_t from = to_expert_major ? peer_major[i] : expert_major[i];
+    const int64_t to = to_expert_major ? expert_major[i] : peer_major[i];
+    std::memcpy(dst + to * d, src + from * d, sizeof(float) * d * rows[i]);
+  }
+}
+
+Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cache& c) const {
+  MT_CHECK(step.a2a && step.a2a->size() == ep_size_, "moe: no token exchange over {} ranks",
+           ep_size_);
+  const int64_t T = x.size(0), d = x.size(1), E = cfg_.num_experts;
+  c.routing = gate_->route(arena, x, step.route);
+  const int k = c.routing.k;
+  const int32_t* expert = c.routing.expert.i32();
+  // Bucket the kept (token, choice) pairs by expert, in token order within an expert.
+  c.send_rows.assign(E, 0);
+  for (int64_t i = 0; i < T * k; ++i)
+    if (expert[i] >= 0) ++c.send_rows[expert[i]];
+  std::vector<int64_t> start(E + 1, 0);
+  for (int64_t e = 0; e < E; ++e) start[e + 1] = start[e] + c.send_rows[e];
+  const int64_t n = start[E];
+  c.order.assign(n, 0);
+  c.slot.assign(T * k, -1);
+  for (int64_t i = 0; i < T * k; ++i)
+    if (expert[i] >= 0) {
+      const int64_t a = start[expert[i]]++;
+      c.order[a] = int32_t(i);
+      c.slot[i] = int32_t(a);
+    }
+  // Counts first (rows per peer and local expert), then the tokens.
+  c.recv_rows.assign(E, 0);
+  step.a2a->exchange_ints(c.send_rows.data(), c.recv_rows.data(), local_);
+  c.send_counts.assign(ep_size_, 0);
+  c.recv_counts.assign(ep_size_, 0);
+  int64_t received = 0;
+  for (int p = 0; p < ep_size_; ++p)
+    for (int e = 0; e < local_; ++e) {
+      c.send_counts[p] += int(c.send_rows[p * local_ + e] * d);
+      c.recv_counts[p] += int(c.recv_rows[p * local_ + e] * d);
+      received += c.recv_rows[p * local_ + e];
+    }
+  Tensor send = arena.alloc({n, d});
+  for (int64_t a = 0; a < n; ++a) copy_row(send.f32() + a * d, x.f32() + (c.order[a] / k) * d, d);
+  Tensor recv = arena.alloc({received, d});
+  step.a2a->exchange(send.f32(), c.send_counts, recv.f32(), c.recv_counts);
+  // Local experts on contiguous rows.
+  Tensor in = arena.alloc({received, d});
+  permute(recv, in, c.recv_rows, true);
+  std::vector<int64_t> offsets(local_ + 1, 0);
+  for (int e = 0; e < local_; ++e) {
+    offsets[e + 1] = offsets[e];
+    for (int p = 0; p < ep_size_; ++p) offsets[e + 1] += c.recv_rows[p * local_ + e];
+  }
+  Tensor out = experts_.forward(arena, in, offsets, c.experts);
+  permute(out, recv, c.recv_rows, false);
+  c.back = arena.alloc({n, d});
+  step.a2a->exchange(recv.f32(), c.recv_counts, c.back.f32(), c.send_counts);
+  // Weighted combine, each token's choices summed in order.
+  Tensor y = arena.zeros({T, d});
+  const float* w = c.routing.weight.f32();
+  for (int64_t t = 0; t < T; ++t)
+    for (int j = 0; j < k; ++j) {
+      const int32_t a = c.slot[t * k + j];
+      if (a < 0) continue;
+      const float* src = c.back.f32() + a * d;
+      float* dst = y.f32() + t * d;
+      const float wt = w[t * k + j];
+      for (int64_t i = 0; i < d; ++i) dst[i] += wt * src[i];
+    }
+  return y;
+}
+
+Tensor MoeLayer::backward(Arena& arena, const Tensor& dy, const MoeStep& step,
+                          const Cache& c) const {
+  const int64_t T = dy.size(0), d = dy.size(1), n = c.back.size(0);
+  const int k = c.routing.k;
+  const float* w = c.routing.weight.f32();
+  Tensor dweight = arena.zeros({T, k});
+  Tensor dback = arena.alloc({n, d});
+  for (int64_t t = 0; t < T; ++t)
+    for (int j = 0; j < k; ++j) {
+      const int32_t a = c.slot[t * k + j];
+      if (a < 0) continue;
+      const float *g = dy.f32() + t * d, *out = c.back.f32() + a * d;
+      float* db = dback.f32() + a * d;
+      float dot = 0;
+      for (int64_t i = 0; i < d; ++i) {
+        dot += g[i] * out[i];
+        db[i] = w[t * k + j] * g[i];
+      }
+      dweight.f32()[t * k + j] = dot;
+    }
+  int64_t received = 0;
+  for (int r : c.recv_rows) received += r;
+  Tensor recv = arena.alloc({received, d});
+  step.a2a->exchange(dback.f32(), c.send_counts, recv.f32(), c.recv_counts);
+  Tensor dout = arena.alloc({received, d});
+  permute(recv, dout, c.recv_rows, true);
+  Tensor din = experts_.backward(arena, dout, c.experts);
+  permute(din, recv, c.recv_rows, false);
+  Tensor dsend = arena.alloc({n, d});
+  step.a2a->exchange(recv.f32(), c.recv_counts, dsend.f32(), c.send_counts);
+  Tensor dx = arena.zeros({T, d});
+  for (int64_t t = 0; t < T; ++t)
+    for (int j = 0; j < k; ++j) {
+      const int32_t a = c.slot[t * k + j];
+      if (a < 0) continue;
+      const float* src = dsend.f32() + a * d;
+      float* dst = dx.f32() + t * d;
+      for (int64_t i = 0; i < d; ++i) dst[i] += src[i];
+    }
+  gate_->backward(arena, c.routing, dweight, dx);
+  return dx;
+}
+
+}  // namespace mt

@@ -1,0 +1,62 @@
+// Mixture-of-Experts layer (DESIGN.md "MoE.forward"): gate -> bucket (token, choice) pairs by
+// expert -> exchange counts, then tokens, over the EP group -> local experts -> exchange back ->
+// weighted combine. The backward runs the same exchanges in reverse and gives the gate its
+// gradient. Expert e lives on EP rank e / E_local.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/all_to_all.hpp"
+#include "gates/gate.hpp"
+#include "model/experts.hpp"
+
+namespace mt {
+
+struct MoeConfig {
+  int num_experts = 0;          // 0: a dense model
+  int every = 2;                // block i is MoE when i % every == every - 1
+  std::string gate = "switch";  // switch | gshard | hash
+  double capacity_factor = 1.25, eval_capacity_factor = 2.0;
+  bool dropless = false;
+  double aux_weight = 0.01, z_weight = 0.001;
+  int64_t group_sequences = 1;    // sequences per capacity (and aux-loss) group
+  int64_t d_ff = 0;               // expert hidden width (0: the model's d_ff)
+  std::string hash = "balanced";  // balanced | random
+};
+
+// What one MoE forward needs from outside: the token exchange and the routing context.
+struct MoeStep {
+  AllToAll* a2a = nullptr;
+  RouteContext route;
+};
+
+class MoeLayer {
+ public:
+  MoeLayer(ParamRegistry& reg, const std::string& prefix, int64_t d, int64_t f, const MoeConfig& c,
+           int ep_rank, int ep_size, float proj_std, const std::vector<int32_t>& hash_table);
+  struct Cache {
+    Routing routing;
+    std::vector<int32_t> order;             // assignment i -> pair t * k + j, grouped by expert
+    std::vector<int32_t> slot;              // pair t * k + j -> assignment index, or -1 (dropped)
+    std::vector<int> send_rows, recv_rows;  // [peer][local expert] rows
+    std::vector<int> send_counts, recv_counts;  // floats per peer
+    Tensor back;  // [assignments, d]: expert outputs returned to this rank, assignment order
+    Experts::Cache experts;
+  };
+  // x [T, d] -> y [T, d]
+  Tensor forward(Arena& arena, const Tensor& x, const MoeStep& step, Cache& cache) const;
+  Tensor backward(Arena& arena, const Tensor& dy, const MoeStep& step, const Cache& cache) const;
+  int num_experts() const { return cfg_.num_experts; }
+
+ private:
+  // Rows from [peer][local expert] order to [local expert][peer] order, or back.
+  void permute(const Tensor& in, const Tensor& out, const std::vector<int>& rows,
+               bool to_expert_major) const;
+  MoeConfig cfg_;
+  int ep_size_, local_;
+  std::unique_ptr<Gate> gate_;
+  Experts experts_;
+};
+
+}  // namespace mt

@@ -1,0 +1,156 @@
+// The MoE layer and its gates on one rank: gradients against finite differences, capacity
+// against a hand computation, hash routing as a pure function of the token id.
+#include <gtest/gtest.h>
+
+#include "comm/all_to_all.hpp"
+#include "comm/mpi_group.hpp"
+#include "gates/hash.hpp"
+#include "gates/topk.hpp"
+#include "gradcheck.hpp"
+#include "model/moe.hpp"
+
+namespace mt {
+namespace {
+
+using test::check_gradient;
+using test::randn;
+
+double project(const Tensor& y, const std::vector<float>& r) {
+  double s = 0;
+  for (int64_t i = 0; i < y.numel(); ++i) s += double(y.f32()[i]) * r[i];
+  return s;
+}
+
+RouteContext context(int64_t T, int64_t group) {
+  RouteContext c;
+  c.seed = 3;
+  c.step = 7;
+  c.group_tokens = group;
+  c.global_groups = T / group;
+  c.global_tokens = T;
+  return c;
+}
+
+// L = <y, R> + the gates' aux and z losses, against finite differences of every input and
+// parameter. Large weights keep routing decisions away from ties under the small perturbation.
+void check_moe(const MoeConfig& cfg, int64_t T, int64_t group) {
+  const int64_t d = 6, f = 10;
+  ParamRegistry reg;
+  MpiGroup self(MPI_COMM_SELF, "self");
+  FlatAllToAll a2a(self);
+  std::vector<int32_t> ids(T);
+  for (int64_t t = 0; t < T; ++t) ids[t] = int32_t((t * 5) % 11);
+  const MoeLayer layer(reg, "moe", d, f, cfg, 0, 1, 0.3f, random_hash(11, cfg.num_experts, 1));
+  reg.allocate();
+  reg.initialize(5);
+  randn(reg.values(), reg.total_elements(), "moe-params", 0.5f);
+  std::vector<float> x(T * d), r(T * d);
+  randn(x.data(), T * d, "moe-x");
+  randn(r.data(), T * d, "moe-r");
+  MoeStep step{&a2a, context(T, group)};
+  step.route.token_ids = ids.data();
+  Arena arena;
+  MoeLayer::Cache cache;
+  auto loss = [&] {
+    arena.reset();
+    MoeLayer::Cache c;
+    Tensor y = layer.forward(arena, Tensor{x.data(), {T, d}}, step, c);
+    return project(y, r) + c.routing.aux + c.routing.z;
+  };
+  Tensor y = layer.forward(arena, Tensor{x.data(), {T, d}}, step, cache);
+  reg.zero_grads();
+  Tensor dx = layer.backward(arena, Tensor{r.data(), y.shape}, step, cache);
+  const std::vector<float> dxv(dx.f32(), dx.f32() + dx.numel());
+  const std::vector<float> grads(reg.grads(), reg.grads() + reg.total_elements());
+  check_gradient(cfg.gate + ".x", x.data(), dxv.data(), T * d, loss, 40, 1e-3, 2e-2, 3e-4);
+  for (const auto& p : reg.all())
+    check_gradient(cfg.gate + "." + p.name, reg.values() + p.offset, grads.data() + p.offset,
+                   p.shape.numel(), loss, 40, 1e-3, 2e-2, 3e-4);
+}
+
+TEST(Moe, SwitchWithCapacityMatchesFiniteDifferences) {
+  MoeConfig c;
+  c.num_experts = 4;
+  c.gate = "switch";
+  c.capacity_factor = 1.0;
+  c.aux_weight = 0.5;  // large, so that the aux and z gradients are visible in the check
+  c.z_weight = 0.1;
+  check_moe(c, 12, 6);
+}
+
+TEST(Moe, GShardDroplessMatchesFiniteDifferences) {
+  MoeConfig c;
+  c.num_experts = 4;
+  c.gate = "gshard";
+  c.dropless = true;
+  c.aux_weight = 0.5;
+  c.z_weight = 0.1;
+  check_moe(c, 10, 5);
+}
+
+TEST(Moe, HashMatchesFiniteDifferences) {
+  MoeConfig c;
+  c.num_experts = 3;
+  c.gate = "hash";
+  check_moe(c, 9, 9);
+}
+
+TEST(Gates, CapacityDropsAgainstHandComputation) {
+  // 8 tokens, 2 groups of 4, 2 experts, k = 1, capacity ceil(1.0 * 4 / 2) = 2 per group.
+  // Group 0 chooses 0,0,0,1 -> the third 0 is dropped; group 1 chooses 1,1,1,1 -> two dropped.
+  std::vector<int32_t> e = {0, 0, 0, 1, 1, 1, 1, 1};
+  const Tensor t{e.data(), {8, 1}, DType::I32};
+  EXPECT_EQ(expert_capacity(1.0, 1, 4, 2, false), 2);
+  EXPECT_EQ(apply_capacity(t, 2, 4, 2), 3);
+  EXPECT_EQ(e, (std::vector<int32_t>{0, 0, -1, 1, 1, 1, -1, -1}));
+  // k = 2: first choices claim slots before second choices. 4 tokens, 2 experts,
+  // capacity ceil(1.0 * 2 * 4 / 2) = 4: first choices 0,0,0,1; second choices 1,1,1,0:
+  // expert 0 gets 3 firsts then the last token's second; expert 1 gets 1 first + 3 seconds.
+  std::vector<int32_t> e2 = {0, 1, 0, 1, 0, 1, 1, 0};
+  EXPECT_EQ(expert_capacity(1.0, 2, 4, 2, false), 4);
+  EXPECT_EQ(apply_capacity(Tensor{e2.data(), {4, 2}, DType::I32}, 2, 4, 3), 2);
+  // capacity 3: expert 0 firsts (t0,t1,t2) fill it, so t3's second (0) drops; expert 1: t3 first,
+  // then seconds t0, t1 fill it, t2's second drops.
+  EXPECT_EQ(e2, (std::vector<int32_t>{0, 1, 0, 1, 0, -1, 1, -1}));
+}
+
+TEST(Gates, SwitchRoutingCountsAndDrops) {
+  // A gate whose weights send every token to expert 2 drops all but the capacity.
+  ParamRegistry reg;
+  TopKConfig c{.k = 1, .num_experts = 4, .capacity_factor = 1.0};
+  const TopKGate gate(reg, "g", 3, c);
+  reg.allocate();
+  float* w = reg.values();  // [d=3, E=4]
+  for (int i = 0; i < 3; ++i) w[i * 4 + 2] = 1.0f;
+  std::vector<float> x(8 * 3, 1.0f);
+  Arena arena;
+  const Routing r = gate.route(arena, Tensor{x.data(), {8, 3}}, context(8, 8));
+  EXPECT_EQ(r.load, (std::vector<int64_t>{0, 0, 8, 0}));
+  EXPECT_EQ(r.dropped, 6);  // capacity ceil(8 / 4) = 2
+  for (int t = 0; t < 8; ++t) EXPECT_EQ(r.expert.i32()[t], t < 2 ? 2 : -1);
+  // Every token routed to one expert: f = (0,0,1,0), so aux = alpha * E * P_2.
+  double P2 = 0;
+  for (int t = 0; t < 8; ++t) P2 += r.probs.f32()[t * 4 + 2] / 8;
+  EXPECT_NEAR(r.aux, 0.01 * 4 * P2, 1e-9);
+}
+
+TEST(Gates, HashRoutingIsAPureFunctionOfTheTokenId) {
+  const auto table = random_hash(50, 4, 9);
+  EXPECT_EQ(table, random_hash(50, 4, 9));
+  EXPECT_NE(table, random_hash(50, 4, 10));
+  const HashGate gate(table, 4);
+  std::vector<int32_t> ids = {3, 17, 3, 49, 17, 0};
+  std::vector<float> x(6 * 2);
+  RouteContext c = context(6, 6);
+  c.token_ids = ids.data();
+  Arena arena;
+  const Routing r = gate.route(arena, Tensor{x.data(), {6, 2}}, c);
+  for (int t = 0; t < 6; ++t) EXPECT_EQ(r.expert.i32()[t], table[ids[t]]);
+  EXPECT_EQ(r.expert.i32()[0], r.expert.i32()[2]);
+  // Balanced: ids by falling frequency (0:10, 2:7, 3:7, 4:2, 1:1), each to the least-loaded
+  // expert: 0->e0 (10|0), 2->e1 (10|7), 3->e1 (10|14), 4->e0 (12|14), 1->e0 (13|14).
+  EXPECT_EQ(balanced_hash({10, 1, 7, 7, 2}, 2), (std::vector<int32_t>{0, 0, 1, 1, 0}));
+}
+
+}  // namespace
+}  // namespace mt
