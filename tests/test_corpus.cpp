@@ -9,6 +9,7 @@
 #include "io/h5.hpp"
 #include "io/tokenizer.hpp"
 #include "io/tokens.hpp"
+#include "train/runtime.hpp"
 #include "train/trainer.hpp"
 
 namespace mt {
@@ -39,6 +40,11 @@ Config tiny_config(const std::string& name, int64_t steps) {
                            "--train.eval_batches", "8",
                            "--train.steps",        std::to_string(steps)});
   return c;
+}
+
+TrainResult run(const Config& c) {
+  Runtime rt = make_runtime(c);
+  return train(c, rt, /*quiet=*/true);
 }
 
 std::vector<double> series(const std::string& path, const std::string& name) {
@@ -76,7 +82,7 @@ TEST(Tokens, SplitsAreValidAndDisjointText) {
 }
 
 TEST(Training, LossFallsOnTheRealCorpus) {
-  const TrainResult r = train(tiny_config("loss_falls", 120), /*quiet=*/true);
+  const TrainResult r = run(tiny_config("loss_falls", 120));
   EXPECT_LT(r.final_loss, r.first_loss - 1.5) << "first " << r.first_loss;
   EXPECT_LT(r.valid_ppl, 0.6 * r.unigram_ppl);
   EXPECT_EQ(r.arena_allocations_after_first_step, 0u);
@@ -87,11 +93,11 @@ TEST(Training, LossFallsOnTheRealCorpus) {
 }
 
 TEST(Training, IsAPureFunctionOfConfigAndSeed) {
-  train(tiny_config("det_a", 12), true);
-  train(tiny_config("det_b", 12), true);
+  run(tiny_config("det_a", 12));
+  run(tiny_config("det_b", 12));
   Config other = tiny_config("det_c", 12);
   other.seed = 2;
-  train(other, true);
+  run(other);
   const auto a = series(kData + "/results/det_a/results.h5", "/train/loss");
   const auto b = series(kData + "/results/det_b/results.h5", "/train/loss");
   const auto c = series(kData + "/results/det_c/results.h5", "/train/loss");

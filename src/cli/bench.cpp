@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "gates/hash.hpp"
 #include "io/config.hpp"
 #include "model/gpt.hpp"
 #include "model/loss.hpp"
@@ -18,6 +19,7 @@
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/rng.hpp"
+#include "train/runtime.hpp"
 
 namespace po = boost::program_options;
 
@@ -47,8 +49,12 @@ void random_tokens(const Tensor& t, int64_t vocab, uint64_t seed, uint64_t step)
 int bench_step(const Config& cfg, int64_t vocab, int steps) {
   GptConfig mc = cfg.model;
   mc.vocab = vocab;
+  Runtime rt = make_runtime(cfg);
+  MT_CHECK(rt.ranks() == 1, "bench step runs on one rank");
   ParamRegistry reg;
-  const Gpt model(mc, reg);
+  const Gpt model(mc, reg, rt.layout(),
+                  mc.moe.gate == "hash" ? random_hash(vocab, mc.moe.num_experts, cfg.seed)
+                                        : std::vector<int32_t>{});
   reg.allocate();
   reg.initialize(cfg.seed);
   AdamW opt(reg, cfg.adamw);
@@ -61,7 +67,7 @@ int bench_step(const Config& cfg, int64_t vocab, int steps) {
     random_tokens(tokens, vocab, cfg.seed, 2 * s);
     random_tokens(targets, vocab, cfg.seed, 2 * s + 1);
     reg.zero_grads();
-    Tensor logits = model.forward(arena, tokens, acts);
+    Tensor logits = model.forward(arena, tokens, acts, {rt.a2a.get(), cfg.seed, s});
     lm_loss(arena, logits, targets);
     model.backward(arena, logits, acts);
     clip_grad_norm(reg, cfg.grad_clip);

@@ -11,6 +11,7 @@
 #include "io/tokens.hpp"
 #include "tensor/error.hpp"
 #include "train/evaluate.hpp"
+#include "train/runtime.hpp"
 
 namespace po = boost::program_options;
 
@@ -46,16 +47,20 @@ int eval(const Args& args) {
            "eval: --split '{}' (valid, test or train)", split);
   const Config cfg = parse_config(rest, checkpoint_config(checkpoint));
   const TokenSplit data = read_tokens(cfg.data_dir + "/" + split + ".h5");
+  Runtime rt = make_runtime(cfg);
+  local_batch(cfg, rt);
   GptConfig mc = cfg.model;
   mc.vocab = data.vocab;
   ParamRegistry reg;
-  const Gpt model(mc, reg);
+  const Gpt model(mc, reg, rt.layout(), hash_table(cfg, mc.vocab));
   reg.allocate();
   load_model(checkpoint, reg);
   Arena arena;
-  const LossValue l = evaluate(model, arena, Batches(data, mc.seq_len), cfg.batch_size, batches);
-  fmt::print("eval: {} on {} | {} tokens | loss {:.6f} | ppl {:.3f}\n", checkpoint, data.path,
-             l.count, l.mean(), std::exp(l.mean()));
+  const LossValue l =
+      evaluate(model, arena, Batches(data, mc.seq_len), cfg.batch_size, batches, rt, cfg.seed);
+  if (rt.root())
+    fmt::print("eval: {} on {} | {} | {} tokens | loss {:.6f} | ppl {:.3f}\n", checkpoint,
+               data.path, rt.describe(), l.count, l.mean(), std::exp(l.mean()));
   return 0;
 }
 

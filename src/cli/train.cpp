@@ -1,11 +1,9 @@
 // moetrain train: parse the configuration and run the trainer.
-#include <mpi.h>
-
 #include <iostream>
 
 #include "cli/commands.hpp"
 #include "io/config.hpp"
-#include "tensor/error.hpp"
+#include "train/runtime.hpp"
 #include "train/trainer.hpp"
 
 namespace mt::cli {
@@ -18,10 +16,8 @@ int train(const Args& args) {
       return 0;
     }
   const Config cfg = parse_config(args);
-  int world = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &world);
-  MT_CHECK(world == 1, "train: this build trains on one rank; started on {} ranks", world);
-  mt::train(cfg);
+  Runtime rt = make_runtime(cfg);
+  mt::train(cfg, rt);
   return 0;
 }
 

@@ -32,7 +32,8 @@ MpiGroup::MpiGroup(MpiGroup&& o) noexcept
 }
 
 MpiGroup::~MpiGroup() {
-  if (comm_ != MPI_COMM_NULL && comm_ != MPI_COMM_WORLD) MPI_Comm_free(&comm_);
+  if (comm_ != MPI_COMM_NULL && comm_ != MPI_COMM_WORLD && comm_ != MPI_COMM_SELF)
+    MPI_Comm_free(&comm_);
 }
 
 void MpiGroup::check(int rc, const char* call) const {

@@ -8,7 +8,7 @@ namespace mt {
 
 class MpiGroup : public ProcessGroup {
  public:
-  // Takes ownership of comm (freed on destruction unless it is MPI_COMM_WORLD).
+  // Takes ownership of comm (freed on destruction unless it is MPI_COMM_WORLD or MPI_COMM_SELF).
   MpiGroup(MPI_Comm comm, std::string name);
   ~MpiGroup() override;
   MpiGroup(const MpiGroup&) = delete;

@@ -7,10 +7,10 @@
 
 namespace mt {
 
-Topology discover_topology(int ranks_per_node) {
+Topology discover_topology(int ranks_per_node, MPI_Comm base) {
   Topology t;
-  MPI_Comm_rank(MPI_COMM_WORLD, &t.world_rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &t.world_size);
+  MPI_Comm_rank(base, &t.world_rank);
+  MPI_Comm_size(base, &t.world_size);
   if (ranks_per_node > 0) {
     MT_CHECK(t.world_size % ranks_per_node == 0,
              "dist.ranks_per_node = {} does not divide the world size {}", ranks_per_node,
@@ -18,12 +18,12 @@ Topology discover_topology(int ranks_per_node) {
     t.local_size = ranks_per_node;
   } else {
     MPI_Comm shared;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, t.world_rank, MPI_INFO_NULL, &shared);
+    MPI_Comm_split_type(base, MPI_COMM_TYPE_SHARED, t.world_rank, MPI_INFO_NULL, &shared);
     MPI_Comm_size(shared, &t.local_size);
     MPI_Comm_free(&shared);
     // Nodes must be equal blocks of consecutive ranks (mpirun --map-by node breaks this).
     std::vector<int> sizes(t.world_size);
-    MPI_Allgather(&t.local_size, 1, MPI_INT, sizes.data(), 1, MPI_INT, MPI_COMM_WORLD);
+    MPI_Allgather(&t.local_size, 1, MPI_INT, sizes.data(), 1, MPI_INT, base);
     for (int s : sizes)
       MT_CHECK(s == t.local_size, "nodes hold different numbers of ranks ({} and {})", s,
                t.local_size);
@@ -34,14 +34,16 @@ Topology discover_topology(int ranks_per_node) {
   return t;
 }
 
-Groups make_groups(int ep_size, int ranks_per_node) {
+Groups make_groups(int ep_size, int ranks_per_node, MPI_Comm base) {
   Groups g;
-  g.topo = discover_topology(ranks_per_node);
+  g.topo = discover_topology(ranks_per_node, base);
   const Topology& t = g.topo;
   if (ep_size == 0) ep_size = t.world_size;
   MT_CHECK(ep_size > 0 && t.world_size % ep_size == 0,
            "dist.ep_size = {} does not divide the world size {}", ep_size, t.world_size);
-  g.world = std::make_unique<MpiGroup>(MPI_COMM_WORLD, "world");
+  MPI_Comm world;
+  MPI_Comm_dup(base, &world);
+  g.world = std::make_unique<MpiGroup>(world, "world");
   const int ep_index = t.world_rank / ep_size, ep_rank = t.world_rank % ep_size;
   g.ep = std::make_unique<MpiGroup>(g.world->split(ep_index, ep_rank, "ep"));
   g.expert_dp = std::make_unique<MpiGroup>(g.world->split(ep_rank, ep_index, "expert_dp"));

@@ -17,7 +17,7 @@ struct Topology {
 // ranks_per_node > 0: blocks of that many consecutive ranks stand for nodes (tests, one machine
 // standing for several). Otherwise nodes are MPI's shared-memory domains, which must be blocks of
 // consecutive ranks of equal size.
-Topology discover_topology(int ranks_per_node);
+Topology discover_topology(int ranks_per_node, MPI_Comm base = MPI_COMM_WORLD);
 
 struct Groups {
   Topology topo;
@@ -32,7 +32,8 @@ struct Groups {
   int ep_index() const { return topo.world_rank / ep->size(); }  // which EP group
 };
 
-// ep_size 0 means all ranks. Throws mt::Error if ep_size does not divide the world size.
-Groups make_groups(int ep_size, int ranks_per_node);
+// The groups over the ranks of `base` (its duplicate is the "world" of the run). ep_size 0 means
+// all ranks. Throws mt::Error if ep_size does not divide the world size.
+Groups make_groups(int ep_size, int ranks_per_node, MPI_Comm base = MPI_COMM_WORLD);
 
 }  // namespace mt

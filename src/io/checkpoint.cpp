@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <memory>
 
 #include "io/h5.hpp"
 #include "io/results.hpp"
@@ -31,28 +32,59 @@ void check_format(const h5::File& f) {
 }  // namespace
 
 void save_checkpoint(const std::string& path, const ParamRegistry& reg, AdamW& opt, int64_t step,
-                     const std::string& config_ini) {
-  const std::filesystem::path final_path(path);
-  if (final_path.has_parent_path()) std::filesystem::create_directories(final_path.parent_path());
+                     const std::string& config_ini, const Groups& groups) {
+  const bool root = groups.topo.world_rank == 0, gathers = groups.ep_index() == 0;
+  // Whole tensors: expert shards gathered over the first EP group, which holds every expert.
+  std::vector<float> whole;
+  auto assemble = [&](const ParamInfo& p, const float* local) -> const float* {
+    if (p.kind == ParamKind::Replicated) return local;
+    whole.resize(root ? size_t(p.global_rows * p.row_elements()) : 0);
+    groups.ep->gather(local, p.shape.numel(), whole.data(), 0);
+    return whole.data();
+  };
+  std::string error;
   const std::string tmp = path + ".tmp";
-  {
-    h5::File f(tmp, h5::File::Create);
-    h5::set_attr(f, "/", "format", std::string("moetrain-checkpoint"));
-    h5::set_attr(f, "/", "version", kCheckpointVersion);
-    h5::set_attr(f, "/", "step", step);
-    h5::set_attr(f, "/", "config", config_ini);
-    h5::set_attr(f, "/", "code_version", code_version());
-    for (size_t i = 0; i < reg.size(); ++i) {
-      const ParamInfo& p = reg.info(int(i));
-      h5::write(f, "/model/" + p.name, reg.value(int(i)).f32(), p.shape);
-      h5::write(f, "/optim/" + p.name + "/m", opt.m().data() + p.offset, p.shape);
-      h5::write(f, "/optim/" + p.name + "/v", opt.v().data() + p.offset, p.shape);
+  try {
+    std::unique_ptr<h5::File> f;
+    if (root) {
+      const std::filesystem::path final_path(path);
+      if (final_path.has_parent_path())
+        std::filesystem::create_directories(final_path.parent_path());
+      f = std::make_unique<h5::File>(tmp, h5::File::Create);
+      h5::set_attr(*f, "/", "format", std::string("moetrain-checkpoint"));
+      h5::set_attr(*f, "/", "version", kCheckpointVersion);
+      h5::set_attr(*f, "/", "step", step);
+      h5::set_attr(*f, "/", "config", config_ini);
+      h5::set_attr(*f, "/", "world_size", int64_t(groups.topo.world_size));
+      h5::set_attr(*f, "/", "ep_size", int64_t(groups.ep_size()));
+      h5::set_attr(*f, "/", "code_version", code_version());
     }
-    h5::set_attr(f, "/optim", "step", opt.steps());
-    f.flush();
+    if (gathers)
+      for (size_t i = 0; i < reg.size(); ++i) {
+        const ParamInfo& p = reg.info(int(i));
+        const std::pair<std::string, const float*> parts[] = {
+            {"/model/" + p.name, reg.value(int(i)).f32()},
+            {"/optim/" + p.name + "/m", opt.m().data() + p.offset},
+            {"/optim/" + p.name + "/v", opt.v().data() + p.offset}};
+        for (const auto& [name, local] : parts) {
+          const float* data = assemble(p, local);
+          if (root) h5::write(*f, name, data, h5::with_rows(p.shape, p.global_rows));
+        }
+      }
+    if (root) {
+      h5::set_attr(*f, "/optim", "step", opt.steps());
+      f->flush();
+      f.reset();
+      fsync_path(tmp);
+      std::filesystem::rename(tmp, path);
+    }
+  } catch (const std::exception& e) {
+    error = e.what();
   }
-  fsync_path(tmp);
-  std::filesystem::rename(tmp, final_path);
+  int failed = root && !error.empty();
+  groups.world->broadcast(&failed, sizeof failed, 0);
+  if (root && !error.empty()) fail("checkpoint {}: {}", path, error);
+  MT_CHECK(!failed, "checkpoint {}: writing failed on rank 0", path);
 }
 
 void load_model(const std::string& path, ParamRegistry& reg) {
@@ -60,7 +92,8 @@ void load_model(const std::string& path, ParamRegistry& reg) {
   check_format(f);
   for (size_t i = 0; i < reg.size(); ++i) {
     const ParamInfo& p = reg.info(int(i));
-    h5::read(f, "/model/" + p.name, reg.value(int(i)).f32(), p.shape);
+    h5::read_rows(f, "/model/" + p.name, reg.value(int(i)).f32(), p.shape, p.global_rows,
+                  p.row_offset);
   }
 }
 

@@ -1,9 +1,12 @@
 // Checkpoint files in the public layout of DESIGN.md: /model/<parameter name>,
-// /optim/<parameter name>/{m,v}, root attributes format, version, step, config, code_version.
-// Written under a temporary name, flushed, synced and renamed.
+// /optim/<parameter name>/{m,v}, root attributes format, version, step, config, world_size,
+// ep_size, code_version. Expert tensors are stored whole ([E, ...], gathered to rank 0), so any
+// expert-parallel size that divides E can load the file. Written by rank 0 under a temporary
+// name, flushed, synced and renamed.
 #pragma once
 #include <string>
 
+#include "comm/topology.hpp"
 #include "optim/adamw.hpp"
 #include "tensor/params.hpp"
 
@@ -11,9 +14,12 @@ namespace mt {
 
 inline constexpr int64_t kCheckpointVersion = 1;
 
+// Collective over the world: every rank calls it; rank 0 writes. A failure on rank 0 is
+// reported on every rank.
 void save_checkpoint(const std::string& path, const ParamRegistry& reg, AdamW& opt, int64_t step,
-                     const std::string& config_ini);
-// Loads /model/* into the registry; every parameter must be present with its shape.
+                     const std::string& config_ini, const Groups& groups);
+// Loads /model/* into the registry (this rank's rows of expert tensors); every parameter must be
+// present with its shape.
 void load_model(const std::string& path, ParamRegistry& reg);
 // The config text stored in a checkpoint (to rebuild the model it was saved from).
 std::string checkpoint_config(const std::string& path);

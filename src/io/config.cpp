@@ -22,6 +22,7 @@ po::options_description options(Config& c) {
   auto& s = c.schedule;
   auto& a = c.adamw;
   auto& m = c.model;
+  auto& e = c.model.moe;
   // clang-format off
   d.add_options()
     ("run.name", po::value(&c.name)->default_value(c.name), "run name: results go to <results_dir>/<name>")
@@ -33,6 +34,20 @@ po::options_description options(Config& c) {
     ("model.n_layer", po::value(&m.n_layer)->default_value(m.n_layer), "number of blocks")
     ("model.n_head", po::value(&m.n_head)->default_value(m.n_head), "attention heads (divides d_model)")
     ("model.d_ff", po::value(&m.d_ff)->default_value(m.d_ff), "FFN hidden width")
+    ("moe.experts", po::value(&e.num_experts)->default_value(e.num_experts), "experts per MoE layer (0: dense model)")
+    ("moe.every", po::value(&e.every)->default_value(e.every), "block i is MoE when i % every == every - 1")
+    ("moe.gate", po::value(&e.gate)->default_value(e.gate), "switch (top-1) | gshard (top-2) | hash")
+    ("moe.capacity_factor", po::value(&e.capacity_factor)->default_value(e.capacity_factor), "expert capacity = ceil(cf * k * group tokens / E) in training")
+    ("moe.eval_capacity_factor", po::value(&e.eval_capacity_factor)->default_value(e.eval_capacity_factor), "capacity factor at evaluation")
+    ("moe.dropless", po::value(&e.dropless)->default_value(e.dropless), "no capacity limit (no dropped tokens)")
+    ("moe.aux_weight", po::value(&e.aux_weight)->default_value(e.aux_weight), "Switch load-balancing loss weight")
+    ("moe.z_weight", po::value(&e.z_weight)->default_value(e.z_weight), "router z-loss weight")
+    ("moe.group_sequences", po::value(&e.group_sequences)->default_value(e.group_sequences), "sequences per capacity and aux-loss group")
+    ("moe.d_ff", po::value(&e.d_ff)->default_value(e.d_ff), "expert hidden width (0: model.d_ff)")
+    ("moe.hash", po::value(&e.hash)->default_value(e.hash), "hash table: balanced (unigram counts) | random")
+    ("dist.ep_size", po::value(&c.ep_size)->default_value(c.ep_size), "ranks sharing one set of experts (0: all)")
+    ("dist.a2a", po::value(&c.a2a)->default_value(c.a2a), "token all-to-all: flat | hierarchical")
+    ("dist.ranks_per_node", po::value(&c.ranks_per_node)->default_value(c.ranks_per_node), "ranks per node (0: detect; >0: one machine stands for several nodes)")
     ("train.batch_size", po::value(&c.batch_size)->default_value(c.batch_size), "sequences per step")
     ("train.steps", po::value(&c.steps)->default_value(c.steps), "optimizer steps")
     ("train.lr", po::value(&s.lr)->default_value(s.lr), "peak learning rate")
@@ -58,6 +73,8 @@ std::string value_text(const boost::any& v) {
   if (auto p = boost::any_cast<uint64_t>(&v)) return std::to_string(*p);
   if (auto p = boost::any_cast<double>(&v)) return fmt::format("{}", *p);
   if (auto p = boost::any_cast<float>(&v)) return fmt::format("{}", *p);
+  if (auto p = boost::any_cast<int>(&v)) return std::to_string(*p);
+  if (auto p = boost::any_cast<bool>(&v)) return *p ? "true" : "false";
   return "?";
 }
 
@@ -100,6 +117,21 @@ void validate(const Config& c) {
       "config: train.schedule = '{}' (expected cosine, inv_sqrt or constant)", c.schedule.kind);
   MT_CHECK(c.eval_every >= 0 && c.eval_batches >= 0,
            "config: train.eval_every and train.eval_batches must be >= 0");
+  const auto& e = m.moe;
+  MT_CHECK(e.num_experts >= 0 && e.every > 0 && e.group_sequences > 0 && e.d_ff >= 0,
+           "config: moe.experts >= 0, moe.every > 0, moe.group_sequences > 0, moe.d_ff >= 0");
+  MT_CHECK(e.gate == "switch" || e.gate == "gshard" || e.gate == "hash",
+           "config: moe.gate = '{}' (switch, gshard or hash)", e.gate);
+  MT_CHECK(e.hash == "balanced" || e.hash == "random",
+           "config: moe.hash = '{}' (balanced or random)", e.hash);
+  MT_CHECK(e.gate != "gshard" || e.num_experts == 0 || e.num_experts >= 2,
+           "config: moe.gate = gshard needs at least 2 experts");
+  MT_CHECK(e.capacity_factor > 0 && e.eval_capacity_factor > 0,
+           "config: capacity factors must be > 0");
+  MT_CHECK(c.a2a == "flat" || c.a2a == "hierarchical",
+           "config: dist.a2a = '{}' (flat or hierarchical)", c.a2a);
+  MT_CHECK(c.ep_size >= 0 && c.ranks_per_node >= 0,
+           "config: dist.ep_size and dist.ranks_per_node must be >= 0");
   MT_CHECK(!c.name.empty() && c.name.find('/') == std::string::npos,
            "config: run.name '{}' must be a non-empty name without '/'", c.name);
 }

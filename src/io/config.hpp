@@ -18,7 +18,7 @@ struct Config {
   std::string results_dir = "results";
   // [data]
   std::string data_dir = "data/sword";
-  // [model]  (vocab comes from the prepared data)
+  // [model] and [moe]  (vocab comes from the prepared data)
   GptConfig model;
   // [train]
   int64_t batch_size = 16;
@@ -29,6 +29,10 @@ struct Config {
   int64_t log_every = 10;
   int64_t eval_every = 200;
   int64_t eval_batches = 20;  // 0: the whole split
+  // [dist]
+  int ep_size = 0;           // ranks that share one set of experts (0: all ranks)
+  std::string a2a = "flat";  // flat | hierarchical
+  int ranks_per_node = 0;    // 0: from MPI's shared-memory domains
 
   std::string ini;  // the effective configuration as INI text (stored in results and checkpoints)
   std::string run_dir() const { return results_dir + "/" + name; }

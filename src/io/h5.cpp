@@ -152,6 +152,36 @@ void read(const File& f, const std::string& name, float* data, const Shape& expe
            "{}: cannot read dataset {} (corrupt file?)", f.path(), name);
 }
 
+Shape with_rows(const Shape& local, int64_t rows) {
+  switch (local.ndim()) {
+    case 1:
+      return {rows};
+    case 2:
+      return {rows, local[1]};
+    case 3:
+      return {rows, local[1], local[2]};
+    default:
+      return {rows, local[1], local[2], local[3]};
+  }
+}
+
+void read_rows(const File& f, const std::string& name, float* data, const Shape& local,
+               int64_t global_rows, int64_t row_offset) {
+  const Shape whole = with_rows(local, global_rows);
+  if (whole == local) return read(f, name, data, local);
+  const Shape s = shape_of(f, name);
+  MT_CHECK(s == whole, "{}: dataset {} has shape {}, expected {}", f.path(), name, s.str(),
+           whole.str());
+  Handle ds = open_dataset(f, name);
+  Handle space{H5Dget_space(ds), H5Sclose};
+  std::vector<hsize_t> start(local.ndim(), 0), count = dims_of(local);
+  start[0] = hsize_t(row_offset);
+  H5Sselect_hyperslab(space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
+  Handle mem{H5Screate_simple(int(count.size()), count.data(), nullptr), H5Sclose};
+  MT_CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, data) >= 0,
+           "{}: cannot read rows of dataset {} (corrupt file?)", f.path(), name);
+}
+
 std::vector<int32_t> read_i32(const File& f, const std::string& name) {
   std::vector<int32_t> out(shape_of(f, name).numel());
   Handle ds = open_dataset(f, name);

@@ -25,11 +25,21 @@ void ResultsFile::record(const std::string& series, double value) {
   pending_[series].push_back(value);
 }
 
+void ResultsFile::record_row(const std::string& series, const std::vector<double>& values) {
+  auto& [width, rows] = pending_rows_[series];
+  width = int64_t(values.size());
+  rows.insert(rows.end(), values.begin(), values.end());
+}
+
 void ResultsFile::flush() {
   h5::File f(path_, h5::File::ReadWrite);
   for (auto& [name, values] : pending_) {
     h5::append(f, name, values);
     values.clear();
+  }
+  for (auto& [name, rows] : pending_rows_) {
+    h5::append_rows(f, name, rows.second, rows.first);
+    rows.second.clear();
   }
   f.flush();
 }

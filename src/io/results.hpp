@@ -13,12 +13,15 @@ class ResultsFile {
   // Creates the file (replacing an old one) with its root attributes.
   ResultsFile(std::string path, const std::string& config_ini, const std::string& world);
   void record(const std::string& series, double value);  // e.g. "/train/loss"
+  // One row of a growing 2-D dataset [rows, values.size()], e.g. "/routing/block1/load".
+  void record_row(const std::string& series, const std::vector<double>& values);
   void flush();
   const std::string& path() const { return path_; }
 
  private:
   std::string path_;
   std::map<std::string, std::vector<double>> pending_;
+  std::map<std::string, std::pair<int64_t, std::vector<double>>> pending_rows_;  // width, values
 };
 
 std::string code_version();

@@ -11,7 +11,8 @@ struct LossValue {
 };
 
 // Computes the loss of logits [N, V] against targets [N] and turns logits, in place, into the
-// gradient of the mean loss scaled by weight.
-LossValue lm_loss(Arena& arena, const Tensor& logits, const Tensor& targets, float weight = 1.0f);
+// gradient of (summed loss / normalizer). normalizer 0: this call's counted tokens (its mean);
+// across ranks: the global batch's token count, so that summed gradients are the global mean's.
+LossValue lm_loss(Arena& arena, const Tensor& logits, const Tensor& targets, double normalizer = 0);
 
 }  // namespace mt

@@ -7,13 +7,21 @@
 
 namespace mt {
 
-double grad_norm(ParamRegistry& reg) {
-  const Tensor all{reg.grads(), {reg.total_elements()}, DType::F32, Device::CPU};
-  return std::sqrt(ops::sum_squares(all));
+namespace {
+double squares(ParamRegistry& reg, ParamKind kind) {
+  const auto [begin, end] = reg.range(kind);
+  return ops::sum_squares(Tensor{reg.grads() + begin, {end - begin}, DType::F32, Device::CPU});
+}
+}  // namespace
+
+double grad_norm(ParamRegistry& reg, ProcessGroup* ep) {
+  double expert = squares(reg, ParamKind::Expert);
+  if (ep) ep->all_reduce_sum(&expert, 1);
+  return std::sqrt(squares(reg, ParamKind::Replicated) + expert);
 }
 
-double clip_grad_norm(ParamRegistry& reg, double max_norm) {
-  const double norm = grad_norm(reg);
+double clip_grad_norm(ParamRegistry& reg, double max_norm, ProcessGroup* ep) {
+  const double norm = grad_norm(reg, ep);
   if (max_norm > 0 && norm > max_norm) {
     ops::scale(Tensor{reg.grads(), {reg.total_elements()}, DType::F32, Device::CPU},
                float(max_norm / (norm + 1e-6)));

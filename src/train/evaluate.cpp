@@ -6,26 +6,30 @@
 namespace mt {
 
 LossValue evaluate(const Gpt& model, Arena& arena, const Batches& batches, int64_t batch_size,
-                   int64_t max_batches) {
+                   int64_t max_batches, const Runtime& rt, uint64_t seed) {
   const int64_t T = model.config().seq_len;
+  const int64_t local = batch_size / rt.ranks();
   const int64_t all = batches.windows();
   const int64_t used = max_batches > 0 ? std::min(all, max_batches * batch_size) : all;
   const int64_t stride = all / used;
-  LossValue total;
+  double sums[2] = {0, 0};  // loss sum, counted tokens
   Gpt::Activations acts;
   for (int64_t first = 0; first < used; first += batch_size) {
     arena.reset();
-    Tensor tokens = arena.alloc({batch_size, T}, DType::I32);
-    Tensor targets = arena.alloc({batch_size, T}, DType::I32);
-    // Row r takes window (first + r) * stride; rows past `used` are ignored.
-    batches.fixed(first * stride, stride, used * stride, tokens, targets);
-    Tensor logits = model.forward(arena, tokens, acts);
+    Tensor tokens = arena.alloc({local, T}, DType::I32);
+    Tensor targets = arena.alloc({local, T}, DType::I32);
+    // Row r of the batch takes window (first + r) * stride; rows past `used` are ignored.
+    const int64_t mine = first + rt.rank() * local;
+    batches.fixed(mine * stride, stride, used * stride, tokens, targets);
+    PassContext ctx{rt.a2a.get(), seed, 0, false, batch_size, rt.rank() * local};
+    Tensor logits = model.forward(arena, tokens, acts, ctx);
     const LossValue l = lm_loss(arena, logits, targets);
-    total.sum += l.sum;
-    total.count += l.count;
+    sums[0] += l.sum;
+    sums[1] += double(l.count);
   }
   arena.reset();
-  return total;
+  rt.groups.world->all_reduce_sum(sums, 2);
+  return {sums[0], int64_t(sums[1])};
 }
 
 }  // namespace mt

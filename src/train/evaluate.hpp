@@ -1,14 +1,16 @@
-// Validation loss of a model on fixed windows of a split.
+// Validation loss of a model on fixed windows of a split, over all ranks.
 #pragma once
 #include "io/tokens.hpp"
 #include "model/gpt.hpp"
 #include "model/loss.hpp"
+#include "train/runtime.hpp"
 
 namespace mt {
 
 // Mean token loss over max_batches batches of evenly spaced, non-overlapping windows
-// (max_batches = 0: every window of the split). Uses the arena and resets it.
+// (max_batches = 0: every window of the split). Each batch of batch_size windows is split by rows
+// over the ranks; the result is summed over them. Uses the arena and resets it.
 LossValue evaluate(const Gpt& model, Arena& arena, const Batches& batches, int64_t batch_size,
-                   int64_t max_batches);
+                   int64_t max_batches, const Runtime& rt, uint64_t seed);
 
 }  // namespace mt

@@ -1,19 +1,22 @@
-// Trainer implementation: one loop, every step following the scheduler's plan.
+// Trainer implementation: one loop, every step following rank 0's plan.
 #include "train/trainer.hpp"
 
 #include <fmt/format.h>
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include "io/checkpoint.hpp"
 #include "io/results.hpp"
 #include "io/tokens.hpp"
 #include "model/loss.hpp"
 #include "optim/clip.hpp"
+#include "optim/grad_sync.hpp"
 #include "tensor/error.hpp"
 #include "train/evaluate.hpp"
 #include "train/progress.hpp"
+#include "train/runtime.hpp"
 #include "train/scheduler.hpp"
 
 namespace mt {
@@ -23,36 +26,53 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
+
+int64_t whole_model_parameters(const ParamRegistry& reg) {
+  int64_t n = 0;
+  for (const auto& p : reg.all()) n += p.global_rows * p.row_elements();
+  return n;
+}
 }  // namespace
 
-TrainResult train(const Config& cfg, bool quiet) {
+TrainResult train(const Config& cfg, Runtime& rt, bool quiet) {
+  const bool root = rt.root();
   auto say = [&](const std::string& s) {
-    if (!quiet) fmt::print("{}\n", s), std::fflush(stdout);
+    if (root && !quiet) fmt::print("{}\n", s), std::fflush(stdout);
   };
   const TokenSplit train_split = read_tokens(cfg.data_dir + "/train.h5");
   const TokenSplit valid_split = read_tokens(cfg.data_dir + "/valid.h5");
   MT_CHECK(train_split.vocab == valid_split.vocab, "{}: vocabulary {} differs from {}'s {}",
            valid_split.path, valid_split.vocab, train_split.path, train_split.vocab);
+  const int64_t B = local_batch(cfg, rt);
 
   GptConfig mc = cfg.model;
   mc.vocab = train_split.vocab;
   ParamRegistry reg;
-  const Gpt model(mc, reg);
+  const Gpt model(mc, reg, rt.layout(), hash_table(cfg, mc.vocab));
   reg.allocate();
   reg.initialize(cfg.seed);
   AdamW opt(reg, cfg.adamw);
   const Scheduler scheduler(cfg);
   const Batches train_batches(train_split, mc.seq_len), valid_batches(valid_split, mc.seq_len);
-  ResultsFile results(cfg.run_dir() + "/results.h5", cfg.ini, "world_size=1");
+  std::optional<ResultsFile> results;
+  if (root) results.emplace(cfg.run_dir() + "/results.h5", cfg.ini, rt.describe());
+  std::vector<int> moe_blocks;
+  for (int i = 0; i < mc.n_layer; ++i)
+    if (mc.is_moe_block(i)) moe_blocks.push_back(i);
 
   TrainResult r;
-  r.parameters = reg.total_elements();
+  r.parameters = whole_model_parameters(reg);
   r.unigram_ppl = unigram_perplexity(train_split, valid_split);
   const int64_t tokens_per_step = cfg.batch_size * mc.seq_len;
-  say(fmt::format(
-      "moetrain: {} parameters | {} train / {} valid tokens | vocab {} | {} tokens/step",
-      r.parameters, train_split.tokens.size(), valid_split.tokens.size(), mc.vocab,
-      tokens_per_step));
+  say(
+      fmt::format("moetrain: {} parameters | {} | {} train / {} valid tokens | vocab {} | {} "
+                  "tokens/step",
+                  r.parameters, rt.describe(), train_split.tokens.size(), valid_split.tokens.size(),
+                  mc.vocab, tokens_per_step));
+  if (!moe_blocks.empty())
+    say(fmt::format("moetrain: {} MoE blocks x {} experts ({} gate, {} per rank), {} all-to-all",
+                    moe_blocks.size(), mc.moe.num_experts, mc.moe.gate,
+                    mc.moe.num_experts / rt.groups.ep_size(), cfg.a2a));
   say(fmt::format("moetrain: unigram perplexity of the validation split: {:.1f}", r.unigram_ppl));
 
   Arena arena;
@@ -60,66 +80,93 @@ TrainResult train(const Config& cfg, bool quiet) {
   const auto start = Clock::now();
   double train_seconds = 0;
   size_t allocations_after_first = 0;
+  std::vector<double> load;
   for (int64_t step = 0; step < cfg.steps; ++step) {
-    const StepPlan plan = scheduler.plan(step);
+    StepPlan plan = root ? scheduler.plan(step) : StepPlan{};
+    rt.groups.world->broadcast(&plan, sizeof plan, 0);
     const auto t0 = Clock::now();
     arena.reset();  // merges the blocks the previous step grew into one
     const size_t allocs_before = arena.system_allocations();
-    Tensor tokens = arena.alloc({cfg.batch_size, mc.seq_len}, DType::I32);
-    Tensor targets = arena.alloc({cfg.batch_size, mc.seq_len}, DType::I32);
-    train_batches.random(cfg.seed, step, 0, tokens, targets);
+    rt.a2a->reset_stats();
+    Tensor tokens = arena.alloc({B, mc.seq_len}, DType::I32);
+    Tensor targets = arena.alloc({B, mc.seq_len}, DType::I32);
+    train_batches.random(cfg.seed, plan.step, rt.rank() * B, tokens, targets);
     reg.zero_grads();
-    Tensor logits = model.forward(arena, tokens, acts);
-    const LossValue loss = lm_loss(arena, logits, targets);
-    MT_CHECK(std::isfinite(loss.mean()),
-             "training diverged: loss is {} at step {} (lower train.lr?)", loss.mean(), step);
+    const PassContext ctx{rt.a2a.get(), cfg.seed, plan.step, true, cfg.batch_size, rt.rank() * B};
+    Tensor logits = model.forward(arena, tokens, acts, ctx);
+    const LossValue ce = lm_loss(arena, logits, targets, double(tokens_per_step));
+    double sums[2] = {ce.sum, model.gate_loss(acts)};
+    rt.groups.world->all_reduce_sum(sums, 2);
+    const double ce_mean = sums[0] / double(tokens_per_step), aux = sums[1];
+    const double loss = ce_mean + aux;
+    MT_CHECK(std::isfinite(loss), "training diverged: loss is {} at step {} (lower train.lr?)",
+             loss, plan.step);
     model.backward(arena, logits, acts);
-    const double norm = clip_grad_norm(reg, cfg.grad_clip);
+    sync_gradients(reg, *rt.groups.world, *rt.groups.expert_dp);
+    const double norm = clip_grad_norm(reg, cfg.grad_clip, rt.groups.ep.get());
     opt.step(float(plan.lr));
     const double step_s = seconds_since(t0);
     if (step > 0) allocations_after_first += arena.system_allocations() - allocs_before;
     train_seconds += step_s;
 
-    if (step == 0) r.first_loss = loss.mean();
-    r.final_loss = loss.mean();
-    results.record("/train/step", double(step));
-    results.record("/train/loss", loss.mean());
-    results.record("/train/ce", loss.mean());
-    results.record("/train/aux", 0.0);
-    results.record("/train/consistency", 0.0);
-    results.record("/train/lr", plan.lr);
-    results.record("/train/grad_norm", norm);
-    results.record("/train/tokens_per_s", tokens_per_step / step_s);
-    results.record("/train/step_s", step_s);
-    results.record("/train/a2a_s", 0.0);
-    results.record("/train/a2a_bytes", 0.0);
-
+    // Routing statistics of every MoE block: first-choice load per expert and dropped choices,
+    // summed over the ranks.
+    for (int i : moe_blocks) {
+      const Routing& routing = acts.blocks[i].moe.routing;
+      load.assign(routing.load.begin(), routing.load.end());
+      load.push_back(double(routing.dropped));
+      rt.groups.world->all_reduce_sum(load.data(), int64_t(load.size()));
+      if (root) {
+        const double dropped = load.back();
+        load.pop_back();
+        results->record_row(fmt::format("/routing/block{}/load", i), load);
+        results->record(fmt::format("/routing/block{}/dropped", i), dropped);
+      }
+    }
+    if (step == 0) r.first_loss = loss;
+    r.final_loss = loss;
+    if (root) {
+      results->record("/train/step", double(plan.step));
+      results->record("/train/loss", loss);
+      results->record("/train/ce", ce_mean);
+      results->record("/train/aux", aux);
+      results->record("/train/consistency", 0.0);
+      results->record("/train/lr", plan.lr);
+      results->record("/train/grad_norm", norm);
+      results->record("/train/tokens_per_s", tokens_per_step / step_s);
+      results->record("/train/step_s", step_s);
+      results->record("/train/a2a_s", rt.a2a->seconds);
+      results->record("/train/a2a_bytes", rt.a2a->bytes_sent);
+    }
     if (plan.log) {
       const double rate = tokens_per_step * (step + 1) / train_seconds;
-      say(progress_line({step + 1, cfg.steps, loss.mean(), plan.lr, norm, rate,
+      say(progress_line({step + 1, cfg.steps, loss, plan.lr, norm, rate,
                          seconds_since(start) / (step + 1) * (cfg.steps - step - 1)}));
     }
     if (plan.eval) {
-      const LossValue v = evaluate(model, arena, valid_batches, cfg.batch_size, cfg.eval_batches);
+      const LossValue v =
+          evaluate(model, arena, valid_batches, cfg.batch_size, cfg.eval_batches, rt, cfg.seed);
       r.valid_loss = v.mean();
       r.valid_ppl = std::exp(v.mean());
-      results.record("/valid/step", double(step));
-      results.record("/valid/loss", r.valid_loss);
-      results.record("/valid/ppl", r.valid_ppl);
+      if (root) {
+        results->record("/valid/step", double(plan.step));
+        results->record("/valid/loss", r.valid_loss);
+        results->record("/valid/ppl", r.valid_ppl);
+      }
       say(fmt::format("valid | step {} | loss {:.4f} | ppl {:.2f} | {} tokens", step + 1,
                       r.valid_loss, r.valid_ppl, v.count));
     }
-    if (plan.log || plan.eval) results.flush();
+    if (root && (plan.log || plan.eval)) results->flush();
   }
   r.steps = cfg.steps;
   r.tokens_per_s = tokens_per_step * cfg.steps / train_seconds;
   r.arena_allocations_after_first_step = allocations_after_first;
   const std::string ckpt = cfg.run_dir() + "/checkpoint.h5";
-  save_checkpoint(ckpt, reg, opt, cfg.steps, cfg.ini);
+  save_checkpoint(ckpt, reg, opt, cfg.steps, cfg.ini, rt.groups);
   say(fmt::format("moetrain: done in {} | {:.0f} tok/s | valid ppl {:.2f} (unigram {:.1f}) | {}",
                   format_duration(seconds_since(start)), r.tokens_per_s, r.valid_ppl, r.unigram_ppl,
                   ckpt));
-  say(fmt::format("moetrain: results in {}", results.path()));
+  if (root) say(fmt::format("moetrain: results in {}", results->path()));
   return r;
 }
 

@@ -1,5 +1,5 @@
-// The training loop: data, model, optimizer and scheduler for one run, curves to results.h5,
-// progress lines on stdout, a checkpoint at the end.
+// The training loop: data, model, optimizer and scheduler for one run on every rank of the
+// runtime; rank 0 decides each step's plan, prints progress and writes results and checkpoints.
 #pragma once
 #include <cstdint>
 
@@ -7,16 +7,18 @@
 
 namespace mt {
 
+struct Runtime;
+
 struct TrainResult {
   int64_t steps = 0;
-  int64_t parameters = 0;
+  int64_t parameters = 0;  // of the whole model (all experts)
   double first_loss = 0, final_loss = 0;
   double valid_loss = 0, valid_ppl = 0, unigram_ppl = 0;
   double tokens_per_s = 0;
   size_t arena_allocations_after_first_step = 0;  // system allocations in steps 2..N
 };
 
-// Trains from scratch as configured. quiet: no progress lines (tests).
-TrainResult train(const Config& cfg, bool quiet = false);
+// Trains from scratch as configured, on every rank of rt. quiet: no progress lines (tests).
+TrainResult train(const Config& cfg, Runtime& rt, bool quiet = false);
 
 }  // namespace mt

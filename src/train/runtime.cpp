@@ -1,0 +1,50 @@
+// Runtime construction.
+#include "train/runtime.hpp"
+
+#include <fmt/format.h>
+
+#include "gates/hash.hpp"
+#include "io/tokens.hpp"
+#include "tensor/error.hpp"
+
+namespace mt {
+
+Runtime make_runtime(const Config& cfg, MPI_Comm base) {
+  Runtime rt;
+  rt.groups = make_groups(cfg.ep_size, cfg.ranks_per_node, base);
+  rt.a2a = make_all_to_all(cfg.a2a, *rt.groups.ep, *rt.groups.ep_intra, *rt.groups.ep_inter);
+  const int E = cfg.model.moe.num_experts;
+  MT_CHECK(E == 0 || E % rt.groups.ep_size() == 0,
+           "moe.experts = {} is not divisible by the expert-parallel size {}", E,
+           rt.groups.ep_size());
+  return rt;
+}
+
+std::string Runtime::describe() const {
+  const Topology& t = groups.topo;
+  return fmt::format("{} rank{} ({} node{} x {}), ep_size {}", t.world_size,
+                     t.world_size > 1 ? "s" : "", t.num_nodes, t.num_nodes > 1 ? "s" : "",
+                     t.local_size, groups.ep_size());
+}
+
+int64_t local_batch(const Config& cfg, const Runtime& rt) {
+  MT_CHECK(cfg.batch_size % rt.ranks() == 0,
+           "train.batch_size = {} is not divisible by the {} ranks", cfg.batch_size, rt.ranks());
+  const int64_t b = cfg.batch_size / rt.ranks();
+  MT_CHECK(cfg.model.moe.num_experts == 0 || b % cfg.model.moe.group_sequences == 0,
+           "moe.group_sequences = {} does not divide the {} sequences per rank",
+           cfg.model.moe.group_sequences, b);
+  return b;
+}
+
+std::vector<int32_t> hash_table(const Config& cfg, int64_t vocab) {
+  const MoeConfig& m = cfg.model.moe;
+  if (m.num_experts == 0 || m.gate != "hash") return {};
+  if (m.hash == "random") return random_hash(vocab, m.num_experts, cfg.seed);
+  const TokenSplit train = read_tokens(cfg.data_dir + "/train.h5");
+  std::vector<int64_t> counts(vocab, 0);
+  for (int32_t t : train.tokens) ++counts[t];
+  return balanced_hash(counts, m.num_experts);
+}
+
+}  // namespace mt

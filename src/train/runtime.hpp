@@ -1,0 +1,34 @@
+// Runtime: the process groups and token exchange of a run, and the model built for this rank
+// (its expert shard; the hash table when the gate hashes token ids).
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "comm/all_to_all.hpp"
+#include "comm/topology.hpp"
+#include "io/config.hpp"
+#include "model/gpt.hpp"
+
+namespace mt {
+
+struct Runtime {
+  Groups groups;
+  std::unique_ptr<AllToAll> a2a;
+  int rank() const { return groups.topo.world_rank; }
+  int ranks() const { return groups.topo.world_size; }
+  bool root() const { return rank() == 0; }
+  ExpertLayout layout() const { return {groups.ep_rank(), groups.ep_size()}; }
+  std::string describe() const;  // "4 ranks (2 nodes x 2), ep_size 4, flat all-to-all"
+};
+
+// Over the ranks of `base` (tests run single-rank references on MPI_COMM_SELF).
+Runtime make_runtime(const Config& cfg, MPI_Comm base = MPI_COMM_WORLD);
+
+// Checks that the batch splits into whole capacity groups on every rank.
+int64_t local_batch(const Config& cfg, const Runtime& rt);
+
+// The hash gate's table (empty unless moe.gate = hash): balanced from the unigram counts of the
+// data's training split, or random from the seed.
+std::vector<int32_t> hash_table(const Config& cfg, int64_t vocab);
+
+}  // namespace mt
