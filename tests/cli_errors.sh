@@ -67,6 +67,19 @@ expect "missing checkpoint" "error: $tmp/none.h5: no such file" \
   "$bin" eval --checkpoint "$tmp/none.h5"
 expect "unknown command" "error: unknown command 'trian'" "$bin" trian
 
+# Distributed runs: every rank reports, mpirun exits non-zero, nothing hangs.
+mpi=(mpirun -np 2 --oversubscribe -x OMP_NUM_THREADS=1)
+[ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
+moe="--moe.experts 4 --moe.every 1"
+expect "ep_size not dividing the world" "rank 1: error: dist.ep_size = 3 does not divide the world size 2" \
+  "${mpi[@]}" "$bin" train $good $moe --dist.ep_size 3
+expect "experts not divisible by ep_size" "rank 0: error: moe.experts = 3 is not divisible by the expert-parallel size 2" \
+  "${mpi[@]}" "$bin" train $good --moe.experts 3 --moe.every 1
+expect "batch not divisible by ranks" "error: train.batch_size = 3 is not divisible by the 2 ranks" \
+  "${mpi[@]}" "$bin" train $good $moe --train.batch_size 3
+expect "hierarchical on a bad layout" "error: dist.ranks_per_node = 3 does not divide the world size 2" \
+  "${mpi[@]}" "$bin" train $good $moe --dist.a2a hierarchical --dist.ranks_per_node 3
+
 if [ $failures -gt 0 ]; then
   echo "$failures case(s) failed"
   exit 1

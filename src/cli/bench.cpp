@@ -1,6 +1,7 @@
 // moetrain bench: throughput measurements printed side by side (not timed tests).
 //   step: tokens/s of full training steps (forward, loss, backward, clip, AdamW) on random tokens
 //   gemm: each Linear layer's forward+backward GFLOP/s against raw cblas_sgemm on the same shapes
+//   a2a, moe: see bench_moe.cpp
 #include <cblas.h>
 #include <fmt/format.h>
 
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <iostream>
 
+#include "cli/bench_common.hpp"
 #include "cli/commands.hpp"
 #include "gates/hash.hpp"
 #include "io/config.hpp"
@@ -26,20 +28,6 @@ namespace po = boost::program_options;
 namespace mt::cli {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// Best-of-`reps` seconds of fn().
-template <typename F>
-double best_seconds(int reps, F&& fn) {
-  double best = 1e30;
-  for (int i = 0; i < reps; ++i) {
-    const auto t0 = Clock::now();
-    fn();
-    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  return best;
-}
 
 void random_tokens(const Tensor& t, int64_t vocab, uint64_t seed, uint64_t step) {
   const Rng rng(seed, stream_id({name_hash("bench"), step}));
@@ -138,8 +126,9 @@ int bench_gemm(const Config& cfg, int64_t vocab, int reps) {
 }  // namespace
 
 int bench(const Args& args) {
-  MT_CHECK(!args.empty() && (args[0] == "step" || args[0] == "gemm"),
-           "bench: usage: moetrain bench step|gemm --config FILE [--steps N] [--vocab V]");
+  MT_CHECK(!args.empty() && (args[0] == "step" || args[0] == "gemm" || args[0] == "a2a" ||
+                             args[0] == "moe"),
+           "bench: usage: moetrain bench step|gemm|a2a|moe --config FILE [--steps N] [--vocab V]");
   int steps = 10;
   int64_t vocab = 4096;
   po::options_description d("moetrain bench (config keys such as --model.d_model also accepted)");
@@ -160,6 +149,8 @@ int bench(const Args& args) {
   }
   MT_CHECK(steps > 0 && vocab > 0, "bench: --steps and --vocab must be positive");
   const Config cfg = parse_config(rest);
+  if (args[0] == "a2a") return bench_a2a(cfg, steps);
+  if (args[0] == "moe") return bench_moe(cfg, steps);
   return args[0] == "step" ? bench_step(cfg, vocab, steps) : bench_gemm(cfg, vocab, steps);
 }
 

@@ -1,0 +1,118 @@
+#!/usr/bin/python3
+"""MoE layer forward+backward tokens/s: moetrain against a dense FFN of the same active FLOPs
+(measured by `moetrain bench moe`) and against a PyTorch MoE layer of the same shape, in one run.
+
+The PyTorch layer is the usual eager implementation: router, softmax, top-1 (Switch) with
+per-group capacity in token order, a loop over experts with index_select / index_add_, combine
+weighted by the gate probability. It runs on the OpenMP OpenBLAS (its fastest set-up here, see
+bench/step_vs_torch.py). Lines are appended to results/bench/moe_vs_torch.md.
+
+usage: /usr/bin/python3 bench/moe_vs_torch.py [--config configs/demo_moe.ini] [--steps 10]
+"""
+import argparse
+import configparser
+import datetime
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+
+def torch_moe_seconds(cfg, steps, threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    m, moe, tr = cfg["model"], cfg["moe"], cfg["train"]
+    B, T, d = int(tr["batch_size"]), int(m["seq_len"]), int(m["d_model"])
+    f = int(moe.get("d_ff", "0")) or int(m["d_ff"])
+    E, cf = int(moe["experts"]), float(moe.get("capacity_factor", "1.25"))
+    group = int(moe.get("group_sequences", "1")) * T
+    N = B * T
+    wg = (0.02 * torch.randn(d, E)).requires_grad_()
+    w1 = (0.02 * torch.randn(E, d, f)).requires_grad_()
+    b1 = torch.zeros(E, f).requires_grad_()
+    w2 = (0.02 * torch.randn(E, f, d)).requires_grad_()
+    b2 = torch.zeros(E, d).requires_grad_()
+    x = torch.randn(N, d, requires_grad=True)
+    dy = torch.randn(N, d)
+    cap = math.ceil(cf * group / E)
+
+    def layer():
+        p = torch.softmax(x @ wg, dim=-1)
+        g, e = p.max(dim=-1)
+        onehot = torch.nn.functional.one_hot(e, E).view(N // group, group, E)
+        pos = (onehot.cumsum(dim=1) * onehot).sum(-1).view(N) - 1  # slot in the group, token order
+        keep = pos < cap
+        y = torch.zeros(N, d)
+        for k in range(E):
+            idx = torch.nonzero((e == k) & keep).squeeze(1)
+            if idx.numel() == 0:
+                continue
+            h = torch.nn.functional.gelu(x.index_select(0, idx) @ w1[k] + b1[k], approximate="tanh")
+            y = y.index_add(0, idx, (h @ w2[k] + b2[k]) * g.index_select(0, idx).unsqueeze(1))
+        f_e = torch.nn.functional.one_hot(e, E).float().mean(0)
+        aux = 0.01 * E * (f_e * p.mean(0)).sum()
+        return y, aux
+
+    best = 1e30
+    for s in range(steps + 2):
+        for t in (wg, w1, b1, w2, b2, x):
+            t.grad = None
+        t0 = time.perf_counter()
+        y, aux = layer()
+        torch.autograd.backward([y, aux], [dy, torch.tensor(1.0)])
+        if s >= 2:
+            best = min(best, time.perf_counter() - t0)
+    return best, N, torch.__version__
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default="configs/demo_moe.ini")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--moetrain", default="build/moetrain")
+    ap.add_argument("--torch-only", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    cfg = configparser.ConfigParser(inline_comment_prefixes=("#",))
+    cfg.read(args.config)
+    if args.torch_only:
+        print(json.dumps(torch_moe_seconds(cfg, args.steps, args.threads)))
+        return 0
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads))
+    out = subprocess.run([args.moetrain, "bench", "moe", "--config", args.config, "--steps",
+                          str(args.steps), "--dist.ep_size", "1"],
+                         check=True, capture_output=True, text=True, env=env).stdout
+    ours = json.loads(out.strip().splitlines()[-1])
+    child = subprocess.run([sys.executable, __file__, "--torch-only", "--config", args.config,
+                            "--steps", str(args.steps), "--threads", str(args.threads)],
+                           check=True, capture_output=True, text=True,
+                           env=dict(env, LD_LIBRARY_PATH="/usr/lib/x86_64-linux-gnu/openblas-openmp"))
+    t_torch, tokens, version = json.loads(child.stdout.strip().splitlines()[-1])
+    torch_tps = tokens / t_torch
+    print(f"MoE layer: {tokens} tokens, d={ours['d']}, f={ours['f']}, {ours['experts']} experts, "
+          f"{ours['gate']} gate, {args.threads} threads, forward + backward (best of {args.steps})")
+    print(f"{'moetrain MoE layer':<34}{ours['moe_s'] * 1e3:8.1f} ms {ours['moe_tokens_per_s']:9.0f} tok/s")
+    print(f"{'moetrain dense FFN (same FLOPs)':<34}{ours['ffn_s'] * 1e3:8.1f} ms "
+          f"{ours['ffn_tokens_per_s']:9.0f} tok/s   MoE/dense = {ours['ratio']:.2f}")
+    print(f"{'pytorch MoE layer':<34}{t_torch * 1e3:8.1f} ms {torch_tps:9.0f} tok/s   "
+          f"moetrain/pytorch = {ours['moe_tokens_per_s'] / torch_tps:.2f}x   (torch {version})")
+    os.makedirs("results/bench", exist_ok=True)
+    path = "results/bench/moe_vs_torch.md"
+    new = not os.path.exists(path)
+    with open(path, "a") as fh:
+        if new:
+            fh.write("Written by `/usr/bin/python3 bench/moe_vs_torch.py` (best of the timed runs).\n\n"
+                     "| date | config | threads | moetrain MoE tok/s | dense FFN tok/s | MoE/dense "
+                     "| pytorch MoE tok/s | moetrain/pytorch |\n|---|---|---|---|---|---|---|---|\n")
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+        fh.write(f"| {stamp} | {args.config} | {args.threads} | {ours['moe_tokens_per_s']:.0f} | "
+                 f"{ours['ffn_tokens_per_s']:.0f} | {ours['ratio']:.2f} | {torch_tps:.0f} | "
+                 f"{ours['moe_tokens_per_s'] / torch_tps:.2f} |\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

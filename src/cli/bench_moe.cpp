@@ -1,0 +1,142 @@
+// moetrain bench a2a | moe: communication and MoE-layer throughput, side by side in one run.
+//   a2a (under mpirun): one dispatch + combine pair of exchanges with the byte counts of the
+//       config's MoE layer (uniform routing) and of 4x and 16x as many tokens, as raw
+//       MPI_Alltoallv, our flat exchange (with the count exchange that precedes each dispatch)
+//       and our hierarchical exchange.
+//   moe (one rank): the MoE layer's forward + backward against a dense FFN of the same active
+//       FLOPs (top-1, expert width = FFN width) on the same tokens.
+#include <fmt/format.h>
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "cli/bench_common.hpp"
+#include "comm/all_to_all.hpp"
+#include "gates/hash.hpp"
+#include "model/ffn.hpp"
+#include "model/moe.hpp"
+#include "tensor/error.hpp"
+#include "tensor/rng.hpp"
+#include "train/runtime.hpp"
+
+namespace mt::cli {
+
+int bench_a2a(const Config& cfg, int reps) {
+  Runtime rt = make_runtime(cfg);
+  const MoeConfig& m = cfg.model.moe;
+  MT_CHECK(m.num_experts > 0, "bench a2a: the config has no MoE layer (moe.experts = 0)");
+  const int W = rt.groups.ep_size();
+  const int k = m.gate == "gshard" ? 2 : 1;
+  const int64_t base = local_batch(cfg, rt) * cfg.model.seq_len * k;
+  MPI_Comm raw;
+  MPI_Comm_dup(rt.groups.ep->comm(), &raw);
+  FlatAllToAll flat(*rt.groups.ep);
+  HierarchicalAllToAll hier(*rt.groups.ep, *rt.groups.ep_intra, *rt.groups.ep_inter);
+  if (rt.root()) {
+    fmt::print("a2a: {}; hierarchical as {} nodes x {} ranks; messages per rank per exchange: "
+               "flat {}, hierarchical {}\n",
+               rt.describe(), rt.groups.topo.num_nodes, rt.groups.topo.local_size, W - 1,
+               rt.groups.ep_intra->size() - 1 + rt.groups.ep_inter->size() - 1);
+    fmt::print("{:>14}{:>10}{:>12}{:>14}{:>12}{:>14}{:>12}\n", "tokens/rank", "MiB/peer",
+               "raw ms", "raw GB/s", "flat/raw", "hier GB/s", "hier/raw");
+  }
+  for (int scale : {1, 4, 16}) {
+    const int64_t tokens = base * scale;
+    const int per_peer = int(tokens / W * cfg.model.d_model);  // floats to every peer
+    std::vector<int> counts(W, per_peer), row_counts(size_t(W) * (m.num_experts / W), 1);
+    std::vector<float> send(size_t(per_peer) * W, 1.0f), recv(send.size()), back(send.size());
+    std::vector<int> displ(W), recv_rows(row_counts.size());
+    for (int p = 0; p < W; ++p) displ[p] = p * per_peer;
+    auto pair_raw = [&] {
+      MPI_Alltoallv(send.data(), counts.data(), displ.data(), MPI_FLOAT, recv.data(),
+                    counts.data(), displ.data(), MPI_FLOAT, raw);
+      MPI_Alltoallv(recv.data(), counts.data(), displ.data(), MPI_FLOAT, back.data(),
+                    counts.data(), displ.data(), MPI_FLOAT, raw);
+    };
+    // As the MoE layer does it: the per-expert row counts first, then dispatch and combine.
+    auto pair_ours = [&](AllToAll& a2a) {
+      a2a.exchange_ints(row_counts.data(), recv_rows.data(), m.num_experts / W);
+      a2a.exchange(send.data(), counts, recv.data(), counts);
+      a2a.exchange(recv.data(), counts, back.data(), counts);
+    };
+    // Interleaved repetitions, so that machine noise hits all three alike; median per variant.
+    std::vector<double> t_raw, t_flat, t_hier;
+    auto timed = [&](auto&& fn, std::vector<double>& out) {
+      MPI_Barrier(raw);
+      const auto t0 = std::chrono::steady_clock::now();
+      fn();
+      double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      MPI_Allreduce(MPI_IN_PLACE, &sec, 1, MPI_DOUBLE, MPI_MAX, raw);
+      out.push_back(sec);
+    };
+    for (int r = 0; r < reps + 2; ++r) {
+      timed(pair_raw, t_raw);
+      timed([&] { pair_ours(flat); }, t_flat);
+      timed([&] { pair_ours(hier); }, t_hier);
+    }
+    auto median = [](std::vector<double> v) {
+      v.erase(v.begin(), v.begin() + 2);  // warm-up
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    const double bytes = 2.0 * 4.0 * per_peer * (W - 1);  // sent to other ranks per rank
+    const double raw_s = median(t_raw), flat_s = median(t_flat), hier_s = median(t_hier);
+    if (rt.root())
+      fmt::print("{:>14}{:>10.2f}{:>12.3f}{:>14.2f}{:>12.2f}{:>14.2f}{:>12.2f}\n", tokens,
+                 4.0 * per_peer / (1 << 20), raw_s * 1e3, bytes / raw_s / 1e9, raw_s / flat_s,
+                 bytes / hier_s / 1e9, raw_s / hier_s);
+  }
+  MPI_Comm_free(&raw);
+  return 0;
+}
+
+int bench_moe(const Config& cfg, int reps) {
+  Runtime rt = make_runtime(cfg);
+  MT_CHECK(rt.ranks() == 1, "bench moe runs on one rank");
+  const GptConfig& c = cfg.model;
+  MoeConfig m = c.moe;
+  MT_CHECK(m.num_experts > 0, "bench moe: the config has no MoE layer (moe.experts = 0)");
+  const int64_t T = cfg.batch_size * c.seq_len, d = c.d_model, f = m.d_ff > 0 ? m.d_ff : c.d_ff;
+  ParamRegistry reg;
+  const MoeLayer moe(reg, "moe", d, f, m, 0, 1, 0.02f, random_hash(c.vocab > 0 ? c.vocab : 4096,
+                                                                     m.num_experts, cfg.seed));
+  const Ffn ffn(reg, "ffn", d, f, 0.02f);
+  reg.allocate();
+  reg.initialize(cfg.seed);
+  std::vector<float> x(T * d), dy(T * d);
+  const Rng rng(cfg.seed, 11);
+  for (int64_t i = 0; i < T * d; ++i) x[i] = rng.normal(i), dy[i] = rng.normal(i + T * d);
+  std::vector<int32_t> ids(T);
+  for (int64_t t = 0; t < T; ++t) ids[t] = int32_t(rng.below(1000000 + t, 4096));
+  MoeStep step{rt.a2a.get(), {}};
+  step.route.seed = cfg.seed;
+  step.route.token_ids = ids.data();
+  step.route.group_tokens = m.group_sequences * c.seq_len;
+  step.route.global_groups = T / step.route.group_tokens;
+  step.route.global_tokens = T;
+  Arena arena;
+  MoeLayer::Cache mc;
+  Ffn::Cache fc;
+  const Tensor tx{x.data(), {T, d}}, tdy{dy.data(), {T, d}};
+  int64_t kept = 0;
+  const double moe_s = best_seconds(reps, [&] {
+    arena.reset();
+    moe.forward(arena, tx, step, mc);
+    moe.backward(arena, tdy, step, mc);
+    kept = T - mc.routing.dropped;
+  });
+  const double ffn_s = best_seconds(reps, [&] {
+    arena.reset();
+    ffn.forward(arena, tx, fc);
+    ffn.backward(arena, tdy, fc);
+  });
+  fmt::print("{{\"bench\": \"moe\", \"tokens\": {}, \"d\": {}, \"f\": {}, \"experts\": {}, "
+             "\"gate\": \"{}\", \"kept_choices\": {}, \"moe_s\": {:.6f}, \"ffn_s\": {:.6f}, "
+             "\"moe_tokens_per_s\": {:.1f}, \"ffn_tokens_per_s\": {:.1f}, \"ratio\": {:.3f}}}\n",
+             T, d, f, m.num_experts, m.gate, kept, moe_s, ffn_s, T / moe_s, T / ffn_s,
+             ffn_s / moe_s);
+  return 0;
+}
+
+}  // namespace mt::cli
