@@ -45,23 +45,14 @@ MoeLayer::MoeLayer(ParamRegistry& reg, const std::string& prefix, int64_t d, int
            c.num_experts, ep_size);
 }
 
-void MoeLayer::permute(const Tensor& in, const Tensor& out, const std::vector<int>& rows,
-                       bool to_expert_major) const {
+void MoeLayer::permute(const Tensor& in, const Tensor& out, const Cache& c, bool to_expert_major) {
   const int64_t d = in.size(-1);
-  // Offsets of block (peer p, expert e) in peer-major and in expert-major order.
-  int64_t pm = 0;
-  std::vector<int64_t> peer_major(rows.size()), expert_major(rows.size());
-  for (size_t i = 0; i < rows.size(); ++i) peer_major[i] = pm, pm += rows[i];
-  int64_t em = 0;
-  for (int e = 0; e < local_; ++e)
-    for (int p = 0; p < ep_size_; ++p)
-      expert_major[p * local_ + e] = em, em += rows[p * local_ + e];
   const float* src = in.f32();
   float* dst = out.f32();
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const int64_t from = to_expert_major ? peer_major[i] : expert_major[i];
-    const int64_t to = to_expert_major ? expert_major[i] : peer_major[i];
-    std::memcpy(dst + to * d, src + from * d, sizeof(float) * d * rows[i]);
+  for (size_t i = 0; i < c.recv_rows.size(); ++i) {
+    const int64_t from = to_expert_major ? c.peer_major[i] : c.expert_major[i];
+    const int64_t to = to_expert_major ? c.expert_major[i] : c.peer_major[i];
+    std::memcpy(dst + to * d, src + from * d, sizeof(float) * d * c.recv_rows[i]);
   }
 }
 
@@ -76,7 +67,8 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cac
   c.send_rows.assign(E, 0);
   for (int64_t i = 0; i < T * k; ++i)
     if (expert[i] >= 0) ++c.send_rows[expert[i]];
-  std::vector<int64_t> start(E + 1, 0);
+  std::vector<int64_t>& start = c.bucket;
+  start.assign(E + 1, 0);
   for (int64_t e = 0; e < E; ++e) start[e + 1] = start[e] + c.send_rows[e];
   const int64_t n = start[E];
   c.order.assign(n, 0);
@@ -103,16 +95,20 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cac
   for (int64_t a = 0; a < n; ++a) copy_row(send.f32() + a * d, x.f32() + (c.order[a] / k) * d, d);
   Tensor recv = arena.alloc({received, d});
   step.a2a->exchange(send.f32(), c.send_counts, recv.f32(), c.recv_counts);
-  // Local experts on contiguous rows.
-  Tensor in = arena.alloc({received, d});
-  permute(recv, in, c.recv_rows, true);
-  std::vector<int64_t> offsets(local_ + 1, 0);
-  for (int e = 0; e < local_; ++e) {
-    offsets[e + 1] = offsets[e];
-    for (int p = 0; p < ep_size_; ++p) offsets[e + 1] += c.recv_rows[p * local_ + e];
+  // Local experts on contiguous rows: block offsets in both orders, then each expert's rows.
+  c.peer_major.resize(E);
+  c.expert_major.resize(E);
+  c.expert_rows.assign(local_ + 1, 0);
+  for (int64_t i = 0, at = 0; i < E; ++i) c.peer_major[i] = at, at += c.recv_rows[i];
+  for (int64_t e = 0, at = 0; e < local_; ++e) {
+    for (int p = 0; p < ep_size_; ++p)
+      c.expert_major[p * local_ + e] = at, at += c.recv_rows[p * local_ + e];
+    c.expert_rows[e + 1] = at;
   }
-  Tensor out = experts_.forward(arena, in, offsets, c.experts);
-  permute(out, recv, c.recv_rows, false);
+  Tensor in = arena.alloc({received, d});
+  permute(recv, in, c, true);
+  Tensor out = experts_.forward(arena, in, c.expert_rows, c.experts);
+  permute(out, recv, c, false);
   c.back = arena.alloc({n, d});
   step.a2a->exchange(recv.f32(), c.recv_counts, c.back.f32(), c.send_counts);
   // Weighted combine, each token's choices summed in order.
@@ -150,14 +146,13 @@ Tensor MoeLayer::backward(Arena& arena, const Tensor& dy, const MoeStep& step,
       }
       dweight.f32()[t * k + j] = dot;
     }
-  int64_t received = 0;
-  for (int r : c.recv_rows) received += r;
+  const int64_t received = c.expert_rows.back();
   Tensor recv = arena.alloc({received, d});
   step.a2a->exchange(dback.f32(), c.send_counts, recv.f32(), c.recv_counts);
   Tensor dout = arena.alloc({received, d});
-  permute(recv, dout, c.recv_rows, true);
+  permute(recv, dout, c, true);
   Tensor din = experts_.backward(arena, dout, c.experts);
-  permute(din, recv, c.recv_rows, false);
+  permute(din, recv, c, false);
   Tensor dsend = arena.alloc({n, d});
   step.a2a->exchange(recv.f32(), c.recv_counts, dsend.f32(), c.send_counts);
   Tensor dx = arena.zeros({T, d});

@@ -41,6 +41,9 @@ class MoeLayer {
     std::vector<int32_t> slot;              // pair t * k + j -> assignment index, or -1 (dropped)
     std::vector<int> send_rows, recv_rows;  // [peer][local expert] rows
     std::vector<int> send_counts, recv_counts;  // floats per peer
+    // Row offsets of block (peer, local expert) in peer-major and in expert-major order, of
+    // each local expert's rows, and of each expert's pairs while bucketing. Reused every step.
+    std::vector<int64_t> peer_major, expert_major, expert_rows, bucket;
     Tensor back;  // [assignments, d]: expert outputs returned to this rank, assignment order
     Experts::Cache experts;
   };
@@ -51,8 +54,7 @@ class MoeLayer {
 
  private:
   // Rows from [peer][local expert] order to [local expert][peer] order, or back.
-  void permute(const Tensor& in, const Tensor& out, const std::vector<int>& rows,
-               bool to_expert_major) const;
+  static void permute(const Tensor& in, const Tensor& out, const Cache& c, bool to_expert_major);
   MoeConfig cfg_;
   int ep_size_, local_;
   std::unique_ptr<Gate> gate_;
