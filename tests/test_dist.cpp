@@ -12,6 +12,7 @@
 #include "comm/all_to_all.hpp"
 #include "comm/topology.hpp"
 #include "io/h5.hpp"
+#include "model/moe.hpp"
 #include "tensor/rng.hpp"
 #include "train/runtime.hpp"
 #include "train/trainer.hpp"
@@ -96,23 +97,26 @@ TEST(AllToAll, HierarchicalDeliversTheSameBytesAsFlat) {
   }
 }
 
-Config tiny(const std::string& name, int ep_size, const std::string& gate, bool dropless) {
-  return parse_config(
-      {"--run.name", name, "--run.results_dir", kData + "/dist", "--data.dir", kData + "/slice",
-       "--model.seq_len", "32", "--model.d_model", "32", "--model.n_layer", "2", "--model.n_head",
-       "2", "--model.d_ff", "64", "--moe.experts", "4", "--moe.every", "1", "--moe.gate", gate,
-       "--moe.dropless", dropless ? "true" : "false", "--moe.capacity_factor", "1.0",
-       "--dist.ep_size", std::to_string(ep_size), "--train.batch_size", "8", "--train.steps", "5",
-       "--train.warmup", "2", "--train.lr", "3e-3", "--train.eval_every", "0",
-       "--train.eval_batches", "2",
-       // Adam divides by sqrt(v) + eps: with gradients that are mathematically zero (attention
-       // key biases) and numerically 1e-10 noise, eps = 1e-8 would turn summation order into
-       // lr-sized updates. eps = 1e-6 keeps real updates and silences the noise.
-       "--train.eps", "1e-6"});
+Config tiny(const std::string& name, int ep_size, const std::string& gate, bool dropless,
+            std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {
+      "--run.name", name, "--run.results_dir", kData + "/dist", "--data.dir", kData + "/slice",
+      "--model.seq_len", "32", "--model.d_model", "32", "--model.n_layer", "2", "--model.n_head",
+      "2", "--model.d_ff", "64", "--moe.experts", "4", "--moe.every", "1", "--moe.gate", gate,
+      "--moe.dropless", dropless ? "true" : "false", "--moe.capacity_factor", "1.0",
+      "--dist.ep_size", std::to_string(ep_size), "--train.batch_size", "8", "--train.steps", "5",
+      "--train.warmup", "2", "--train.lr", "3e-3", "--train.eval_every", "0",
+      "--train.eval_batches", "2",
+      // Adam divides by sqrt(v) + eps: with gradients that are mathematically zero (attention
+      // key biases) and numerically 1e-10 noise, eps = 1e-8 would turn summation order into
+      // lr-sized updates. eps = 1e-6 keeps real updates and silences the noise.
+      "--train.eps", "1e-6"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return parse_config(args);
 }
 
 struct Curve {
-  std::vector<float> loss, dropped;
+  std::vector<float> loss, dropped, gate_drop, a2a_calls, a2a_bytes;
 };
 Curve read_curve(const std::string& run) {
   h5::File f(kData + "/dist/" + run + "/results.h5", h5::File::Read);
@@ -124,6 +128,9 @@ Curve read_curve(const std::string& run) {
   };
   c.loss = get("/train/loss");
   c.dropped = get("/routing/block0/dropped");
+  c.gate_drop = get("/train/gate_drop");
+  c.a2a_calls = get("/train/a2a_calls");
+  c.a2a_bytes = get("/train/a2a_bytes");
   return c;
 }
 
@@ -154,20 +161,25 @@ TEST(Training, WRanksMatchOneRankForEveryExpertParallelSize) {
   struct Case {
     std::string gate;
     bool dropless;
+    std::vector<std::string> extra;
+    int max_ep;  // Gating Dropout is defined by locality: it matches one rank at ep_size 1 only
   };
+  const std::vector<std::string> gd = {"--gd.p", "0.5"};
   for (const Case& c :
-       {Case{"switch", false}, Case{"switch", true}, Case{"gshard", false}, Case{"hash", false}}) {
+       {Case{"switch", false, {}, W}, Case{"switch", true, {}, W}, Case{"gshard", false, {}, W},
+        Case{"hash", false, {}, W}, Case{"switch", false, gd, 1}}) {
+    const std::string tag = c.extra.empty() ? "" : "_gd";
     // The reference: the same global batch on one rank (every rank computes it alone).
-    const std::string ref = fmt::format("ref_{}_{}_r{}", c.gate, c.dropless, me);
+    const std::string ref = fmt::format("ref_{}_{}{}_r{}", c.gate, c.dropless, tag, me);
     {
-      const Config cfg = tiny(ref, 1, c.gate, c.dropless);
+      const Config cfg = tiny(ref, 1, c.gate, c.dropless, c.extra);
       Runtime rt = make_runtime(cfg, MPI_COMM_SELF);
       train(cfg, rt, true);
     }
-    for (int ep = 1; ep <= W; ep *= 2) {
+    for (int ep = 1; ep <= c.max_ep; ep *= 2) {
       if (W % ep) continue;
-      const std::string run = fmt::format("w{}_ep{}_{}_{}", W, ep, c.gate, c.dropless);
-      const Config cfg = tiny(run, ep, c.gate, c.dropless);
+      const std::string run = fmt::format("w{}_ep{}_{}_{}{}", W, ep, c.gate, c.dropless, tag);
+      const Config cfg = tiny(run, ep, c.gate, c.dropless, c.extra);
       Runtime rt = make_runtime(cfg);
       train(cfg, rt, true);
       MPI_Barrier(MPI_COMM_WORLD);
@@ -177,13 +189,80 @@ TEST(Training, WRanksMatchOneRankForEveryExpertParallelSize) {
       for (size_t i = 0; i < a.loss.size(); ++i)
         EXPECT_NEAR(b.loss[i], a.loss[i], 1e-5 * std::abs(a.loss[i])) << run << " step " << i;
       EXPECT_EQ(a.dropped, b.dropped) << run;
-      if (!c.dropless && c.gate != "hash") {
+      EXPECT_EQ(a.gate_drop, b.gate_drop) << run;
+      if (!c.dropless && c.gate != "hash" && c.extra.empty()) {
         float dropped = 0;
         for (float v : a.dropped) dropped += v;
         EXPECT_GT(dropped, 0) << run << ": the capacity case drops no tokens";
       }
       EXPECT_LT(parameter_difference(ref, run, cfg), 1e-5) << run;
     }
+  }
+}
+
+TEST(GatingDropout, ADropStepExchangesNothingAndRoutesLocally) {
+  Groups g = make_groups(0, 0);
+  FlatAllToAll a2a(*g.ep);
+  MoeConfig m;
+  m.num_experts = 2 * g.ep_size();
+  m.gd_p = 1.0;
+  ParamRegistry reg;
+  const MoeLayer layer(reg, "moe", 8, 16, m, g.ep_rank(), g.ep_size(), 0.02f, {});
+  reg.allocate();
+  reg.initialize(1);
+  const int64_t T = 12;
+  std::vector<float> x(T * 8), dy(T * 8);
+  const Rng rng(5, uint64_t(g.topo.world_rank));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = rng.normal(i), dy[i] = rng.normal(i + x.size());
+  MoeStep step{&a2a, {}, true};
+  step.route.group_tokens = T;
+  step.route.global_tokens = T * g.ep_size();
+  step.route.global_groups = g.ep_size();
+  Arena arena;
+  MoeLayer::Cache c;
+  layer.forward(arena, Tensor{x.data(), {T, 8}}, step, c);
+  reg.zero_grads();
+  layer.backward(arena, Tensor{dy.data(), {T, 8}}, step, c);
+  EXPECT_EQ(a2a.calls, 0);
+  EXPECT_EQ(a2a.bytes_sent, 0.0);
+  const int first = 2 * g.ep_rank();
+  for (int64_t t = 0; t < T; ++t) {
+    EXPECT_GE(c.routing.expert.i32()[t], first);
+    EXPECT_LT(c.routing.expert.i32()[t], first + 2);
+    EXPECT_EQ(c.routing.weight.f32()[t], 1.0f);
+  }
+  EXPECT_EQ(c.routing.aux + c.routing.z, 0.0);
+  // The router gets no gradient on a drop step; the experts do.
+  EXPECT_EQ(reg.grad(reg.find("moe/gate/w")).f32()[0], 0.0f);
+  // A normal step exchanges: counts once, rows twice forward and twice backward.
+  step.gate_drop = false;
+  layer.forward(arena, Tensor{x.data(), {T, 8}}, step, c);
+  layer.backward(arena, Tensor{dy.data(), {T, 8}}, step, c);
+  EXPECT_EQ(a2a.calls, 5);
+}
+
+TEST(GatingDropout, TrainingSkipsTheExchangeOnDropSteps) {
+  const int W = world_size();
+  for (const char* mode : {"gate_drop", "gate_expert_drop"}) {
+    const std::string run = fmt::format("gd_w{}_{}", W, mode);
+    const Config cfg =
+        tiny(run, 0, "switch", false, {"--gd.p", "0.5", "--gd.mode", mode, "--train.steps", "12"});
+    Runtime rt = make_runtime(cfg);
+    train(cfg, rt, true);
+    if (world_rank() != 0) continue;
+    const Curve c = read_curve(run);
+    int drops = 0;
+    for (size_t i = 0; i < c.gate_drop.size(); ++i) {
+      drops += c.gate_drop[i] != 0;
+      if (c.gate_drop[i] != 0) {
+        EXPECT_EQ(c.a2a_calls[i], 0) << run << " step " << i;
+        EXPECT_EQ(c.a2a_bytes[i], 0) << run << " step " << i;
+      } else {
+        EXPECT_EQ(c.a2a_calls[i], 2 * 5) << run << " step " << i;  // 2 MoE blocks
+      }
+    }
+    EXPECT_GT(drops, 0);
+    EXPECT_LT(drops, int(c.gate_drop.size()));
   }
 }
 

@@ -126,8 +126,8 @@ int bench_gemm(const Config& cfg, int64_t vocab, int reps) {
 }  // namespace
 
 int bench(const Args& args) {
-  MT_CHECK(!args.empty() && (args[0] == "step" || args[0] == "gemm" || args[0] == "a2a" ||
-                             args[0] == "moe"),
+  MT_CHECK(!args.empty() &&
+               (args[0] == "step" || args[0] == "gemm" || args[0] == "a2a" || args[0] == "moe"),
            "bench: usage: moetrain bench step|gemm|a2a|moe --config FILE [--steps N] [--vocab V]");
   int steps = 10;
   int64_t vocab = 4096;

@@ -34,12 +34,13 @@ int bench_a2a(const Config& cfg, int reps) {
   FlatAllToAll flat(*rt.groups.ep);
   HierarchicalAllToAll hier(*rt.groups.ep, *rt.groups.ep_intra, *rt.groups.ep_inter);
   if (rt.root()) {
-    fmt::print("a2a: {}; hierarchical as {} nodes x {} ranks; messages per rank per exchange: "
-               "flat {}, hierarchical {}\n",
-               rt.describe(), rt.groups.topo.num_nodes, rt.groups.topo.local_size, W - 1,
-               rt.groups.ep_intra->size() - 1 + rt.groups.ep_inter->size() - 1);
-    fmt::print("{:>14}{:>10}{:>12}{:>14}{:>12}{:>14}{:>12}\n", "tokens/rank", "MiB/peer",
-               "raw ms", "raw GB/s", "flat/raw", "hier GB/s", "hier/raw");
+    fmt::print(
+        "a2a: {}; hierarchical as {} nodes x {} ranks; messages per rank per exchange: "
+        "flat {}, hierarchical {}\n",
+        rt.describe(), rt.groups.topo.num_nodes, rt.groups.topo.local_size, W - 1,
+        rt.groups.ep_intra->size() - 1 + rt.groups.ep_inter->size() - 1);
+    fmt::print("{:>14}{:>10}{:>12}{:>14}{:>12}{:>14}{:>12}\n", "tokens/rank", "MiB/peer", "raw ms",
+               "raw GB/s", "flat/raw", "hier GB/s", "hier/raw");
   }
   for (int scale : {1, 4, 16}) {
     const int64_t tokens = base * scale;
@@ -49,10 +50,10 @@ int bench_a2a(const Config& cfg, int reps) {
     std::vector<int> displ(W), recv_rows(row_counts.size());
     for (int p = 0; p < W; ++p) displ[p] = p * per_peer;
     auto pair_raw = [&] {
-      MPI_Alltoallv(send.data(), counts.data(), displ.data(), MPI_FLOAT, recv.data(),
-                    counts.data(), displ.data(), MPI_FLOAT, raw);
-      MPI_Alltoallv(recv.data(), counts.data(), displ.data(), MPI_FLOAT, back.data(),
-                    counts.data(), displ.data(), MPI_FLOAT, raw);
+      MPI_Alltoallv(send.data(), counts.data(), displ.data(), MPI_FLOAT, recv.data(), counts.data(),
+                    displ.data(), MPI_FLOAT, raw);
+      MPI_Alltoallv(recv.data(), counts.data(), displ.data(), MPI_FLOAT, back.data(), counts.data(),
+                    displ.data(), MPI_FLOAT, raw);
     };
     // As the MoE layer does it: the per-expert row counts first, then dispatch and combine.
     auto pair_ours = [&](AllToAll& a2a) {
@@ -99,8 +100,8 @@ int bench_moe(const Config& cfg, int reps) {
   MT_CHECK(m.num_experts > 0, "bench moe: the config has no MoE layer (moe.experts = 0)");
   const int64_t T = cfg.batch_size * c.seq_len, d = c.d_model, f = m.d_ff > 0 ? m.d_ff : c.d_ff;
   ParamRegistry reg;
-  const MoeLayer moe(reg, "moe", d, f, m, 0, 1, 0.02f, random_hash(c.vocab > 0 ? c.vocab : 4096,
-                                                                     m.num_experts, cfg.seed));
+  const MoeLayer moe(reg, "moe", d, f, m, 0, 1, 0.02f,
+                     random_hash(c.vocab > 0 ? c.vocab : 4096, m.num_experts, cfg.seed));
   const Ffn ffn(reg, "ffn", d, f, 0.02f);
   reg.allocate();
   reg.initialize(cfg.seed);
@@ -131,11 +132,11 @@ int bench_moe(const Config& cfg, int reps) {
     ffn.forward(arena, tx, fc);
     ffn.backward(arena, tdy, fc);
   });
-  fmt::print("{{\"bench\": \"moe\", \"tokens\": {}, \"d\": {}, \"f\": {}, \"experts\": {}, "
-             "\"gate\": \"{}\", \"kept_choices\": {}, \"moe_s\": {:.6f}, \"ffn_s\": {:.6f}, "
-             "\"moe_tokens_per_s\": {:.1f}, \"ffn_tokens_per_s\": {:.1f}, \"ratio\": {:.3f}}}\n",
-             T, d, f, m.num_experts, m.gate, kept, moe_s, ffn_s, T / moe_s, T / ffn_s,
-             ffn_s / moe_s);
+  fmt::print(
+      "{{\"bench\": \"moe\", \"tokens\": {}, \"d\": {}, \"f\": {}, \"experts\": {}, "
+      "\"gate\": \"{}\", \"kept_choices\": {}, \"moe_s\": {:.6f}, \"ffn_s\": {:.6f}, "
+      "\"moe_tokens_per_s\": {:.1f}, \"ffn_tokens_per_s\": {:.1f}, \"ratio\": {:.3f}}}\n",
+      T, d, f, m.num_experts, m.gate, kept, moe_s, ffn_s, T / moe_s, T / ffn_s, ffn_s / moe_s);
   return 0;
 }
 

@@ -21,12 +21,13 @@ class AllToAll {
   // Metadata: `per_peer` ints to every peer of the group (one flat exchange in both kinds).
   void exchange_ints(const int* send, int* recv, int per_peer) {
     g_.all_to_all_ints(send, recv, per_peer);
+    ++calls;
   }
 
   double seconds = 0;     // time inside exchanges since the last reset_stats()
   double bytes_sent = 0;  // payload bytes this rank sent to other ranks
   int64_t messages = 0;   // point-to-point messages this rank sent to other ranks
-  int64_t calls = 0;
+  int64_t calls = 0;      // exchanges of either kind (counts or floats)
   void reset_stats() { seconds = bytes_sent = 0, messages = calls = 0; }
 
  protected:

@@ -1,4 +1,5 @@
-// Expert capacity and slot claiming, shared by every gate that limits load.
+// Expert capacity and slot claiming, shared by every gate that limits load; the default of
+// Gate::route_local.
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -7,6 +8,10 @@
 #include "tensor/error.hpp"
 
 namespace mt {
+
+Routing Gate::route_local(Arena&, const Tensor&, const RouteContext&, int, int) const {
+  fail("this gate has no local routing (Gating Dropout needs moe.gate = switch or gshard)");
+}
 
 int64_t expert_capacity(double cf, int k, int64_t group_tokens, int num_experts, bool dropless) {
   if (dropless) return std::numeric_limits<int64_t>::max();

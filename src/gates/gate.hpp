@@ -29,7 +29,8 @@ struct Routing {
   // Cached for the backward pass of learned gates: the input, softmax, log-sum-exp per token,
   // the choices before dropping [T, k], and each group's first-choice fractions [groups, E].
   Tensor x, probs, lse, choice, frac;
-  double aux = 0, z = 0;      // this rank's share of the weighted losses
+  double aux = 0, z = 0;  // this rank's share of the weighted losses
+  bool local = false;     // a Gating Dropout routing: constant weights, no gradient for the gate
   std::vector<int64_t> load;  // tokens whose first choice is each expert (before capacity)
   int64_t dropped = 0;        // (token, choice) pairs dropped by capacity
 };
@@ -39,6 +40,10 @@ class Gate {
   virtual ~Gate() = default;
   virtual int k() const = 0;
   virtual Routing route(Arena& arena, const Tensor& x, const RouteContext& ctx) const = 0;
+  // Gating Dropout: every token to the expert of [first, first + count) with the highest gate
+  // probability, weight 1, no capacity and no losses (ALGORITHMS.md 2, our defaults).
+  virtual Routing route_local(Arena& arena, const Tensor& x, const RouteContext& ctx, int first,
+                              int count) const;
   // dweight [T, k]: the loss gradient of each combine weight. Accumulates into dx [T, d] and the
   // gate's parameter gradients, adding the aux and z losses' gradients.
   virtual void backward(Arena& arena, const Routing& r, const Tensor& dweight,

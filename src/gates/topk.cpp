@@ -15,6 +15,45 @@ TopKGate::TopKGate(ParamRegistry& reg, const std::string& prefix, int64_t d, con
   MT_CHECK(c.k <= c.num_experts, "top-k gate: k = {} with {} experts", c.k, c.num_experts);
 }
 
+void TopKGate::softmax(const Tensor& x, const Tensor& probs, const Tensor& lse) const {
+  const int64_t T = x.size(0), E = cfg_.num_experts;
+  ops::matmul(x, false, reg_.value(w_), false, probs);
+  float *p = probs.f32(), *l = lse.f32();
+  for (int64_t t = 0; t < T; ++t) {
+    float* row = p + t * E;
+    float mx = row[0];
+    for (int64_t j = 1; j < E; ++j) mx = std::max(mx, row[j]);
+    float s = 0;
+    for (int64_t j = 0; j < E; ++j) s += (row[j] = std::exp(row[j] - mx));
+    for (int64_t j = 0; j < E; ++j) row[j] /= s;
+    l[t] = mx + std::log(s);
+  }
+}
+
+Routing TopKGate::route_local(Arena& arena, const Tensor& x, const RouteContext& ctx, int first,
+                              int count) const {
+  const int64_t T = x.size(0), E = cfg_.num_experts;
+  Routing r;
+  r.ctx = ctx;
+  r.local = true;
+  r.probs = arena.alloc({T, E});
+  r.lse = arena.alloc({T});
+  r.expert = arena.alloc({T, 1}, DType::I32);
+  r.weight = arena.alloc({T, 1});
+  r.load.assign(E, 0);
+  softmax(x, r.probs, r.lse);
+  for (int64_t t = 0; t < T; ++t) {
+    const float* row = r.probs.f32() + t * E;
+    int32_t best = first;
+    for (int32_t j = first + 1; j < first + count; ++j)
+      if (row[j] > row[best]) best = j;
+    r.expert.i32()[t] = best;
+    r.weight.f32()[t] = 1.0f;
+    ++r.load[best];
+  }
+  return r;
+}
+
 Routing TopKGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) const {
   const int64_t T = x.size(0), E = cfg_.num_experts, k = cfg_.k, G = ctx.group_tokens;
   MT_CHECK(G > 0 && T % G == 0, "gate: {} tokens are not whole groups of {}", T, G);
@@ -29,20 +68,14 @@ Routing TopKGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) 
   r.weight = arena.alloc({T, k});
   r.frac = arena.zeros({T / G, E});
   r.load.assign(E, 0);
-  ops::matmul(x, false, reg_.value(w_), false, r.probs);  // logits, softmaxed in place below
+  softmax(x, r.probs, r.lse);
   float *p = r.probs.f32(), *lse = r.lse.f32(), *w = r.weight.f32(), *frac = r.frac.f32();
   int32_t *e = r.expert.i32(), *c = r.choice.i32();
   const Rng second(
       ctx.seed, stream_id({name_hash("gshard-second"), uint64_t(ctx.step), uint64_t(ctx.layer)}));
   double z = 0;
   for (int64_t t = 0; t < T; ++t) {
-    float* row = p + t * E;
-    float mx = row[0];
-    for (int64_t j = 1; j < E; ++j) mx = std::max(mx, row[j]);
-    float s = 0;
-    for (int64_t j = 0; j < E; ++j) s += (row[j] = std::exp(row[j] - mx));
-    for (int64_t j = 0; j < E; ++j) row[j] /= s;
-    lse[t] = mx + std::log(s);
+    const float* row = p + t * E;
     z += double(lse[t]) * lse[t];
     int32_t e1 = 0;
     for (int32_t j = 1; j < E; ++j)
@@ -84,6 +117,7 @@ Routing TopKGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) 
 
 void TopKGate::backward(Arena& arena, const Routing& r, const Tensor& dweight,
                         const Tensor& dx) const {
+  if (r.local) return;  // Gating Dropout: the weights were constants
   const int64_t T = r.x.size(0), E = cfg_.num_experts, k = cfg_.k, G = r.ctx.group_tokens;
   const float *p = r.probs.f32(), *lse = r.lse.f32(), *dw = dweight.f32(), *frac = r.frac.f32();
   const int32_t *e = r.expert.i32(), *c = r.choice.i32();

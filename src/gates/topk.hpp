@@ -22,6 +22,8 @@ class TopKGate : public Gate {
   TopKGate(ParamRegistry& reg, const std::string& prefix, int64_t d, const TopKConfig& c);
   int k() const override { return cfg_.k; }
   Routing route(Arena& arena, const Tensor& x, const RouteContext& ctx) const override;
+  Routing route_local(Arena& arena, const Tensor& x, const RouteContext& ctx, int first,
+                      int count) const override;
   void backward(Arena& arena, const Routing& r, const Tensor& dweight,
                 const Tensor& dx) const override;
 
@@ -29,6 +31,8 @@ class TopKGate : public Gate {
   const ParamRegistry& reg_;
   int w_;  // [d, E]
   TopKConfig cfg_;
+  // logits x W, softmaxed in place into probs [T, E]; lse [T] gets each row's log-sum-exp.
+  void softmax(const Tensor& x, const Tensor& probs, const Tensor& lse) const;
 };
 
 }  // namespace mt

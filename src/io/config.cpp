@@ -45,6 +45,8 @@ po::options_description options(Config& c) {
     ("moe.group_sequences", po::value(&e.group_sequences)->default_value(e.group_sequences), "sequences per capacity and aux-loss group")
     ("moe.d_ff", po::value(&e.d_ff)->default_value(e.d_ff), "expert hidden width (0: model.d_ff)")
     ("moe.hash", po::value(&e.hash)->default_value(e.hash), "hash table: balanced (unigram counts) | random")
+    ("gd.p", po::value(&e.gd_p)->default_value(e.gd_p), "Gating Dropout: probability that a step routes every token to its own rank's experts")
+    ("gd.mode", po::value(&e.gd_mode)->default_value(e.gd_mode), "gate_drop (local expert) | gate_expert_drop (skip the experts)")
     ("dist.ep_size", po::value(&c.ep_size)->default_value(c.ep_size), "ranks sharing one set of experts (0: all)")
     ("dist.a2a", po::value(&c.a2a)->default_value(c.a2a), "token all-to-all: flat | hierarchical")
     ("dist.ranks_per_node", po::value(&c.ranks_per_node)->default_value(c.ranks_per_node), "ranks per node (0: detect; >0: one machine stands for several nodes)")
@@ -128,6 +130,11 @@ void validate(const Config& c) {
            "config: moe.gate = gshard needs at least 2 experts");
   MT_CHECK(e.capacity_factor > 0 && e.eval_capacity_factor > 0,
            "config: capacity factors must be > 0");
+  MT_CHECK(e.gd_p >= 0 && e.gd_p <= 1, "config: gd.p = {} (a probability)", e.gd_p);
+  MT_CHECK(e.gd_mode == "gate_drop" || e.gd_mode == "gate_expert_drop",
+           "config: gd.mode = '{}' (gate_drop or gate_expert_drop)", e.gd_mode);
+  MT_CHECK(e.gd_p == 0 || e.gate == "switch" || e.gate == "gshard",
+           "config: gd.p > 0 needs a learned gate (moe.gate = switch or gshard)");
   MT_CHECK(c.a2a == "flat" || c.a2a == "hierarchical",
            "config: dist.a2a = '{}' (flat or hierarchical)", c.a2a);
   MT_CHECK(c.ep_size >= 0 && c.ranks_per_node >= 0,

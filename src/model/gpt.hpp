@@ -32,6 +32,7 @@ struct PassContext {
   bool training = true;
   int64_t global_sequences = 0;  // sequences in the global batch (0: this rank's batch)
   int64_t first_sequence = 0;    // this rank's first sequence in the global batch
+  bool gate_drop = false;        // Gating Dropout step (training only)
 };
 
 class Block {

@@ -45,6 +45,15 @@ MoeLayer::MoeLayer(ParamRegistry& reg, const std::string& prefix, int64_t d, int
            c.num_experts, ep_size);
 }
 
+void MoeLayer::exchange(const MoeStep& step, const Cache& c, const Tensor& send,
+                        const std::vector<int>& send_counts, const Tensor& recv,
+                        const std::vector<int>& recv_counts) {
+  if (c.routing.local)
+    std::memcpy(recv.data, send.data, send.bytes());  // every row stays on this rank
+  else
+    step.a2a->exchange(send.f32(), send_counts, recv.f32(), recv_counts);
+}
+
 void MoeLayer::permute(const Tensor& in, const Tensor& out, const Cache& c, bool to_expert_major) {
   const int64_t d = in.size(-1);
   const float* src = in.f32();
@@ -57,10 +66,17 @@ void MoeLayer::permute(const Tensor& in, const Tensor& out, const Cache& c, bool
 }
 
 Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cache& c) const {
-  MT_CHECK(step.a2a && step.a2a->size() == ep_size_, "moe: no token exchange over {} ranks",
-           ep_size_);
+  MT_CHECK(step.gate_drop || (step.a2a && step.a2a->size() == ep_size_),
+           "moe: no token exchange over {} ranks", ep_size_);
   const int64_t T = x.size(0), d = x.size(1), E = cfg_.num_experts;
-  c.routing = gate_->route(arena, x, step.route);
+  c.skipped = step.gate_drop && cfg_.gd_mode == "gate_expert_drop";
+  if (c.skipped) {
+    c.routing = Routing{};
+    c.routing.load.assign(E, 0);
+    return arena.zeros({T, d});
+  }
+  c.routing = step.gate_drop ? gate_->route_local(arena, x, step.route, experts_.first(), local_)
+                             : gate_->route(arena, x, step.route);
   const int k = c.routing.k;
   const int32_t* expert = c.routing.expert.i32();
   // Bucket the kept (token, choice) pairs by expert, in token order within an expert.
@@ -81,7 +97,10 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cac
     }
   // Counts first (rows per peer and local expert), then the tokens.
   c.recv_rows.assign(E, 0);
-  step.a2a->exchange_ints(c.send_rows.data(), c.recv_rows.data(), local_);
+  if (c.routing.local)
+    c.recv_rows = c.send_rows;  // only this rank's experts have rows
+  else
+    step.a2a->exchange_ints(c.send_rows.data(), c.recv_rows.data(), local_);
   c.send_counts.assign(ep_size_, 0);
   c.recv_counts.assign(ep_size_, 0);
   int64_t received = 0;
@@ -94,7 +113,7 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cac
   Tensor send = arena.alloc({n, d});
   for (int64_t a = 0; a < n; ++a) copy_row(send.f32() + a * d, x.f32() + (c.order[a] / k) * d, d);
   Tensor recv = arena.alloc({received, d});
-  step.a2a->exchange(send.f32(), c.send_counts, recv.f32(), c.recv_counts);
+  exchange(step, c, send, c.send_counts, recv, c.recv_counts);
   // Local experts on contiguous rows: block offsets in both orders, then each expert's rows.
   c.peer_major.resize(E);
   c.expert_major.resize(E);
@@ -110,7 +129,7 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cac
   Tensor out = experts_.forward(arena, in, c.expert_rows, c.experts);
   permute(out, recv, c, false);
   c.back = arena.alloc({n, d});
-  step.a2a->exchange(recv.f32(), c.recv_counts, c.back.f32(), c.send_counts);
+  exchange(step, c, recv, c.recv_counts, c.back, c.send_counts);
   // Weighted combine, each token's choices summed in order.
   Tensor y = arena.zeros({T, d});
   const float* w = c.routing.weight.f32();
@@ -128,7 +147,9 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cac
 
 Tensor MoeLayer::backward(Arena& arena, const Tensor& dy, const MoeStep& step,
                           const Cache& c) const {
-  const int64_t T = dy.size(0), d = dy.size(1), n = c.back.size(0);
+  const int64_t T = dy.size(0), d = dy.size(1);
+  if (c.skipped) return arena.zeros({T, d});
+  const int64_t n = c.back.size(0);
   const int k = c.routing.k;
   const float* w = c.routing.weight.f32();
   Tensor dweight = arena.zeros({T, k});
@@ -148,13 +169,13 @@ Tensor MoeLayer::backward(Arena& arena, const Tensor& dy, const MoeStep& step,
     }
   const int64_t received = c.expert_rows.back();
   Tensor recv = arena.alloc({received, d});
-  step.a2a->exchange(dback.f32(), c.send_counts, recv.f32(), c.recv_counts);
+  exchange(step, c, dback, c.send_counts, recv, c.recv_counts);
   Tensor dout = arena.alloc({received, d});
   permute(recv, dout, c, true);
   Tensor din = experts_.backward(arena, dout, c.experts);
   permute(din, recv, c, false);
   Tensor dsend = arena.alloc({n, d});
-  step.a2a->exchange(recv.f32(), c.recv_counts, dsend.f32(), c.send_counts);
+  exchange(step, c, recv, c.recv_counts, dsend, c.send_counts);
   Tensor dx = arena.zeros({T, d});
   for (int64_t t = 0; t < T; ++t)
     for (int j = 0; j < k; ++j) {

@@ -20,15 +20,18 @@ struct MoeConfig {
   double capacity_factor = 1.25, eval_capacity_factor = 2.0;
   bool dropless = false;
   double aux_weight = 0.01, z_weight = 0.001;
-  int64_t group_sequences = 1;    // sequences per capacity (and aux-loss) group
-  int64_t d_ff = 0;               // expert hidden width (0: the model's d_ff)
-  std::string hash = "balanced";  // balanced | random
+  int64_t group_sequences = 1;        // sequences per capacity (and aux-loss) group
+  int64_t d_ff = 0;                   // expert hidden width (0: the model's d_ff)
+  std::string hash = "balanced";      // balanced | random
+  double gd_p = 0;                    // Gating Dropout rate (0: off)
+  std::string gd_mode = "gate_drop";  // gate_drop | gate_expert_drop
 };
 
 // What one MoE forward needs from outside: the token exchange and the routing context.
 struct MoeStep {
   AllToAll* a2a = nullptr;
   RouteContext route;
+  bool gate_drop = false;  // Gating Dropout step: local experts only, no exchange
 };
 
 class MoeLayer {
@@ -37,9 +40,10 @@ class MoeLayer {
            int ep_rank, int ep_size, float proj_std, const std::vector<int32_t>& hash_table);
   struct Cache {
     Routing routing;
-    std::vector<int32_t> order;             // assignment i -> pair t * k + j, grouped by expert
-    std::vector<int32_t> slot;              // pair t * k + j -> assignment index, or -1 (dropped)
-    std::vector<int> send_rows, recv_rows;  // [peer][local expert] rows
+    bool skipped = false;        // Gate-Expert-Drop step: the layer was the identity (y = 0)
+    std::vector<int32_t> order;  // assignment i -> pair t * k + j, grouped by expert
+    std::vector<int32_t> slot;   // pair t * k + j -> assignment index, or -1 (dropped)
+    std::vector<int> send_rows, recv_rows;      // [peer][local expert] rows
     std::vector<int> send_counts, recv_counts;  // floats per peer
     // Row offsets of block (peer, local expert) in peer-major and in expert-major order, of
     // each local expert's rows, and of each expert's pairs while bucketing. Reused every step.
@@ -53,6 +57,10 @@ class MoeLayer {
   int num_experts() const { return cfg_.num_experts; }
 
  private:
+  // The token exchange, or a local copy on a Gating Dropout step (no communication at all).
+  static void exchange(const MoeStep& step, const Cache& c, const Tensor& send,
+                       const std::vector<int>& send_counts, const Tensor& recv,
+                       const std::vector<int>& recv_counts);
   // Rows from [peer][local expert] order to [local expert][peer] order, or back.
   static void permute(const Tensor& in, const Tensor& out, const Cache& c, bool to_expert_major);
   MoeConfig cfg_;

@@ -92,7 +92,8 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet) {
     Tensor targets = arena.alloc({B, mc.seq_len}, DType::I32);
     train_batches.random(cfg.seed, plan.step, rt.rank() * B, tokens, targets);
     reg.zero_grads();
-    const PassContext ctx{rt.a2a.get(), cfg.seed, plan.step, true, cfg.batch_size, rt.rank() * B};
+    const PassContext ctx{rt.a2a.get(),   cfg.seed,      plan.step,          true,
+                          cfg.batch_size, rt.rank() * B, plan.gate_drop != 0};
     Tensor logits = model.forward(arena, tokens, acts, ctx);
     const LossValue ce = lm_loss(arena, logits, targets, double(tokens_per_step));
     double sums[2] = {ce.sum, model.gate_loss(acts)};
@@ -137,6 +138,8 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet) {
       results->record("/train/step_s", step_s);
       results->record("/train/a2a_s", rt.a2a->seconds);
       results->record("/train/a2a_bytes", rt.a2a->bytes_sent);
+      results->record("/train/a2a_calls", double(rt.a2a->calls));
+      results->record("/train/gate_drop", double(plan.gate_drop));
     }
     if (plan.log) {
       const double rate = tokens_per_step * (step + 1) / train_seconds;
