@@ -116,7 +116,7 @@ Config tiny(const std::string& name, int ep_size, const std::string& gate, bool 
 }
 
 struct Curve {
-  std::vector<float> loss, dropped, gate_drop, a2a_calls, a2a_bytes;
+  std::vector<float> loss, dropped, gate_drop, a2a_calls, a2a_bytes, consistency;
 };
 Curve read_curve(const std::string& run) {
   h5::File f(kData + "/dist/" + run + "/results.h5", h5::File::Read);
@@ -131,6 +131,7 @@ Curve read_curve(const std::string& run) {
   c.gate_drop = get("/train/gate_drop");
   c.a2a_calls = get("/train/a2a_calls");
   c.a2a_bytes = get("/train/a2a_bytes");
+  c.consistency = get("/train/consistency");
   return c;
 }
 
@@ -189,6 +190,14 @@ TEST(Training, WRanksMatchOneRankForEveryExpertParallelSize) {
       for (size_t i = 0; i < a.loss.size(); ++i)
         EXPECT_NEAR(b.loss[i], a.loss[i], 1e-5 * std::abs(a.loss[i])) << run << " step " << i;
       EXPECT_EQ(a.dropped, b.dropped) << run;
+      ASSERT_EQ(a.consistency.size(), b.consistency.size());
+      for (size_t i = 0; i < a.consistency.size(); ++i)
+        EXPECT_NEAR(b.consistency[i], a.consistency[i], 1e-5 * std::abs(a.loss[i])) << run;
+      if (c.gate == "thor") {
+        float cr = 0;
+        for (float v : a.consistency) cr += v;
+        EXPECT_GT(cr, 0) << run << ": THOR's consistency term is zero";
+      }
       EXPECT_EQ(a.gate_drop, b.gate_drop) << run;
       if (!c.dropless && c.gate != "hash" && c.extra.empty()) {
         float dropped = 0;

@@ -193,6 +193,46 @@ TEST(Layers, CrossEntropyMatchesFiniteDifferences) {
                  1e-2, 2e-2, 1e-4);
 }
 
+TEST(Layers, ThorObjectiveMatchesFiniteDifferences) {
+  // (CE(z1) + CE(z2) + alpha * CR(z1, z2)) / N, gradients with respect to both logits.
+  Arena arena;
+  std::vector<float> z1(5 * 7), z2(5 * 7), w1, w2;
+  randn(z1.data(), 35, "thor-z1", 1.5f);
+  randn(z2.data(), 35, "thor-z2", 1.5f);
+  std::vector<int32_t> tgt = {1, 6, -1, 0, 3};
+  const Tensor targets{tgt.data(), {5}, DType::I32};
+  auto objective = [&](std::vector<float>& g1, std::vector<float>& g2) {
+    g1 = z1;
+    g2 = z2;
+    const ThorLoss t =
+        thor_loss(arena, Tensor{g1.data(), {5, 7}}, Tensor{g2.data(), {5, 7}}, targets, 2.0, 4.0);
+    EXPECT_EQ(t.count, 4);
+    return (t.ce_sum + 2.0 * t.cr_sum) / 4.0;
+  };
+  objective(w1, w2);
+  const std::vector<float> g1 = w1, g2 = w2;
+  auto loss = [&] { return objective(w1, w2); };
+  check_gradient("thor.z1", z1.data(), g1.data(), 35, loss, 35, 1e-2, 2e-2, 1e-4);
+  check_gradient("thor.z2", z2.data(), g2.data(), 35, loss, 35, 1e-2, 2e-2, 1e-4);
+}
+
+TEST(Layers, SymmetricKlHandComputed) {
+  // Two classes: P1 = (1/4, 3/4) from z1 = (0, ln 3); P2 = (1/2, 1/2) from z2 = (0, 0).
+  // CR = 0.5 * [(1/4 - 1/2) ln(1/2) + (3/4 - 1/2) ln(3/2)] = 0.5 * 0.25 * ln 3.
+  std::vector<float> z1 = {0.0f, std::log(3.0f)}, z2 = {0.0f, 0.0f}, d1(2), d2(2), rows(1);
+  std::vector<int32_t> t = {0};
+  const double cr = ops::symmetric_kl(Tensor{z1.data(), {1, 2}}, Tensor{z2.data(), {1, 2}},
+                                      Tensor{t.data(), {1}, DType::I32}, Tensor{d1.data(), {1, 2}},
+                                      Tensor{d2.data(), {1, 2}}, Tensor{rows.data(), {1}}, 1.0f);
+  EXPECT_NEAR(cr, 0.125 * std::log(3.0), 1e-6);
+  // Equal distributions: zero, with zero gradients.
+  const double zero = ops::symmetric_kl(
+      Tensor{z1.data(), {1, 2}}, Tensor{z1.data(), {1, 2}}, Tensor{t.data(), {1}, DType::I32},
+      Tensor{d1.data(), {1, 2}}, Tensor{d2.data(), {1, 2}}, Tensor{rows.data(), {1}}, 1.0f);
+  EXPECT_NEAR(zero, 0.0, 1e-7);
+  EXPECT_NEAR(d1[0], 0.0, 1e-7);
+}
+
 TEST(Layers, CrossEntropyHandComputed) {
   // Two classes, logits (0, ln 3): p = (1/4, 3/4); target 1 -> loss ln(4/3).
   Arena arena;

@@ -5,6 +5,7 @@
 #include "comm/all_to_all.hpp"
 #include "comm/mpi_group.hpp"
 #include "gates/hash.hpp"
+#include "gates/thor.hpp"
 #include "gates/topk.hpp"
 #include "gradcheck.hpp"
 #include "model/moe.hpp"
@@ -150,6 +151,49 @@ TEST(Gates, HashRoutingIsAPureFunctionOfTheTokenId) {
   // Balanced: ids by falling frequency (0:10, 2:7, 3:7, 4:2, 1:1), each to the least-loaded
   // expert: 0->e0 (10|0), 2->e1 (10|7), 3->e1 (10|14), 4->e0 (12|14), 1->e0 (13|14).
   EXPECT_EQ(balanced_hash({10, 1, 7, 7, 2}, 2), (std::vector<int32_t>{0, 0, 1, 1, 0}));
+}
+
+TEST(Thor, TwoPassesDrawIndependentExpertsSharedByEveryRank) {
+  const ThorGate gate(4, "batch", "sequence");
+  std::vector<float> x(16 * 2);
+  Arena arena;
+  RouteContext c = context(16, 16);
+  c.seq_len = 4;
+  c.training = true;
+  int differ = 0;
+  for (uint64_t key = 0; key < 40; ++key) {
+    c.key = key;
+    c.pass = 0;
+    const Routing a = gate.route(arena, Tensor{x.data(), {16, 2}}, c);
+    const Routing again = gate.route(arena, Tensor{x.data(), {16, 2}}, c);
+    c.pass = 1;
+    const Routing b = gate.route(arena, Tensor{x.data(), {16, 2}}, c);
+    // Batch granularity: one expert for every token; a pure function of (key, layer, pass).
+    for (int t = 0; t < 16; ++t) {
+      EXPECT_EQ(a.expert.i32()[t], a.expert.i32()[0]);
+      EXPECT_EQ(again.expert.i32()[t], a.expert.i32()[t]);
+      EXPECT_EQ(a.weight.f32()[t], 1.0f);
+    }
+    differ += a.expert.i32()[0] != b.expert.i32()[0];
+  }
+  // Independent draws agree with probability 1/4: over 40 keys, about 30 differ.
+  EXPECT_GT(differ, 20);
+  EXPECT_LT(differ, 40);
+}
+
+TEST(Thor, EvaluationFixesOneExpertPerSequence) {
+  const ThorGate gate(8, "batch", "sequence");
+  std::vector<float> x(12 * 2);
+  Arena arena;
+  RouteContext c = context(12, 12);
+  c.seq_len = 4;
+  c.training = false;
+  const Routing a = gate.route(arena, Tensor{x.data(), {12, 2}}, c);
+  for (int t = 0; t < 12; ++t) EXPECT_EQ(a.expert.i32()[t], a.expert.i32()[(t / 4) * 4]);
+  // The same global sequence gets the same expert when it sits elsewhere in another rank's batch.
+  c.first_token = 4;
+  const Routing b = gate.route(arena, Tensor{x.data(), {8, 2}}, c);
+  for (int t = 0; t < 8; ++t) EXPECT_EQ(b.expert.i32()[t], a.expert.i32()[t + 4]);
 }
 
 }  // namespace

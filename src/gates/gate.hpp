@@ -19,6 +19,9 @@ struct RouteContext {
   int64_t global_groups = 1;           // capacity groups in the global batch (aux normaliser)
   int64_t global_tokens = 1;           // tokens in the global batch (z-loss normaliser)
   int64_t first_token = 0;             // index of this rank's first token in the global batch
+  int64_t seq_len = 1;                 // tokens per sequence
+  uint64_t key = 0;                    // the step's routing key (StepPlan::key)
+  int pass = 0;                        // forward pass within the step (THOR runs two)
 };
 
 struct Routing {

@@ -36,7 +36,7 @@ po::options_description options(Config& c) {
     ("model.d_ff", po::value(&m.d_ff)->default_value(m.d_ff), "FFN hidden width")
     ("moe.experts", po::value(&e.num_experts)->default_value(e.num_experts), "experts per MoE layer (0: dense model)")
     ("moe.every", po::value(&e.every)->default_value(e.every), "block i is MoE when i % every == every - 1")
-    ("moe.gate", po::value(&e.gate)->default_value(e.gate), "switch (top-1) | gshard (top-2) | hash")
+    ("moe.gate", po::value(&e.gate)->default_value(e.gate), "switch (top-1) | gshard (top-2) | hash | thor (random expert, two passes)")
     ("moe.capacity_factor", po::value(&e.capacity_factor)->default_value(e.capacity_factor), "expert capacity = ceil(cf * k * group tokens / E) in training")
     ("moe.eval_capacity_factor", po::value(&e.eval_capacity_factor)->default_value(e.eval_capacity_factor), "capacity factor at evaluation")
     ("moe.dropless", po::value(&e.dropless)->default_value(e.dropless), "no capacity limit (no dropped tokens)")
@@ -45,6 +45,9 @@ po::options_description options(Config& c) {
     ("moe.group_sequences", po::value(&e.group_sequences)->default_value(e.group_sequences), "sequences per capacity and aux-loss group")
     ("moe.d_ff", po::value(&e.d_ff)->default_value(e.d_ff), "expert hidden width (0: model.d_ff)")
     ("moe.hash", po::value(&e.hash)->default_value(e.hash), "hash table: balanced (unigram counts) | random")
+    ("thor.alpha", po::value(&e.thor_alpha)->default_value(e.thor_alpha), "THOR: weight of the consistency term (symmetric KL of the two passes)")
+    ("thor.granularity", po::value(&e.thor_granularity)->default_value(e.thor_granularity), "THOR training draw: one expert per batch | sequence | token")
+    ("thor.eval_granularity", po::value(&e.thor_eval_granularity)->default_value(e.thor_eval_granularity), "THOR evaluation draw: sequence | token")
     ("gd.p", po::value(&e.gd_p)->default_value(e.gd_p), "Gating Dropout: probability that a step routes every token to its own rank's experts")
     ("gd.mode", po::value(&e.gd_mode)->default_value(e.gd_mode), "gate_drop (local expert) | gate_expert_drop (skip the experts)")
     ("dist.ep_size", po::value(&c.ep_size)->default_value(c.ep_size), "ranks sharing one set of experts (0: all)")
@@ -122,8 +125,14 @@ void validate(const Config& c) {
   const auto& e = m.moe;
   MT_CHECK(e.num_experts >= 0 && e.every > 0 && e.group_sequences > 0 && e.d_ff >= 0,
            "config: moe.experts >= 0, moe.every > 0, moe.group_sequences > 0, moe.d_ff >= 0");
-  MT_CHECK(e.gate == "switch" || e.gate == "gshard" || e.gate == "hash",
-           "config: moe.gate = '{}' (switch, gshard or hash)", e.gate);
+  MT_CHECK(e.gate == "switch" || e.gate == "gshard" || e.gate == "hash" || e.gate == "thor",
+           "config: moe.gate = '{}' (switch, gshard, hash or thor)", e.gate);
+  MT_CHECK(e.thor_granularity == "batch" || e.thor_granularity == "sequence" ||
+               e.thor_granularity == "token",
+           "config: thor.granularity = '{}' (batch, sequence or token)", e.thor_granularity);
+  MT_CHECK(e.thor_eval_granularity == "sequence" || e.thor_eval_granularity == "token",
+           "config: thor.eval_granularity = '{}' (sequence or token)", e.thor_eval_granularity);
+  MT_CHECK(e.thor_alpha >= 0, "config: thor.alpha must be >= 0");
   MT_CHECK(e.hash == "balanced" || e.hash == "random",
            "config: moe.hash = '{}' (balanced or random)", e.hash);
   MT_CHECK(e.gate != "gshard" || e.num_experts == 0 || e.num_experts >= 2,

@@ -78,6 +78,9 @@ Tensor Gpt::forward(Arena& arena, const Tensor& tokens, Activations& acts,
   r.global_groups = global / cfg_.moe.group_sequences;
   r.global_tokens = global * T;
   r.first_token = ctx.first_sequence * T;
+  r.seq_len = T;
+  r.key = ctx.key;
+  r.pass = ctx.pass;
   Tensor x = emb_.forward(arena, tokens);
   for (size_t i = 0; i < blocks_.size(); ++i) {
     r.layer = int(i);

@@ -33,6 +33,8 @@ struct PassContext {
   int64_t global_sequences = 0;  // sequences in the global batch (0: this rank's batch)
   int64_t first_sequence = 0;    // this rank's first sequence in the global batch
   bool gate_drop = false;        // Gating Dropout step (training only)
+  uint64_t key = 0;              // the step's routing key (StepPlan::key)
+  int pass = 0;                  // forward pass within the step (THOR runs two)
 };
 
 class Block {

@@ -17,4 +17,20 @@ LossValue lm_loss(Arena& arena, const Tensor& logits, const Tensor& targets, dou
   return out;
 }
 
+ThorLoss thor_loss(Arena& arena, const Tensor& z1, const Tensor& z2, const Tensor& targets,
+                   double alpha, double normalizer) {
+  Tensor dz1 = arena.alloc(z1.shape), dz2 = arena.alloc(z2.shape);
+  Tensor rows = arena.alloc({targets.numel()});
+  ThorLoss out;
+  // The consistency gradients first: the cross-entropy below overwrites the logits.
+  out.cr_sum = ops::symmetric_kl(z1, z2, targets, dz1, dz2, rows, float(alpha / normalizer));
+  const LossValue a = lm_loss(arena, z1, targets, normalizer);
+  const LossValue b = lm_loss(arena, z2, targets, normalizer);
+  ops::add(z1, dz1, z1);
+  ops::add(z2, dz2, z2);
+  out.ce_sum = a.sum + b.sum;
+  out.count = a.count;
+  return out;
+}
+
 }  // namespace mt

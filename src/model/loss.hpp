@@ -15,4 +15,15 @@ struct LossValue {
 // across ranks: the global batch's token count, so that summed gradients are the global mean's.
 LossValue lm_loss(Arena& arena, const Tensor& logits, const Tensor& targets, double normalizer = 0);
 
+// THOR's objective in its reference-code form (ALGORITHMS.md 1.3): CE(pass 1) + CE(pass 2)
+// + alpha * CR, CR the symmetric KL of the two passes' output distributions summed over counted
+// tokens; every sum divided by normalizer. Turns both logits, in place, into their gradients.
+struct ThorLoss {
+  double ce_sum = 0;  // both passes' cross-entropy, summed over tokens
+  double cr_sum = 0;  // the consistency term, summed over tokens (unweighted)
+  int64_t count = 0;  // counted tokens of one pass
+};
+ThorLoss thor_loss(Arena& arena, const Tensor& z1, const Tensor& z2, const Tensor& targets,
+                   double alpha, double normalizer);
+
 }  // namespace mt

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "gates/hash.hpp"
+#include "gates/thor.hpp"
 #include "gates/topk.hpp"
 #include "tensor/error.hpp"
 
@@ -16,8 +17,10 @@ std::unique_ptr<Gate> make_gate(ParamRegistry& reg, const std::string& prefix, i
     MT_CHECK(!hash_table.empty(), "moe.gate = hash needs a hash table");
     return std::make_unique<HashGate>(hash_table, c.num_experts);
   }
-  MT_CHECK(c.gate == "switch" || c.gate == "gshard", "moe.gate = '{}' (switch, gshard or hash)",
-           c.gate);
+  if (c.gate == "thor")
+    return std::make_unique<ThorGate>(c.num_experts, c.thor_granularity, c.thor_eval_granularity);
+  MT_CHECK(c.gate == "switch" || c.gate == "gshard",
+           "moe.gate = '{}' (switch, gshard, hash or thor)", c.gate);
   TopKConfig t{c.gate == "gshard" ? 2 : 1,
                c.num_experts,
                c.capacity_factor,

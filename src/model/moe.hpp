@@ -16,7 +16,7 @@ namespace mt {
 struct MoeConfig {
   int num_experts = 0;          // 0: a dense model
   int every = 2;                // block i is MoE when i % every == every - 1
-  std::string gate = "switch";  // switch | gshard | hash
+  std::string gate = "switch";  // switch | gshard | hash | thor
   double capacity_factor = 1.25, eval_capacity_factor = 2.0;
   bool dropless = false;
   double aux_weight = 0.01, z_weight = 0.001;
@@ -25,6 +25,8 @@ struct MoeConfig {
   std::string hash = "balanced";      // balanced | random
   double gd_p = 0;                    // Gating Dropout rate (0: off)
   std::string gd_mode = "gate_drop";  // gate_drop | gate_expert_drop
+  double thor_alpha = 1.0;            // THOR consistency weight
+  std::string thor_granularity = "batch", thor_eval_granularity = "sequence";
 };
 
 // What one MoE forward needs from outside: the token exchange and the routing context.

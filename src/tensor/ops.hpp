@@ -52,6 +52,12 @@ void embedding_backward(const Tensor& tokens, const Tensor& dout, const Tensor& 
 double cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& dlogits,
                      const Tensor& losses, float grad_scale, int64_t* count);
 
+// THOR's consistency regularisation: per row with target >= 0, the symmetric KL
+// CR = 0.5 sum_v (P1 - P2)(log P1 - log P2) of P = softmax(z). Writes each row's value to
+// row_values and dz1, dz2 = grad_scale * dCR/dz; returns the sum over rows (in row order).
+double symmetric_kl(const Tensor& z1, const Tensor& z2, const Tensor& targets, const Tensor& dz1,
+                    const Tensor& dz2, const Tensor& row_values, float grad_scale);
+
 // One AdamW update of n elements (decoupled weight decay, bias-corrected moments).
 struct AdamWStep {
   float lr, beta1, beta2, eps, weight_decay;

@@ -76,7 +76,8 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet) {
   say(fmt::format("moetrain: unigram perplexity of the validation split: {:.1f}", r.unigram_ppl));
 
   Arena arena;
-  Gpt::Activations acts;
+  const bool thor = mc.moe.num_experts > 0 && mc.moe.gate == "thor";
+  Gpt::Activations acts, acts2;  // acts2: THOR's second forward pass
   const auto start = Clock::now();
   double train_seconds = 0;
   size_t allocations_after_first = 0;
@@ -92,17 +93,32 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet) {
     Tensor targets = arena.alloc({B, mc.seq_len}, DType::I32);
     train_batches.random(cfg.seed, plan.step, rt.rank() * B, tokens, targets);
     reg.zero_grads();
-    const PassContext ctx{rt.a2a.get(),   cfg.seed,      plan.step,          true,
-                          cfg.batch_size, rt.rank() * B, plan.gate_drop != 0};
+    PassContext ctx{rt.a2a.get(),   cfg.seed,      plan.step,           true,
+                    cfg.batch_size, rt.rank() * B, plan.gate_drop != 0, plan.key};
     Tensor logits = model.forward(arena, tokens, acts, ctx);
-    const LossValue ce = lm_loss(arena, logits, targets, double(tokens_per_step));
-    double sums[2] = {ce.sum, model.gate_loss(acts)};
-    rt.groups.world->all_reduce_sum(sums, 2);
-    const double ce_mean = sums[0] / double(tokens_per_step), aux = sums[1];
-    const double loss = ce_mean + aux;
+    // sums: cross-entropy (summed over tokens and passes), gate losses, consistency.
+    double sums[3] = {0, model.gate_loss(acts), 0};
+    Tensor logits2;
+    if (thor) {
+      ctx.pass = 1;
+      logits2 = model.forward(arena, tokens, acts2, ctx);
+      const ThorLoss t =
+          thor_loss(arena, logits, logits2, targets, mc.moe.thor_alpha, double(tokens_per_step));
+      sums[0] = t.ce_sum;
+      sums[2] = t.cr_sum;
+    } else {
+      sums[0] = lm_loss(arena, logits, targets, double(tokens_per_step)).sum;
+    }
+    rt.groups.world->all_reduce_sum(sums, 3);
+    const int passes = thor ? 2 : 1;
+    const double ce_mean = sums[0] / double(tokens_per_step * passes), aux = sums[1];
+    const double consistency = sums[2] / double(tokens_per_step);
+    // The objective: THOR's is CE1 + CE2 + alpha CR; the others' CE + gate losses.
+    const double loss = ce_mean * passes + aux + mc.moe.thor_alpha * consistency;
     MT_CHECK(std::isfinite(loss), "training diverged: loss is {} at step {} (lower train.lr?)",
              loss, plan.step);
     model.backward(arena, logits, acts);
+    if (thor) model.backward(arena, logits2, acts2);
     sync_gradients(reg, *rt.groups.world, *rt.groups.expert_dp);
     const double norm = clip_grad_norm(reg, cfg.grad_clip, rt.groups.ep.get());
     opt.step(float(plan.lr));
@@ -131,7 +147,7 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet) {
       results->record("/train/loss", loss);
       results->record("/train/ce", ce_mean);
       results->record("/train/aux", aux);
-      results->record("/train/consistency", 0.0);
+      results->record("/train/consistency", consistency);
       results->record("/train/lr", plan.lr);
       results->record("/train/grad_norm", norm);
       results->record("/train/tokens_per_s", tokens_per_step / step_s);
