@@ -166,10 +166,13 @@ TEST(Training, WRanksMatchOneRankForEveryExpertParallelSize) {
     int max_ep;  // Gating Dropout is defined by locality: it matches one rank at ep_size 1 only
   };
   const std::vector<std::string> gd = {"--gd.p", "0.5"};
+  // 5 steps: expert-diversify, spawn before step 2, gate-sparsify for 2 steps, then top-1.
+  const std::vector<std::string> evo = {"--evo.diversify_step", "2",   "--evo.anneal_steps", "2",
+                                        "--evo.threshold",      "0.05"};
   for (const Case& c :
        {Case{"switch", false, {}, W}, Case{"switch", true, {}, W}, Case{"gshard", false, {}, W},
         Case{"hash", false, {}, W}, Case{"switch", false, gd, 1}}) {
-    const std::string tag = c.extra.empty() ? "" : "_gd";
+    const std::string tag = c.extra.empty() ? "" : c.gate == "evomoe" ? "_evo" : "_gd";
     // The reference: the same global batch on one rank (every rank computes it alone).
     const std::string ref = fmt::format("ref_{}_{}{}_r{}", c.gate, c.dropless, tag, me);
     {

@@ -4,11 +4,14 @@
 
 #include "comm/all_to_all.hpp"
 #include "comm/mpi_group.hpp"
+#include "comm/topology.hpp"
+#include "gates/evomoe.hpp"
 #include "gates/hash.hpp"
 #include "gates/thor.hpp"
 #include "gates/topk.hpp"
 #include "gradcheck.hpp"
 #include "model/moe.hpp"
+#include "train/evomoe.hpp"
 
 namespace mt {
 namespace {
@@ -34,7 +37,7 @@ RouteContext context(int64_t T, int64_t group) {
 
 // L = <y, R> + the gates' aux and z losses, against finite differences of every input and
 // parameter. Large weights keep routing decisions away from ties under the small perturbation.
-void check_moe(const MoeConfig& cfg, int64_t T, int64_t group) {
+void check_moe(const MoeConfig& cfg, int64_t T, int64_t group, int phase = 0, float tau = 1.0f) {
   const int64_t d = 6, f = 10;
   ParamRegistry reg;
   MpiGroup self(MPI_COMM_SELF, "self");
@@ -50,6 +53,8 @@ void check_moe(const MoeConfig& cfg, int64_t T, int64_t group) {
   randn(r.data(), T * d, "moe-r");
   MoeStep step{&a2a, context(T, group)};
   step.route.token_ids = ids.data();
+  step.route.phase = phase;
+  step.route.tau = tau;
   Arena arena;
   MoeLayer::Cache cache;
   auto loss = [&] {
@@ -94,6 +99,15 @@ TEST(Moe, HashMatchesFiniteDifferences) {
   c.num_experts = 3;
   c.gate = "hash";
   check_moe(c, 9, 9);
+}
+
+TEST(Moe, EvoMoeDenseToSparseMatchesFiniteDifferences) {
+  MoeConfig c;
+  c.num_experts = 4;
+  c.gate = "evomoe";
+  c.aux_weight = 0.5;
+  c.evo_threshold = 0.05;
+  check_moe(c, 8, 4, /*phase=*/1, /*tau=*/1.5f);
 }
 
 TEST(Gates, CapacityDropsAgainstHandComputation) {
@@ -194,6 +208,61 @@ TEST(Thor, EvaluationFixesOneExpertPerSequence) {
   c.first_token = 4;
   const Routing b = gate.route(arena, Tensor{x.data(), {8, 2}}, c);
   for (int t = 0; t < 8; ++t) EXPECT_EQ(b.expert.i32()[t], a.expert.i32()[t + 4]);
+}
+
+TEST(EvoMoe, DenseToSparseGateIsDenseWhenHotAndTopOneWhenCold) {
+  ParamRegistry reg;
+  const EvoGate gate(reg, "g", 6, 8, 0.001, 0.01);
+  reg.allocate();
+  reg.initialize(3);
+  test::randn(reg.values(), reg.total_elements(), "evo-w", 1.0f);
+  std::vector<float> x(32 * 6);
+  test::randn(x.data(), int64_t(x.size()), "evo-x");
+  Arena arena;
+  RouteContext c = context(32, 32);
+  c.phase = 1;
+  auto active = [&](float tau) {
+    c.tau = tau;
+    const Routing r = gate.route(arena, Tensor{x.data(), {32, 6}}, c);
+    int64_t n = 0;
+    for (int64_t v : r.load) n += v;
+    return double(n) / 32;
+  };
+  EXPECT_EQ(active(100.0f), 8.0);  // every expert above the threshold: dense
+  EXPECT_LT(active(0.02f), 1.2);   // nearly one-hot
+  EXPECT_GE(active(0.02f), 1.0);   // never empty: the argmax at least
+  c.phase = 2;                     // after annealing: top-1
+  const Routing top = gate.route(arena, Tensor{x.data(), {32, 6}}, c);
+  EXPECT_EQ(top.k, 1);
+  c.phase = 0;  // expert-diversify: one expert, weight 1
+  const Routing one = gate.route(arena, Tensor{x.data(), {32, 6}}, c);
+  for (int t = 0; t < 32; ++t) EXPECT_EQ(one.expert.i32()[t], 0);
+}
+
+TEST(EvoMoe, SpawnedExpertsDifferFromTheParentAndEachOther) {
+  MpiGroup self(MPI_COMM_SELF, "self");
+  Groups g = make_groups(1, 0, MPI_COMM_SELF);
+  ParamRegistry reg;
+  const int w = reg.add_expert("blocks/1/moe/experts/fc1/w", {4, 5, 6}, Init::normal(1.0f), 4, 0);
+  reg.allocate();
+  reg.initialize(2);
+  AdamW opt(reg, {});
+  const std::vector<float> parent(reg.value(w).f32(), reg.value(w).f32() + 30);
+  spawn_experts(reg, opt, g, 9, 0.5);
+  const float* v = reg.value(w).f32();
+  int masked = 0;
+  for (int e = 0; e < 4; ++e)
+    for (int i = 0; i < 30; ++i) {
+      const float x = v[e * 30 + i];
+      EXPECT_TRUE(x == parent[i] || x == 0.0f);  // theta_0 * M_e, no rescale
+      masked += x == 0.0f;
+    }
+  EXPECT_NEAR(masked / 120.0, 0.5, 0.15);
+  for (int a = 0; a < 4; ++a) {
+    EXPECT_FALSE(std::equal(v + a * 30, v + a * 30 + 30, parent.begin())) << a;
+    for (int b = a + 1; b < 4; ++b)
+      EXPECT_FALSE(std::equal(v + a * 30, v + a * 30 + 30, v + b * 30)) << a << " " << b;
+  }
 }
 
 }  // namespace

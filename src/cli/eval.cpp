@@ -56,8 +56,10 @@ int eval(const Args& args) {
   reg.allocate();
   load_model(checkpoint, reg);
   Arena arena;
-  const LossValue l =
-      evaluate(model, arena, Batches(data, mc.seq_len), cfg.batch_size, batches, rt, cfg.seed);
+  // The phase of the step the checkpoint was written after (EvoMoE routes by phase).
+  const StepPlan plan = Scheduler(cfg).plan(std::max<int64_t>(checkpoint_step(checkpoint) - 1, 0));
+  const LossValue l = evaluate(model, arena, Batches(data, mc.seq_len), cfg.batch_size, batches, rt,
+                               eval_context(cfg.seed, plan));
   if (rt.root())
     fmt::print("eval: {} on {} | {} | {} tokens | loss {:.6f} | ppl {:.3f}\n", checkpoint,
                data.path, rt.describe(), l.count, l.mean(), std::exp(l.mean()));

@@ -26,6 +26,7 @@ class TopKGate : public Gate {
                       int count) const override;
   void backward(Arena& arena, const Routing& r, const Tensor& dweight,
                 const Tensor& dx) const override;
+  int weight_index() const { return w_; }
 
  private:
   const ParamRegistry& reg_;

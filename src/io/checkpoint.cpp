@@ -103,4 +103,10 @@ std::string checkpoint_config(const std::string& path) {
   return h5::attr_string(f, "/", "config");
 }
 
+int64_t checkpoint_step(const std::string& path) {
+  h5::File f(path, h5::File::Read);
+  check_format(f);
+  return h5::attr_int(f, "/", "step");
+}
+
 }  // namespace mt

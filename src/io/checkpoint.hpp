@@ -23,5 +23,7 @@ void save_checkpoint(const std::string& path, const ParamRegistry& reg, AdamW& o
 void load_model(const std::string& path, ParamRegistry& reg);
 // The config text stored in a checkpoint (to rebuild the model it was saved from).
 std::string checkpoint_config(const std::string& path);
+// The number of steps trained before the checkpoint was written.
+int64_t checkpoint_step(const std::string& path);
 
 }  // namespace mt

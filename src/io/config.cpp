@@ -48,6 +48,12 @@ po::options_description options(Config& c) {
     ("thor.alpha", po::value(&e.thor_alpha)->default_value(e.thor_alpha), "THOR: weight of the consistency term (symmetric KL of the two passes)")
     ("thor.granularity", po::value(&e.thor_granularity)->default_value(e.thor_granularity), "THOR training draw: one expert per batch | sequence | token")
     ("thor.eval_granularity", po::value(&e.thor_eval_granularity)->default_value(e.thor_eval_granularity), "THOR evaluation draw: sequence | token")
+    ("evo.diversify_step", po::value(&e.evo_diversify_step)->default_value(e.evo_diversify_step), "EvoMoE: step at which E experts are spawned from the one trained expert (0: 15% of train.steps)")
+    ("evo.mask_ratio", po::value(&e.evo_mask_ratio)->default_value(e.evo_mask_ratio), "EvoMoE: fraction of each spawned expert's weights masked to zero")
+    ("evo.threshold", po::value(&e.evo_threshold)->default_value(e.evo_threshold), "EvoMoE: dense-to-sparse gate activation threshold")
+    ("evo.tau_max", po::value(&e.evo_tau_max)->default_value(e.evo_tau_max), "EvoMoE: initial temperature")
+    ("evo.tau_min", po::value(&e.evo_tau_min)->default_value(e.evo_tau_min), "EvoMoE: final temperature, then top-1")
+    ("evo.anneal_steps", po::value(&e.evo_anneal_steps)->default_value(e.evo_anneal_steps), "EvoMoE: steps of exponential annealing (0: 50% of train.steps)")
     ("gd.p", po::value(&e.gd_p)->default_value(e.gd_p), "Gating Dropout: probability that a step routes every token to its own rank's experts")
     ("gd.mode", po::value(&e.gd_mode)->default_value(e.gd_mode), "gate_drop (local expert) | gate_expert_drop (skip the experts)")
     ("dist.ep_size", po::value(&c.ep_size)->default_value(c.ep_size), "ranks sharing one set of experts (0: all)")
@@ -125,8 +131,14 @@ void validate(const Config& c) {
   const auto& e = m.moe;
   MT_CHECK(e.num_experts >= 0 && e.every > 0 && e.group_sequences > 0 && e.d_ff >= 0,
            "config: moe.experts >= 0, moe.every > 0, moe.group_sequences > 0, moe.d_ff >= 0");
-  MT_CHECK(e.gate == "switch" || e.gate == "gshard" || e.gate == "hash" || e.gate == "thor",
-           "config: moe.gate = '{}' (switch, gshard, hash or thor)", e.gate);
+  MT_CHECK(e.gate == "switch" || e.gate == "gshard" || e.gate == "hash" || e.gate == "thor" ||
+               e.gate == "evomoe",
+           "config: moe.gate = '{}' (switch, gshard, hash, thor or evomoe)", e.gate);
+  MT_CHECK(
+      e.evo_diversify_step >= 0 && e.evo_anneal_steps >= 0 && e.evo_mask_ratio >= 0 &&
+          e.evo_mask_ratio < 1 && e.evo_threshold > 0 && e.evo_tau_min > 0 &&
+          e.evo_tau_max >= e.evo_tau_min,
+      "config: evo.* out of range (0 <= mask_ratio < 1, threshold > 0, 0 < tau_min <= tau_max)");
   MT_CHECK(e.thor_granularity == "batch" || e.thor_granularity == "sequence" ||
                e.thor_granularity == "token",
            "config: thor.granularity = '{}' (batch, sequence or token)", e.thor_granularity);

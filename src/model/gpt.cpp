@@ -81,6 +81,8 @@ Tensor Gpt::forward(Arena& arena, const Tensor& tokens, Activations& acts,
   r.seq_len = T;
   r.key = ctx.key;
   r.pass = ctx.pass;
+  r.phase = ctx.phase;
+  r.tau = ctx.tau;
   Tensor x = emb_.forward(arena, tokens);
   for (size_t i = 0; i < blocks_.size(); ++i) {
     r.layer = int(i);

@@ -35,6 +35,8 @@ struct PassContext {
   bool gate_drop = false;        // Gating Dropout step (training only)
   uint64_t key = 0;              // the step's routing key (StepPlan::key)
   int pass = 0;                  // forward pass within the step (THOR runs two)
+  int phase = 0;                 // EvoMoE phase (StepPlan::phase)
+  float tau = 1.0f;              // EvoMoE temperature (StepPlan::tau)
 };
 
 class Block {

@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "gates/evomoe.hpp"
 #include "gates/hash.hpp"
 #include "gates/thor.hpp"
 #include "gates/topk.hpp"
@@ -17,10 +18,12 @@ std::unique_ptr<Gate> make_gate(ParamRegistry& reg, const std::string& prefix, i
     MT_CHECK(!hash_table.empty(), "moe.gate = hash needs a hash table");
     return std::make_unique<HashGate>(hash_table, c.num_experts);
   }
+  if (c.gate == "evomoe")
+    return std::make_unique<EvoGate>(reg, prefix, d, c.num_experts, c.evo_threshold, c.aux_weight);
   if (c.gate == "thor")
     return std::make_unique<ThorGate>(c.num_experts, c.thor_granularity, c.thor_eval_granularity);
   MT_CHECK(c.gate == "switch" || c.gate == "gshard",
-           "moe.gate = '{}' (switch, gshard, hash or thor)", c.gate);
+           "moe.gate = '{}' (switch, gshard, hash, thor or evomoe)", c.gate);
   TopKConfig t{c.gate == "gshard" ? 2 : 1,
                c.num_experts,
                c.capacity_factor,

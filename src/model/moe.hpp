@@ -16,7 +16,7 @@ namespace mt {
 struct MoeConfig {
   int num_experts = 0;          // 0: a dense model
   int every = 2;                // block i is MoE when i % every == every - 1
-  std::string gate = "switch";  // switch | gshard | hash | thor
+  std::string gate = "switch";  // switch | gshard | hash | thor | evomoe
   double capacity_factor = 1.25, eval_capacity_factor = 2.0;
   bool dropless = false;
   double aux_weight = 0.01, z_weight = 0.001;
@@ -27,6 +27,9 @@ struct MoeConfig {
   std::string gd_mode = "gate_drop";  // gate_drop | gate_expert_drop
   double thor_alpha = 1.0;            // THOR consistency weight
   std::string thor_granularity = "batch", thor_eval_granularity = "sequence";
+  int64_t evo_diversify_step = 0;  // EvoMoE: step of the spawn (0: 15% of train.steps)
+  int64_t evo_anneal_steps = 0;    // temperature annealing steps (0: 50% of train.steps)
+  double evo_mask_ratio = 0.5, evo_threshold = 0.001, evo_tau_max = 2.0, evo_tau_min = 0.3;
 };
 
 // What one MoE forward needs from outside: the token exchange and the routing context.

@@ -5,8 +5,16 @@
 
 namespace mt {
 
+PassContext eval_context(uint64_t seed, const StepPlan& plan) {
+  PassContext c;
+  c.seed = seed;
+  c.phase = plan.phase;
+  c.tau = plan.tau;
+  return c;
+}
+
 LossValue evaluate(const Gpt& model, Arena& arena, const Batches& batches, int64_t batch_size,
-                   int64_t max_batches, const Runtime& rt, uint64_t seed) {
+                   int64_t max_batches, const Runtime& rt, const PassContext& base) {
   const int64_t T = model.config().seq_len;
   const int64_t local = batch_size / rt.ranks();
   const int64_t all = batches.windows();
@@ -21,7 +29,11 @@ LossValue evaluate(const Gpt& model, Arena& arena, const Batches& batches, int64
     // Row r of the batch takes window (first + r) * stride; rows past `used` are ignored.
     const int64_t mine = first + rt.rank() * local;
     batches.fixed(mine * stride, stride, used * stride, tokens, targets);
-    PassContext ctx{rt.a2a.get(), seed, 0, false, batch_size, rt.rank() * local};
+    PassContext ctx = base;
+    ctx.a2a = rt.a2a.get();
+    ctx.training = false;
+    ctx.global_sequences = batch_size;
+    ctx.first_sequence = rt.rank() * local;
     Tensor logits = model.forward(arena, tokens, acts, ctx);
     const LossValue l = lm_loss(arena, logits, targets);
     sums[0] += l.sum;

@@ -4,13 +4,18 @@
 #include "model/gpt.hpp"
 #include "model/loss.hpp"
 #include "train/runtime.hpp"
+#include "train/scheduler.hpp"
 
 namespace mt {
+
+// The pass settings evaluation takes from the run: the seed and, for EvoMoE, the phase and
+// temperature of the last plan.
+PassContext eval_context(uint64_t seed, const StepPlan& plan);
 
 // Mean token loss over max_batches batches of evenly spaced, non-overlapping windows
 // (max_batches = 0: every window of the split). Each batch of batch_size windows is split by rows
 // over the ranks; the result is summed over them. Uses the arena and resets it.
 LossValue evaluate(const Gpt& model, Arena& arena, const Batches& batches, int64_t batch_size,
-                   int64_t max_batches, const Runtime& rt, uint64_t seed);
+                   int64_t max_batches, const Runtime& rt, const PassContext& base);
 
 }  // namespace mt

@@ -1,9 +1,27 @@
 // Scheduler: turns the config into one StepPlan per step.
 #include "train/scheduler.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 #include "tensor/rng.hpp"
 
 namespace mt {
+
+const char* phase_name(int phase) {
+  static const char* names[] = {"expert-diversify", "gate-sparsify", "top-1"};
+  return names[phase];
+}
+
+int64_t Scheduler::diversify_step() const {
+  const int64_t s = cfg_.model.moe.evo_diversify_step;
+  return s > 0 ? s : std::max<int64_t>(1, std::llround(0.15 * cfg_.steps));
+}
+
+int64_t Scheduler::anneal_steps() const {
+  const int64_t s = cfg_.model.moe.evo_anneal_steps;
+  return s > 0 ? s : std::max<int64_t>(1, std::llround(0.5 * cfg_.steps));
+}
 
 StepPlan Scheduler::plan(int64_t step) const {
   StepPlan p;
@@ -17,7 +35,19 @@ StepPlan Scheduler::plan(int64_t step) const {
   p.eval = p.last || (cfg_.eval_every > 0 && done % cfg_.eval_every == 0);
   const Rng rng(cfg_.seed, stream_id({name_hash("plan"), uint64_t(step)}));
   p.key = (uint64_t(rng.bits(0)) << 32) | rng.bits(1);
-  p.gate_drop = cfg_.model.moe.num_experts > 0 && rng.uniform(2) < cfg_.model.moe.gd_p;
+  const MoeConfig& m = cfg_.model.moe;
+  p.gate_drop = m.num_experts > 0 && rng.uniform(2) < m.gd_p;
+  p.phase_step = step;
+  if (m.num_experts > 0 && m.gate == "evomoe") {
+    const int64_t d = diversify_step(), a = anneal_steps();
+    p.phase = step < d ? 0 : step < d + a ? 1 : 2;
+    p.diversify = step == d;
+    p.phase_step = p.phase == 0 ? step : p.phase == 1 ? step - d : step - d - a;
+    // Exponential annealing from tau_max to tau_min over the gate-sparsify phase.
+    if (p.phase == 1)
+      p.tau =
+          float(m.evo_tau_max * std::pow(m.evo_tau_min / m.evo_tau_max, double(p.phase_step) / a));
+  }
   return p;
 }
 

@@ -14,13 +14,23 @@ struct StepPlan {
   double lr = 0;
   uint64_t key = 0;  // keys this step's routing draws (THOR experts, GShard second choices)
   uint8_t log = 0, eval = 0, last = 0;
-  uint8_t gate_drop = 0;  // Gating Dropout: this step's MoE layers route every token locally
+  uint8_t gate_drop = 0;   // Gating Dropout: this step's MoE layers route every token locally
+  uint8_t phase = 0;       // EvoMoE: 0 expert-diversify, 1 gate-sparsify, 2 top-1 (others: 0)
+  uint8_t diversify = 0;   // EvoMoE: spawn the experts before this step
+  int64_t phase_step = 0;  // steps since the phase began
+  float tau = 1.0f;        // EvoMoE dense-to-sparse temperature
 };
+
+// Names of the phases, as written to results.h5 /phase.
+const char* phase_name(int phase);
 
 class Scheduler {
  public:
   explicit Scheduler(const Config& c) : cfg_(c) {}
   StepPlan plan(int64_t step) const;
+  // EvoMoE's step of the spawn and length of the annealing (defaults resolved).
+  int64_t diversify_step() const;
+  int64_t anneal_steps() const;
 
  private:
   const Config& cfg_;

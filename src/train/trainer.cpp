@@ -15,6 +15,7 @@
 #include "optim/grad_sync.hpp"
 #include "tensor/error.hpp"
 #include "train/evaluate.hpp"
+#include "train/evomoe.hpp"
 #include "train/progress.hpp"
 #include "train/runtime.hpp"
 #include "train/scheduler.hpp"
@@ -82,6 +83,8 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet) {
   double train_seconds = 0;
   size_t allocations_after_first = 0;
   std::vector<double> load;
+  StepPlan last_plan;
+  int recorded_phase = -1;
   for (int64_t step = 0; step < cfg.steps; ++step) {
     StepPlan plan = root ? scheduler.plan(step) : StepPlan{};
     rt.groups.world->broadcast(&plan, sizeof plan, 0);
@@ -93,8 +96,12 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet) {
     Tensor targets = arena.alloc({B, mc.seq_len}, DType::I32);
     train_batches.random(cfg.seed, plan.step, rt.rank() * B, tokens, targets);
     reg.zero_grads();
+    if (plan.diversify) spawn_experts(reg, opt, rt.groups, cfg.seed, mc.moe.evo_mask_ratio);
     PassContext ctx{rt.a2a.get(),   cfg.seed,      plan.step,           true,
                     cfg.batch_size, rt.rank() * B, plan.gate_drop != 0, plan.key};
+    ctx.phase = plan.phase;
+    ctx.tau = plan.tau;
+    last_plan = plan;
     Tensor logits = model.forward(arena, tokens, acts, ctx);
     // sums: cross-entropy (summed over tokens and passes), gate losses, consistency.
     double sums[3] = {0, model.gate_loss(acts), 0};
@@ -138,12 +145,23 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet) {
         load.pop_back();
         results->record_row(fmt::format("/routing/block{}/load", i), load);
         results->record(fmt::format("/routing/block{}/dropped", i), dropped);
+        double pairs = 0;
+        for (double v : load) pairs += v;  // counted (token, expert) pairs
+        results->record(fmt::format("/routing/block{}/experts_per_token", i),
+                        pairs / double(tokens_per_step));
       }
     }
     if (step == 0) r.first_loss = loss;
     r.final_loss = loss;
+    if (root && mc.moe.gate == "evomoe" && plan.phase != recorded_phase) {
+      recorded_phase = plan.phase;
+      results->record("/phase/step", double(plan.step));
+      results->record("/phase/id", double(plan.phase));
+      say(fmt::format("phase | step {} | {}", step + 1, phase_name(plan.phase)));
+    }
     if (root) {
       results->record("/train/step", double(plan.step));
+      results->record("/train/tau", plan.tau);
       results->record("/train/loss", loss);
       results->record("/train/ce", ce_mean);
       results->record("/train/aux", aux);
@@ -163,8 +181,8 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet) {
                          seconds_since(start) / (step + 1) * (cfg.steps - step - 1)}));
     }
     if (plan.eval) {
-      const LossValue v =
-          evaluate(model, arena, valid_batches, cfg.batch_size, cfg.eval_batches, rt, cfg.seed);
+      const LossValue v = evaluate(model, arena, valid_batches, cfg.batch_size, cfg.eval_batches,
+                                   rt, eval_context(cfg.seed, last_plan));
       r.valid_loss = v.mean();
       r.valid_ppl = std::exp(v.mean());
       if (root) {
