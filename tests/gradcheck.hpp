@@ -5,8 +5,10 @@
 #include <cmath>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "tensor/rng.hpp"
+#include "tensor/tensor.hpp"
 
 namespace mt::test {
 
@@ -30,6 +32,13 @@ inline void check_gradient(const std::string& what, float* x, const float* grad,
                 rtol * std::max(std::abs(numeric), std::abs(double(grad[i]))) + atol)
         << what << " index " << i;
   }
+}
+
+// L = sum(y * r) in double: a random projection that makes any output a scalar loss.
+inline double project(const Tensor& y, const std::vector<float>& r) {
+  double s = 0;
+  for (int64_t i = 0; i < y.numel(); ++i) s += double(y.f32()[i]) * r[i];
+  return s;
 }
 
 // Fills a buffer with standard normal numbers from a named stream.

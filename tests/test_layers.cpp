@@ -17,14 +17,8 @@ namespace mt {
 namespace {
 
 using test::check_gradient;
+using test::project;
 using test::randn;
-
-// L = sum(y * R) in double, for a fixed random R the shape of y.
-double project(const Tensor& y, const std::vector<float>& r) {
-  double s = 0;
-  for (int64_t i = 0; i < y.numel(); ++i) s += double(y.f32()[i]) * r[i];
-  return s;
-}
 
 // A layer under test: its registry, an input, and forward/backward closures.
 struct Case {

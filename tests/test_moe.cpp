@@ -17,13 +17,8 @@ namespace mt {
 namespace {
 
 using test::check_gradient;
+using test::project;
 using test::randn;
-
-double project(const Tensor& y, const std::vector<float>& r) {
-  double s = 0;
-  for (int64_t i = 0; i < y.numel(); ++i) s += double(y.f32()[i]) * r[i];
-  return s;
-}
 
 RouteContext context(int64_t T, int64_t group) {
   RouteContext c;

@@ -1,5 +1,5 @@
-// Expert capacity and slot claiming, shared by every gate that limits load; the default of
-// Gate::route_local.
+// Shared by the gates: single-choice routings, expert capacity and slot claiming, and the
+// default of Gate::route_local.
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -11,6 +11,22 @@ namespace mt {
 
 Routing Gate::route_local(Arena&, const Tensor&, const RouteContext&, int, int) const {
   fail("this gate has no local routing (Gating Dropout needs moe.gate = switch or gshard)");
+}
+
+Routing one_choice(Arena& arena, int64_t tokens, int num_experts, const RouteContext& ctx) {
+  Routing r;
+  r.ctx = ctx;
+  r.expert = arena.alloc({tokens, 1}, DType::I32);
+  r.weight = arena.alloc({tokens, 1});
+  float* w = r.weight.f32();
+  for (int64_t t = 0; t < tokens; ++t) w[t] = 1.0f;
+  r.load.assign(num_experts, 0);
+  return r;
+}
+
+void count_load(Routing& r) {
+  const int32_t* e = r.expert.i32();
+  for (int64_t t = 0; t < r.expert.size(0); ++t) ++r.load[e[t]];
 }
 
 int64_t expert_capacity(double cf, int k, int64_t group_tokens, int num_experts, bool dropless) {

@@ -19,17 +19,16 @@ EvoGate::EvoGate(ParamRegistry& reg, const std::string& prefix, int64_t d, int n
 Routing EvoGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) const {
   if (ctx.phase == 2) return top1_.route(arena, x, ctx);
   const int64_t T = x.size(0), E = num_experts_;
+  if (ctx.phase == 0) {
+    Routing r = one_choice(arena, T, int(E), ctx);
+    r.local = true;  // constant routing: the gate gets no gradient
+    for (int64_t t = 0; t < T; ++t) r.expert.i32()[t] = 0;
+    count_load(r);
+    return r;
+  }
   Routing r;
   r.ctx = ctx;
   r.load.assign(E, 0);
-  if (ctx.phase == 0) {
-    r.local = true;  // constant routing: the gate gets no gradient
-    r.expert = arena.zeros({T, 1}, DType::I32);
-    r.weight = arena.alloc({T, 1});
-    ops::fill(r.weight, 1.0f);
-    r.load[0] = T;
-    return r;
-  }
   // Dense-to-Sparse: column e of [T, E] is expert e, -1 where inactive.
   r.k = int(E);
   r.x = x;

@@ -55,6 +55,11 @@ class Gate {
                         const Tensor& dx) const = 0;
 };
 
+// A routing of one choice per token, weight 1, nothing dropped, no losses: fill expert [T, 1],
+// then count the load with count_load().
+Routing one_choice(Arena& arena, int64_t tokens, int num_experts, const RouteContext& ctx);
+void count_load(Routing& r);
+
 // Capacity per expert and group: ceil(cf * k * group_tokens / E); dropless: no limit.
 int64_t expert_capacity(double cf, int k, int64_t group_tokens, int num_experts, bool dropless);
 

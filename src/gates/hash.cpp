@@ -37,19 +37,14 @@ HashGate::HashGate(std::vector<int32_t> table, int num_experts)
 Routing HashGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) const {
   const int64_t T = x.size(0);
   MT_CHECK(ctx.token_ids, "hash gate: no token ids");
-  Routing r;
-  r.ctx = ctx;
-  r.expert = arena.alloc({T, 1}, DType::I32);
-  r.weight = arena.alloc({T, 1});
-  r.load.assign(num_experts_, 0);
+  Routing r = one_choice(arena, T, num_experts_, ctx);
   for (int64_t t = 0; t < T; ++t) {
     const int32_t id = ctx.token_ids[t];
     MT_CHECK(id >= 0 && id < int64_t(table_.size()), "hash gate: token id {} outside the table",
              id);
     r.expert.i32()[t] = table_[id];
-    r.weight.f32()[t] = 1.0f;
-    ++r.load[table_[id]];
   }
+  count_load(r);
   return r;
 }
 

@@ -18,21 +18,15 @@ Routing ThorGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) 
   const Rng rng(ctx.seed, ctx.training ? stream_id({name_hash("thor"), ctx.key, uint64_t(ctx.layer),
                                                     uint64_t(ctx.pass)})
                                        : stream_id({name_hash("thor-eval"), uint64_t(ctx.layer)}));
-  Routing r;
-  r.ctx = ctx;
-  r.expert = arena.alloc({T, 1}, DType::I32);
-  r.weight = arena.alloc({T, 1});
-  r.load.assign(num_experts_, 0);
+  Routing r = one_choice(arena, T, num_experts_, ctx);
   for (int64_t t = 0; t < T; ++t) {
     const int64_t token = ctx.first_token + t;  // global index: the same draw on any world size
     const uint64_t index = g == "batch"      ? 0
                            : g == "sequence" ? uint64_t(token / ctx.seq_len)
                                              : uint64_t(token);
-    const int32_t e = int32_t(rng.below(index, num_experts_));
-    r.expert.i32()[t] = e;
-    r.weight.f32()[t] = 1.0f;
-    ++r.load[e];
+    r.expert.i32()[t] = int32_t(rng.below(index, num_experts_));
   }
+  count_load(r);
   return r;
 }
 

@@ -33,14 +33,10 @@ void TopKGate::softmax(const Tensor& x, const Tensor& probs, const Tensor& lse) 
 Routing TopKGate::route_local(Arena& arena, const Tensor& x, const RouteContext& ctx, int first,
                               int count) const {
   const int64_t T = x.size(0), E = cfg_.num_experts;
-  Routing r;
-  r.ctx = ctx;
+  Routing r = one_choice(arena, T, int(E), ctx);
   r.local = true;
   r.probs = arena.alloc({T, E});
   r.lse = arena.alloc({T});
-  r.expert = arena.alloc({T, 1}, DType::I32);
-  r.weight = arena.alloc({T, 1});
-  r.load.assign(E, 0);
   softmax(x, r.probs, r.lse);
   for (int64_t t = 0; t < T; ++t) {
     const float* row = r.probs.f32() + t * E;
@@ -48,9 +44,8 @@ Routing TopKGate::route_local(Arena& arena, const Tensor& x, const RouteContext&
     for (int32_t j = first + 1; j < first + count; ++j)
       if (row[j] > row[best]) best = j;
     r.expert.i32()[t] = best;
-    r.weight.f32()[t] = 1.0f;
-    ++r.load[best];
   }
+  count_load(r);
   return r;
 }
 

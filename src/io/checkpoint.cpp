@@ -32,7 +32,8 @@ void check_format(const h5::File& f) {
 }  // namespace
 
 void save_checkpoint(const std::string& path, const ParamRegistry& reg, AdamW& opt, int64_t step,
-                     const std::string& config_ini, const Groups& groups) {
+                     const std::string& config_ini, const Groups& groups,
+                     const std::map<std::string, double>& scheduler) {
   const bool root = groups.topo.world_rank == 0, gathers = groups.ep_index() == 0;
   // Whole tensors: expert shards gathered over the first EP group, which holds every expert.
   std::vector<float> whole;
@@ -58,6 +59,8 @@ void save_checkpoint(const std::string& path, const ParamRegistry& reg, AdamW& o
       h5::set_attr(*f, "/", "world_size", int64_t(groups.topo.world_size));
       h5::set_attr(*f, "/", "ep_size", int64_t(groups.ep_size()));
       h5::set_attr(*f, "/", "code_version", code_version());
+      h5::make_group(*f, "/scheduler");
+      for (const auto& [key, value] : scheduler) h5::set_attr(*f, "/scheduler", key, value);
     }
     if (gathers)
       for (size_t i = 0; i < reg.size(); ++i) {

@@ -4,6 +4,7 @@
 // expert-parallel size that divides E can load the file. Written by rank 0 under a temporary
 // name, flushed, synced and renamed.
 #pragma once
+#include <map>
 #include <string>
 
 #include "comm/topology.hpp"
@@ -16,8 +17,10 @@ inline constexpr int64_t kCheckpointVersion = 1;
 
 // Collective over the world: every rank calls it; rank 0 writes. A failure on rank 0 is
 // reported on every rank.
+// scheduler: the attributes of /scheduler (the last plan's phase, phase_step, lr, ...).
 void save_checkpoint(const std::string& path, const ParamRegistry& reg, AdamW& opt, int64_t step,
-                     const std::string& config_ini, const Groups& groups);
+                     const std::string& config_ini, const Groups& groups,
+                     const std::map<std::string, double>& scheduler);
 // Loads /model/* into the registry (this rank's rows of expert tensors); every parameter must be
 // present with its shape.
 void load_model(const std::string& path, ParamRegistry& reg);

@@ -204,6 +204,18 @@ void set_attr(const File& f, const std::string& object, const std::string& key, 
   write_attr(f, object, key, H5T_NATIVE_INT64, space, &v);
 }
 
+void set_attr(const File& f, const std::string& object, const std::string& key, double v) {
+  Handle space{H5Screate(H5S_SCALAR), H5Sclose};
+  write_attr(f, object, key, H5T_NATIVE_DOUBLE, space, &v);
+}
+
+void make_group(const File& f, const std::string& name) {
+  if (f.exists(name)) return;
+  Handle lcpl = link_creation_props();
+  Handle g{H5Gcreate2(f.id(), name.c_str(), lcpl, H5P_DEFAULT, H5P_DEFAULT), H5Gclose};
+  MT_CHECK(g >= 0, "{}: cannot create group {}", f.path(), name);
+}
+
 std::string attr_string(const File& f, const std::string& object, const std::string& key) {
   Handle a = open_attr(f, object, key);
   Handle type{H5Aget_type(a), H5Tclose};

@@ -44,6 +44,9 @@ std::vector<int32_t> read_i32(const File& f, const std::string& name);
 void set_attr(const File& f, const std::string& object, const std::string& key,
               const std::string& v);
 void set_attr(const File& f, const std::string& object, const std::string& key, int64_t v);
+void set_attr(const File& f, const std::string& object, const std::string& key, double v);
+// Creates the group (and its parents) if missing.
+void make_group(const File& f, const std::string& name);
 std::string attr_string(const File& f, const std::string& object, const std::string& key);
 int64_t attr_int(const File& f, const std::string& object, const std::string& key);
 

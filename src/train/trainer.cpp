@@ -199,7 +199,11 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet) {
   r.tokens_per_s = tokens_per_step * cfg.steps / train_seconds;
   r.arena_allocations_after_first_step = allocations_after_first;
   const std::string ckpt = cfg.run_dir() + "/checkpoint.h5";
-  save_checkpoint(ckpt, reg, opt, cfg.steps, cfg.ini, rt.groups);
+  save_checkpoint(ckpt, reg, opt, cfg.steps, cfg.ini, rt.groups,
+                  {{"phase", last_plan.phase},
+                   {"phase_step", double(last_plan.phase_step)},
+                   {"lr", last_plan.lr},
+                   {"tau", last_plan.tau}});
   say(fmt::format("moetrain: done in {} | {:.0f} tok/s | valid ppl {:.2f} (unigram {:.1f}) | {}",
                   format_duration(seconds_since(start)), r.tokens_per_s, r.valid_ppl, r.unigram_ppl,
                   ckpt));

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# A MoE checkpoint written on 4 ranks (ep_size 4) evaluates to the same loss on 1 rank, on 2
+# ranks (ep_size 2) and on 2 ranks (ep_size 1): expert tensors are stored whole and each layout
+# reads its own rows.
+# usage: eval_layouts.sh MOETRAIN TESTDATA_DIR
+set -euo pipefail
+bin=$1 data=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mpi=(mpirun --oversubscribe -x OMP_NUM_THREADS=1)
+[ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
+args=(--data.dir "$data/slice" --run.results_dir "$tmp" --run.name four --model.seq_len 32
+      --model.d_model 32 --model.n_layer 2 --model.n_head 2 --model.d_ff 64 --moe.experts 4
+      --moe.every 1 --train.batch_size 8 --train.steps 6 --train.eval_batches 2)
+timeout 120 "${mpi[@]}" -np 4 "$bin" train "${args[@]}" >/dev/null
+ckpt=$tmp/four/checkpoint.h5
+loss() { timeout 120 "$@" eval --checkpoint "$ckpt" --batches 4 | grep -o 'loss [0-9.]*'; }
+one=$(loss "$bin")
+two=$(loss "${mpi[@]}" -np 2 "$bin")
+two_replicated=$(timeout 120 "${mpi[@]}" -np 2 "$bin" eval --checkpoint "$ckpt" --batches 4 --dist.ep_size 1 | grep -o 'loss [0-9.]*')
+four=$(loss "${mpi[@]}" -np 4 "$bin")
+echo "1 rank: $one | 2 ranks (ep 2): $two | 2 ranks (ep 1): $two_replicated | 4 ranks: $four"
+[ -n "$one" ] && [ "$one" = "$two" ] && [ "$one" = "$two_replicated" ] && [ "$one" = "$four" ]
