@@ -3,6 +3,7 @@
 
 #include "cli/commands.hpp"
 #include "io/config.hpp"
+#include "tensor/error.hpp"
 #include "train/runtime.hpp"
 #include "train/trainer.hpp"
 
@@ -11,13 +12,25 @@ namespace mt::cli {
 int train(const Args& args) {
   for (const auto& a : args)
     if (a == "--help") {
-      std::cout << "usage: moetrain train --config FILE [--section.key value ...]\n\n"
+      std::cout << "usage: moetrain train --config FILE [--resume FILE|latest] [--section.key "
+                   "value ...]\n\n"
                 << config_help();
       return 0;
     }
-  const Config cfg = parse_config(args);
+  // --resume FILE|latest is the one flag that is not a config key.
+  std::string resume;
+  Args rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--resume") {
+      MT_CHECK(i + 1 < args.size(), "train: --resume needs a checkpoint file or 'latest'");
+      resume = args[++i];
+    } else {
+      rest.push_back(args[i]);
+    }
+  }
+  const Config cfg = parse_config(rest);
   Runtime rt = make_runtime(cfg);
-  mt::train(cfg, rt);
+  mt::train(cfg, rt, false, resume);
   return 0;
 }
 

@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <vector>
 
 #include "io/h5.hpp"
 #include "io/results.hpp"
@@ -110,6 +112,47 @@ int64_t checkpoint_step(const std::string& path) {
   h5::File f(path, h5::File::Read);
   check_format(f);
   return h5::attr_int(f, "/", "step");
+}
+
+int64_t load_optimizer(const std::string& path, const ParamRegistry& reg, AdamW& opt) {
+  h5::File f(path, h5::File::Read);
+  check_format(f);
+  for (size_t i = 0; i < reg.size(); ++i) {
+    const ParamInfo& p = reg.info(int(i));
+    h5::read_rows(f, "/optim/" + p.name + "/m", opt.m().data() + p.offset, p.shape, p.global_rows,
+                  p.row_offset);
+    h5::read_rows(f, "/optim/" + p.name + "/v", opt.v().data() + p.offset, p.shape, p.global_rows,
+                  p.row_offset);
+  }
+  return h5::attr_int(f, "/optim", "step");
+}
+
+std::string latest_checkpoint(const std::string& run_dir) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> candidates = {fs::path(run_dir) / "checkpoint.h5"};
+  if (fs::is_directory(fs::path(run_dir) / "checkpoints"))
+    for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "checkpoints"))
+      if (e.path().extension() == ".h5") candidates.push_back(e.path());
+  std::string best;
+  int64_t best_step = -1;
+  for (const auto& c : candidates) {
+    if (!fs::exists(c)) continue;
+    const int64_t s = checkpoint_step(c.string());  // a damaged file stops with its name
+    if (s > best_step) best_step = s, best = c.string();
+  }
+  MT_CHECK(!best.empty(), "--resume latest: no checkpoint in {}", run_dir);
+  return best;
+}
+
+void prune_checkpoints(const std::string& run_dir, int64_t keep) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(run_dir) / "checkpoints";
+  if (!fs::is_directory(dir)) return;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".h5") files.push_back(e.path());
+  std::sort(files.begin(), files.end());  // step_%08d.h5: names sort by step
+  for (size_t i = 0; i + size_t(keep) < files.size(); ++i) fs::remove(files[i]);
 }
 
 }  // namespace mt

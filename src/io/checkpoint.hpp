@@ -24,6 +24,14 @@ void save_checkpoint(const std::string& path, const ParamRegistry& reg, AdamW& o
 // Loads /model/* into the registry (this rank's rows of expert tensors); every parameter must be
 // present with its shape.
 void load_model(const std::string& path, ParamRegistry& reg);
+// Loads the Adam moments (this rank's rows) and returns the optimizer's step count.
+int64_t load_optimizer(const std::string& path, const ParamRegistry& reg, AdamW& opt);
+// The newest finished checkpoint of a run folder (<run>/checkpoint.h5 and <run>/checkpoints/*.h5,
+// by their step attribute); throws if there is none.
+std::string latest_checkpoint(const std::string& run_dir);
+// Deletes all but the newest `keep` files of <run>/checkpoints/.
+void prune_checkpoints(const std::string& run_dir, int64_t keep);
+
 // The config text stored in a checkpoint (to rebuild the model it was saved from).
 std::string checkpoint_config(const std::string& path);
 // The number of steps trained before the checkpoint was written.

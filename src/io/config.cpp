@@ -72,7 +72,10 @@ po::options_description options(Config& c) {
     ("train.grad_clip", po::value(&c.grad_clip)->default_value(c.grad_clip), "global gradient-norm limit (0: off)")
     ("train.log_every", po::value(&c.log_every)->default_value(c.log_every), "steps between progress lines and results flushes")
     ("train.eval_every", po::value(&c.eval_every)->default_value(c.eval_every), "steps between validations (0: only at the end)")
-    ("train.eval_batches", po::value(&c.eval_batches)->default_value(c.eval_batches), "validation batches (0: the whole split)");
+    ("train.eval_batches", po::value(&c.eval_batches)->default_value(c.eval_batches), "validation batches (0: the whole split)")
+    ("train.checkpoint_every", po::value(&c.checkpoint_every)->default_value(c.checkpoint_every), "steps between checkpoints in <run>/checkpoints/ (0: only the final one)")
+    ("train.keep_checkpoints", po::value(&c.keep_checkpoints)->default_value(c.keep_checkpoints), "periodic checkpoints kept (older ones deleted)")
+    ("train.run_steps", po::value(&c.run_steps)->default_value(c.run_steps), "stop this invocation after so many steps, with a checkpoint (0: train to the end)");
   // clang-format on
   return d;
 }
@@ -126,6 +129,9 @@ void validate(const Config& c) {
   MT_CHECK(
       c.schedule.kind == "cosine" || c.schedule.kind == "inv_sqrt" || c.schedule.kind == "constant",
       "config: train.schedule = '{}' (expected cosine, inv_sqrt or constant)", c.schedule.kind);
+  MT_CHECK(
+      c.checkpoint_every >= 0 && c.keep_checkpoints >= 1 && c.run_steps >= 0,
+      "config: train.checkpoint_every >= 0, train.keep_checkpoints >= 1, train.run_steps >= 0");
   MT_CHECK(c.eval_every >= 0 && c.eval_batches >= 0,
            "config: train.eval_every and train.eval_batches must be >= 0");
   const auto& e = m.moe;

@@ -28,7 +28,10 @@ struct Config {
   double grad_clip = 1.0;
   int64_t log_every = 10;
   int64_t eval_every = 200;
-  int64_t eval_batches = 20;  // 0: the whole split
+  int64_t eval_batches = 20;     // 0: the whole split
+  int64_t checkpoint_every = 0;  // steps between checkpoints (0: only at the end)
+  int64_t keep_checkpoints = 2;  // periodic checkpoints kept
+  int64_t run_steps = 0;         // stop this invocation after so many steps (0: run to the end)
   // [dist]
   int ep_size = 0;           // ranks that share one set of experts (0: all ranks)
   std::string a2a = "flat";  // flat | hierarchical

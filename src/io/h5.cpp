@@ -238,6 +238,32 @@ int64_t attr_int(const File& f, const std::string& object, const std::string& ke
   return v;
 }
 
+std::vector<std::string> datasets(const File& f) {
+  struct Visit {
+    static herr_t op(hid_t group, const char* name, const H5L_info_t*, void* data) {
+      Handle o{H5Oopen(group, name, H5P_DEFAULT), H5Oclose};
+      if (o >= 0 && H5Iget_type(o) == H5I_DATASET)
+        static_cast<std::vector<std::string>*>(data)->push_back(std::string("/") + name);
+      return 0;
+    }
+  };
+  std::vector<std::string> out;
+  MT_CHECK(H5Lvisit(f.id(), H5_INDEX_NAME, H5_ITER_INC, &Visit::op, &out) >= 0,
+           "{}: cannot list datasets", f.path());
+  return out;
+}
+
+void truncate_rows(const File& f, const std::string& name, int64_t rows) {
+  Handle ds = open_dataset(f, name);
+  Handle space{H5Dget_space(ds), H5Sclose};
+  hsize_t dims[2] = {0, 0};
+  const int rank = H5Sget_simple_extent_ndims(space);
+  H5Sget_simple_extent_dims(space, dims, nullptr);
+  if (hsize_t(rows) >= dims[0]) return;
+  dims[0] = hsize_t(rows);
+  MT_CHECK(rank <= 2 && H5Dset_extent(ds, dims) >= 0, "{}: cannot truncate {}", f.path(), name);
+}
+
 void append_rows(const File& f, const std::string& name, const std::vector<double>& values,
                  int64_t width) {
   if (values.empty()) return;

@@ -50,6 +50,11 @@ void make_group(const File& f, const std::string& name);
 std::string attr_string(const File& f, const std::string& object, const std::string& key);
 int64_t attr_int(const File& f, const std::string& object, const std::string& key);
 
+// Every dataset below the root, as absolute paths.
+std::vector<std::string> datasets(const File& f);
+// Shrinks (or keeps) dimension 0 of a growing dataset to `rows`.
+void truncate_rows(const File& f, const std::string& name, int64_t rows);
+
 // A chunked, growing 1-D dataset of doubles (created on first use); append() extends it.
 void append(const File& f, const std::string& name, const std::vector<double>& values);
 // A growing 2-D dataset [rows, width] of doubles.

@@ -10,8 +10,11 @@ namespace mt {
 
 class ResultsFile {
  public:
-  // Creates the file (replacing an old one) with its root attributes.
-  ResultsFile(std::string path, const std::string& config_ini, const std::string& world);
+  // Creates the file (replacing an old one) with its root attributes. resume_step > 0: opens the
+  // existing file instead and drops every row recorded for a step >= resume_step, so that the
+  // resumed run appends to a curve that ends where its checkpoint was written.
+  ResultsFile(std::string path, const std::string& config_ini, const std::string& world,
+              int64_t resume_step = 0);
   void record(const std::string& series, double value);  // e.g. "/train/loss"
   // One row of a growing 2-D dataset [rows, values.size()], e.g. "/routing/block1/load".
   void record_row(const std::string& series, const std::vector<double>& values);

@@ -17,6 +17,7 @@ class AdamW {
   // One update of every parameter from its gradient at learning rate lr.
   void step(float lr);
   int64_t steps() const { return step_; }
+  void set_steps(int64_t s) { step_ = s; }  // when resuming
   std::vector<float>& m() { return m_; }
   std::vector<float>& v() { return v_; }
 

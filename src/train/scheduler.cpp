@@ -33,6 +33,9 @@ StepPlan Scheduler::plan(int64_t step) const {
   p.last = done == cfg_.steps;
   p.log = done % cfg_.log_every == 0 || p.last || step == 0;
   p.eval = p.last || (cfg_.eval_every > 0 && done % cfg_.eval_every == 0);
+  p.stop = !p.last && cfg_.run_steps > 0 && done - first_ == cfg_.run_steps;
+  p.checkpoint =
+      !p.last && (p.stop || (cfg_.checkpoint_every > 0 && done % cfg_.checkpoint_every == 0));
   const Rng rng(cfg_.seed, stream_id({name_hash("plan"), uint64_t(step)}));
   p.key = (uint64_t(rng.bits(0)) << 32) | rng.bits(1);
   const MoeConfig& m = cfg_.model.moe;

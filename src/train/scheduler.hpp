@@ -14,6 +14,8 @@ struct StepPlan {
   double lr = 0;
   uint64_t key = 0;  // keys this step's routing draws (THOR experts, GShard second choices)
   uint8_t log = 0, eval = 0, last = 0;
+  uint8_t checkpoint = 0;  // write a checkpoint after this step
+  uint8_t stop = 0;        // end this invocation after this step (train.run_steps)
   uint8_t gate_drop = 0;   // Gating Dropout: this step's MoE layers route every token locally
   uint8_t phase = 0;       // EvoMoE: 0 expert-diversify, 1 gate-sparsify, 2 top-1 (others: 0)
   uint8_t diversify = 0;   // EvoMoE: spawn the experts before this step
@@ -26,7 +28,8 @@ const char* phase_name(int phase);
 
 class Scheduler {
  public:
-  explicit Scheduler(const Config& c) : cfg_(c) {}
+  // first_step: where this invocation starts (0, or a resumed checkpoint's step).
+  explicit Scheduler(const Config& c, int64_t first_step = 0) : cfg_(c), first_(first_step) {}
   StepPlan plan(int64_t step) const;
   // EvoMoE's step of the spawn and length of the annealing (defaults resolved).
   int64_t diversify_step() const;
@@ -34,6 +37,7 @@ class Scheduler {
 
  private:
   const Config& cfg_;
+  int64_t first_;
 };
 
 }  // namespace mt

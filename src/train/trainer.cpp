@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <optional>
 
 #include "io/checkpoint.hpp"
@@ -35,7 +36,7 @@ int64_t whole_model_parameters(const ParamRegistry& reg) {
 }
 }  // namespace
 
-TrainResult train(const Config& cfg, Runtime& rt, bool quiet) {
+TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string& resume) {
   const bool root = rt.root();
   auto say = [&](const std::string& s) {
     if (root && !quiet) fmt::print("{}\n", s), std::fflush(stdout);
@@ -53,10 +54,22 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet) {
   reg.allocate();
   reg.initialize(cfg.seed);
   AdamW opt(reg, cfg.adamw);
-  const Scheduler scheduler(cfg);
+  // Resume: parameters, moments and the step; data order, draws and plans are functions of it.
+  const std::string from = resume.empty()       ? ""
+                           : resume == "latest" ? latest_checkpoint(cfg.run_dir())
+                                                : resume;
+  int64_t first = 0;
+  if (!from.empty()) {
+    first = checkpoint_step(from);
+    MT_CHECK(first < cfg.steps, "{}: written after step {}, and train.steps is {}", from, first,
+             cfg.steps);
+    load_model(from, reg);
+    opt.set_steps(load_optimizer(from, reg, opt));
+  }
+  const Scheduler scheduler(cfg, first);
   const Batches train_batches(train_split, mc.seq_len), valid_batches(valid_split, mc.seq_len);
   std::optional<ResultsFile> results;
-  if (root) results.emplace(cfg.run_dir() + "/results.h5", cfg.ini, rt.describe());
+  if (root) results.emplace(cfg.run_dir() + "/results.h5", cfg.ini, rt.describe(), first);
   std::vector<int> moe_blocks;
   for (int i = 0; i < mc.n_layer; ++i)
     if (mc.is_moe_block(i)) moe_blocks.push_back(i);
@@ -75,6 +88,7 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet) {
                     moe_blocks.size(), mc.moe.num_experts, mc.moe.gate,
                     mc.moe.num_experts / rt.groups.ep_size(), cfg.a2a));
   say(fmt::format("moetrain: unigram perplexity of the validation split: {:.1f}", r.unigram_ppl));
+  if (!from.empty()) say(fmt::format("moetrain: resuming after step {} from {}", first, from));
 
   Arena arena;
   const bool thor = mc.moe.num_experts > 0 && mc.moe.gate == "thor";
@@ -85,7 +99,14 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet) {
   std::vector<double> load;
   StepPlan last_plan;
   int recorded_phase = -1;
-  for (int64_t step = 0; step < cfg.steps; ++step) {
+  auto scheduler_state = [&] {
+    return std::map<std::string, double>{{"phase", last_plan.phase},
+                                         {"phase_step", double(last_plan.phase_step)},
+                                         {"lr", last_plan.lr},
+                                         {"tau", last_plan.tau}};
+  };
+  int64_t steps_done = first;
+  for (int64_t step = first; step < cfg.steps; ++step) {
     StepPlan plan = root ? scheduler.plan(step) : StepPlan{};
     rt.groups.world->broadcast(&plan, sizeof plan, 0);
     const auto t0 = Clock::now();
@@ -130,7 +151,7 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet) {
     const double norm = clip_grad_norm(reg, cfg.grad_clip, rt.groups.ep.get());
     opt.step(float(plan.lr));
     const double step_s = seconds_since(t0);
-    if (step > 0) allocations_after_first += arena.system_allocations() - allocs_before;
+    if (step > first) allocations_after_first += arena.system_allocations() - allocs_before;
     train_seconds += step_s;
 
     // Routing statistics of every MoE block: first-choice load per expert and dropped choices,
@@ -151,7 +172,7 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet) {
                         pairs / double(tokens_per_step));
       }
     }
-    if (step == 0) r.first_loss = loss;
+    if (step == first) r.first_loss = loss;
     r.final_loss = loss;
     if (root && mc.moe.gate == "evomoe" && plan.phase != recorded_phase) {
       recorded_phase = plan.phase;
@@ -193,17 +214,28 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet) {
       say(fmt::format("valid | step {} | loss {:.4f} | ppl {:.2f} | {} tokens", step + 1,
                       r.valid_loss, r.valid_ppl, v.count));
     }
-    if (root && (plan.log || plan.eval)) results->flush();
+    if (root && (plan.log || plan.eval || plan.checkpoint)) results->flush();
+    steps_done = step + 1;
+    if (plan.checkpoint) {
+      const std::string path =
+          fmt::format("{}/checkpoints/step_{:08d}.h5", cfg.run_dir(), step + 1);
+      save_checkpoint(path, reg, opt, step + 1, cfg.ini, rt.groups, scheduler_state());
+      if (root) prune_checkpoints(cfg.run_dir(), cfg.keep_checkpoints);
+      say(fmt::format("checkpoint | step {} | {}", step + 1, path));
+    }
+    if (plan.stop) break;
   }
-  r.steps = cfg.steps;
-  r.tokens_per_s = tokens_per_step * cfg.steps / train_seconds;
+  r.steps = steps_done;
+  r.tokens_per_s = tokens_per_step * double(steps_done - first) / train_seconds;
   r.arena_allocations_after_first_step = allocations_after_first;
+  if (steps_done < cfg.steps) {
+    say(fmt::format(
+        "moetrain: stopped after step {} of {} (train.run_steps); resume with --resume latest",
+        steps_done, cfg.steps));
+    return r;
+  }
   const std::string ckpt = cfg.run_dir() + "/checkpoint.h5";
-  save_checkpoint(ckpt, reg, opt, cfg.steps, cfg.ini, rt.groups,
-                  {{"phase", last_plan.phase},
-                   {"phase_step", double(last_plan.phase_step)},
-                   {"lr", last_plan.lr},
-                   {"tau", last_plan.tau}});
+  save_checkpoint(ckpt, reg, opt, cfg.steps, cfg.ini, rt.groups, scheduler_state());
   say(fmt::format("moetrain: done in {} | {:.0f} tok/s | valid ppl {:.2f} (unigram {:.1f}) | {}",
                   format_duration(seconds_since(start)), r.tokens_per_s, r.valid_ppl, r.unigram_ppl,
                   ckpt));

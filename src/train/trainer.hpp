@@ -2,6 +2,7 @@
 // runtime; rank 0 decides each step's plan, prints progress and writes results and checkpoints.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "io/config.hpp"
 
@@ -18,7 +19,9 @@ struct TrainResult {
   size_t arena_allocations_after_first_step = 0;  // system allocations in steps 2..N
 };
 
-// Trains from scratch as configured, on every rank of rt. quiet: no progress lines (tests).
-TrainResult train(const Config& cfg, Runtime& rt, bool quiet = false);
+// Trains as configured on every rank of rt: from scratch, or from the checkpoint `resume` names
+// ("latest": the newest in the run folder), continuing its curves. quiet: no progress lines.
+TrainResult train(const Config& cfg, Runtime& rt, bool quiet = false,
+                  const std::string& resume = "");
 
 }  // namespace mt

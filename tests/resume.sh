@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Resuming: bitwise on the same layout (also from an older checkpoint after the run went on),
+# resharded 4 -> 2 -> 1 ranks within float tolerance, and damaged or mismatched checkpoints
+# stopping with a message that names the file.
+# usage: resume.sh MOETRAIN TESTDATA_DIR
+set -uo pipefail
+bin=$1 data=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mpi=(mpirun --oversubscribe -x OMP_NUM_THREADS=1)
+[ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
+args=(--data.dir "$data/slice" --run.results_dir "$tmp" --model.seq_len 32 --model.d_model 32
+      --model.n_layer 2 --model.n_head 2 --model.d_ff 64 --moe.experts 4 --moe.every 1
+      --train.batch_size 8 --train.steps 12 --train.warmup 3 --train.eval_every 4
+      --train.eval_batches 2 --train.eps 1e-6)
+run() { timeout 120 "$@" >"$tmp/log" 2>&1 || { cat "$tmp/log"; exit 1; }; }
+fails() {  # fails PATTERN CMD...: CMD exits non-zero with PATTERN in its output
+  local pattern=$1
+  shift
+  if timeout 120 "$@" >"$tmp/log" 2>&1 || ! grep -qE "$pattern" "$tmp/log"; then
+    echo "FAIL: expected an error matching '$pattern' from: $*"
+    cat "$tmp/log"
+    exit 1
+  fi
+  echo "ok: $(grep -E "$pattern" "$tmp/log" | head -1)"
+}
+
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name whole --train.checkpoint_every 4 --train.keep_checkpoints 3
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name cut --train.run_steps 5
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name cut --resume latest
+# A run that went on past its checkpoint: resume whole/ from step 4; its results are cut back.
+cp -r "$tmp/whole" "$tmp/again"
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name again --resume "$tmp/again/checkpoints/step_00000004.h5"
+# Resharding: 4 ranks (ep 4) for 5 steps, then 2 ranks (ep 2) to step 9, then 1 rank to the end.
+run "${mpi[@]}" -np 4 "$bin" train "${args[@]}" --run.name reshard --train.run_steps 5
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name reshard --resume latest --train.run_steps 4
+run "$bin" train "${args[@]}" --run.name reshard --resume latest
+
+/usr/bin/python3 - "$tmp" <<'PY' || exit 1
+import sys, h5py, numpy as np
+d = sys.argv[1]
+def curves(run):
+    with h5py.File(f"{d}/{run}/results.h5") as f:
+        return {k: f[k][()] for k in ("train/loss", "train/step", "valid/ppl", "routing/block0/load")}
+def params(run):
+    out = {}
+    with h5py.File(f"{d}/{run}/checkpoint.h5") as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+    return out
+whole, pw = curves("whole"), params("whole")
+for run in ("cut", "again"):
+    c, p = curves(run), params(run)
+    for k in whole:
+        assert np.array_equal(whole[k], c[k]), f"{run}: {k} differs from the uninterrupted run"
+    assert all(np.array_equal(pw[k], p[k]) for k in pw), f"{run}: checkpoint differs"
+    print(f"ok: {run}: curves and all {len(pw)} checkpoint datasets bitwise equal")
+r = curves("reshard")
+rel = np.abs(r["train/loss"] - whole["train/loss"]) / np.abs(whole["train/loss"])
+assert r["train/loss"].shape == (12,) and rel.max() < 1e-5, f"reshard: loss differs by {rel.max()}"
+pr = params("reshard")
+worst = max(np.linalg.norm(pr[k] - pw[k]) / max(np.linalg.norm(pw[k]), 1e-30) for k in pw if k.startswith("model/"))
+assert worst < 1e-5, f"reshard: parameters differ by {worst}"
+print(f"ok: reshard 4 -> 2 -> 1 ranks: loss within {rel.max():.1e}, parameters within {worst:.1e}")
+PY
+
+ck=$tmp/whole/checkpoint.h5
+head -c 20000 "$ck" >"$tmp/truncated.h5"
+fails "error: .*truncated.h5" "$bin" train "${args[@]}" --run.name t --resume "$tmp/truncated.h5"
+cp "$ck" "$tmp/v99.h5"
+/usr/bin/python3 -c "import h5py, numpy as np; f = h5py.File('$tmp/v99.h5', 'a'); f.attrs['version'] = np.int64(99)"
+fails "error: $tmp/v99.h5: checkpoint format version 99" "$bin" train "${args[@]}" --run.name t --resume "$tmp/v99.h5"
+mid=$tmp/whole/checkpoints/step_00000008.h5
+fails "error: $mid: dataset /model/[a-z/0-9]+ has shape \[[0-9,]+\], expected \[[0-9,]*48[0-9,]*\]" \
+  "$bin" train "${args[@]}" --run.name t --model.d_model 48 --resume "$mid"
+fails "error: $ck: written after step 12, and train.steps is 12" "$bin" train "${args[@]}" --run.name t --resume "$ck"
+fails "error: --resume latest: no checkpoint in $tmp/nothing" "$bin" train "${args[@]}" --run.name nothing --resume latest
+sha_before=$(sha256sum "$ck")
+fails "rank 1: error: .*truncated.h5" "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name t --resume "$tmp/truncated.h5"
+[ "$sha_before" = "$(sha256sum "$ck")" ] || { echo "FAIL: a failed resume touched $ck"; exit 1; }
+echo "all resume cases passed"
