@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A MoE checkpoint written on 4 ranks (ep_size 4) evaluates to the same loss on 1 rank, on 2
 # ranks (ep_size 2) and on 2 ranks (ep_size 1): expert tensors are stored whole and each layout
-# reads its own rows.
+# reads its own rows. `moetrain inspect` shows it and its results file.
 # usage: eval_layouts.sh MOETRAIN TESTDATA_DIR
 set -euo pipefail
 bin=$1 data=$2
@@ -21,3 +21,14 @@ two_replicated=$(timeout 120 "${mpi[@]}" -np 2 "$bin" eval --checkpoint "$ckpt" 
 four=$(loss "${mpi[@]}" -np 4 "$bin")
 echo "1 rank: $one | 2 ranks (ep 2): $two | 2 ranks (ep 1): $two_replicated | 4 ranks: $four"
 [ -n "$one" ] && [ "$one" = "$two" ] && [ "$one" = "$two_replicated" ] && [ "$one" = "$four" ]
+
+# inspect: whole expert tensors and the layout they were written on; the results' series.
+"$bin" inspect "$ckpt" >"$tmp/inspect"
+grep -q "step 6 | written on 4 ranks, ep_size 4" "$tmp/inspect"
+grep -qE "blocks/0/moe/experts/fc1/w +\[4,32,64\]" "$tmp/inspect"
+grep -qE "blocks/1/moe/gate/w +\[32,4\]" "$tmp/inspect"
+"$bin" inspect "$tmp/four/results.h5" | grep -qE "/train/loss +\[6\]"
+"$bin" inspect "$tmp/four/results.h5" | grep -qE "/routing/block1/load +\[6,4\]"
+! "$bin" inspect "$data/slice/train.h5" 2>"$tmp/err"
+grep -q "train.h5: not a moetrain checkpoint or results file (format 'moetrain-tokens')" "$tmp/err"
+echo "inspect ok"

@@ -10,5 +10,6 @@ int prepare(const Args& args);
 int train(const Args& args);
 int eval(const Args& args);
 int bench(const Args& args);
+int inspect(const Args& args);
 
 }  // namespace mt::cli

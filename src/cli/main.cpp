@@ -17,7 +17,8 @@ commands:
   prepare   train the SentencePiece tokenizer and write token files (HDF5)
   train     train a model: moetrain train --config configs/x.ini [--section.key value ...]
   eval      loss and perplexity of a checkpoint on a split
-  bench     benchmarks: moetrain bench step|gemm --config configs/x.ini
+  bench     benchmarks: moetrain bench step|gemm|moe|a2a --config configs/x.ini
+  inspect   summary of a checkpoint or results file: moetrain inspect FILE
 
 'moetrain <command> --help' lists a command's options.
 )";
@@ -33,7 +34,8 @@ int dispatch(int argc, char** argv) {
   if (cmd == "train") return mt::cli::train(args);
   if (cmd == "eval") return mt::cli::eval(args);
   if (cmd == "bench") return mt::cli::bench(args);
-  mt::fail("unknown command '{}' (prepare, train, eval, bench)", cmd);
+  if (cmd == "inspect") return mt::cli::inspect(args);
+  mt::fail("unknown command '{}' (prepare, train, eval, bench, inspect)", cmd);
 }
 
 }  // namespace

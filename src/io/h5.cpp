@@ -264,6 +264,20 @@ void truncate_rows(const File& f, const std::string& name, int64_t rows) {
   MT_CHECK(rank <= 2 && H5Dset_extent(ds, dims) >= 0, "{}: cannot truncate {}", f.path(), name);
 }
 
+double attr_double(const File& f, const std::string& object, const std::string& key) {
+  Handle a = open_attr(f, object, key);
+  double v = 0;
+  MT_CHECK(H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0, "{}: cannot read attribute {}:{}", f.path(),
+           object, key);
+  return v;
+}
+
+bool has_attr(const File& f, const std::string& object, const std::string& key) {
+  if (!f.exists(object)) return false;
+  Handle o = open_object(f, object);
+  return H5Aexists(o, key.c_str()) > 0;
+}
+
 void append_rows(const File& f, const std::string& name, const std::vector<double>& values,
                  int64_t width) {
   if (values.empty()) return;

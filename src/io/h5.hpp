@@ -49,6 +49,8 @@ void set_attr(const File& f, const std::string& object, const std::string& key, 
 void make_group(const File& f, const std::string& name);
 std::string attr_string(const File& f, const std::string& object, const std::string& key);
 int64_t attr_int(const File& f, const std::string& object, const std::string& key);
+double attr_double(const File& f, const std::string& object, const std::string& key);
+bool has_attr(const File& f, const std::string& object, const std::string& key);
 
 // Every dataset below the root, as absolute paths.
 std::vector<std::string> datasets(const File& f);
