@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Resuming: bitwise on the same layout (also from an older checkpoint after the run went on),
+# Resuming: periodic checkpoints (the newest K kept), bitwise on the same layout (also from an older checkpoint after the run went on),
 # resharded 4 -> 2 -> 1 ranks within float tolerance, and damaged or mismatched checkpoints
 # stopping with a message that names the file.
 # usage: resume.sh MOETRAIN TESTDATA_DIR
@@ -25,12 +25,15 @@ fails() {  # fails PATTERN CMD...: CMD exits non-zero with PATTERN in its output
   echo "ok: $(grep -E "$pattern" "$tmp/log" | head -1)"
 }
 
-run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name whole --train.checkpoint_every 4 --train.keep_checkpoints 3
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name whole --train.checkpoint_every 2 --train.keep_checkpoints 3
+kept=$(cd "$tmp/whole/checkpoints" && echo *.h5)
+[ "$kept" = "step_00000006.h5 step_00000008.h5 step_00000010.h5" ] || { echo "FAIL: kept $kept"; exit 1; }
+echo "ok: checkpoints every 2 steps, the newest 3 kept: $kept"
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name cut --train.run_steps 5
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name cut --resume latest
-# A run that went on past its checkpoint: resume whole/ from step 4; its results are cut back.
+# A run that went on past its checkpoint: resume whole/ from step 6; its results are cut back.
 cp -r "$tmp/whole" "$tmp/again"
-run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name again --resume "$tmp/again/checkpoints/step_00000004.h5"
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name again --resume "$tmp/again/checkpoints/step_00000006.h5"
 # Resharding: 4 ranks (ep 4) for 5 steps, then 2 ranks (ep 2) to step 9, then 1 rank to the end.
 run "${mpi[@]}" -np 4 "$bin" train "${args[@]}" --run.name reshard --train.run_steps 5
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name reshard --resume latest --train.run_steps 4
