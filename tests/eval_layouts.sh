@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A MoE checkpoint written on 4 ranks (ep_size 4) evaluates to the same loss on 1 rank, on 2
 # ranks (ep_size 2) and on 2 ranks (ep_size 1): expert tensors are stored whole and each layout
-# reads its own rows. `moetrain inspect` shows it and its results file.
+# reads its own rows. `moetrain inspect` shows it and its results file; tools/plot_results.py
+# plots the results.
 # usage: eval_layouts.sh MOETRAIN TESTDATA_DIR
 set -euo pipefail
 bin=$1 data=$2
@@ -32,3 +33,8 @@ grep -qE "blocks/1/moe/gate/w +\[32,4\]" "$tmp/inspect"
 ! "$bin" inspect "$data/slice/train.h5" 2>"$tmp/err"
 grep -q "train.h5: not a moetrain checkpoint or results file (format 'moetrain-tokens')" "$tmp/err"
 echo "inspect ok"
+
+# The plotting tool writes the curves, the load heat map and the all-to-all share.
+/usr/bin/python3 "$(dirname "$0")/../tools/plot_results.py" "$tmp/four/results.h5" --out "$tmp/plots" >/dev/null
+for png in curves.png load_four.png a2a_four.png; do [ -s "$tmp/plots/$png" ]; done
+echo "plots ok"
