@@ -77,6 +77,8 @@ fails "error: $mid: dataset /model/[a-z/0-9]+ has shape \[[0-9,]+\], expected \[
   "$bin" train "${args[@]}" --run.name t --model.d_model 48 --resume "$mid"
 fails "error: $ck: written after step 12, and train.steps is 12" "$bin" train "${args[@]}" --run.name t --resume "$ck"
 fails "error: --resume latest: no checkpoint in $tmp/nothing" "$bin" train "${args[@]}" --run.name nothing --resume latest
+fails "rank 2: error: $mid: cannot resume on this layout: moe.experts = 4 is not divisible by the expert-parallel size 3" \
+  "${mpi[@]}" -np 3 "$bin" train "${args[@]}" --run.name t --resume "$mid"
 sha_before=$(sha256sum "$ck")
 fails "rank 1: error: .*truncated.h5" "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name t --resume "$tmp/truncated.h5"
 [ "$sha_before" = "$(sha256sum "$ck")" ] || { echo "FAIL: a failed resume touched $ck"; exit 1; }

@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "io/checkpoint.hpp"
 #include "io/config.hpp"
 #include "tensor/error.hpp"
 #include "train/runtime.hpp"
@@ -29,7 +30,14 @@ int train(const Args& args) {
     }
   }
   const Config cfg = parse_config(rest);
-  Runtime rt = make_runtime(cfg);
+  if (resume == "latest") resume = latest_checkpoint(cfg.run_dir());
+  Runtime rt;
+  try {
+    rt = make_runtime(cfg);
+  } catch (const Error& e) {
+    if (resume.empty()) throw;
+    fail("{}: cannot resume on this layout: {}", resume, e.what());
+  }
   mt::train(cfg, rt, false, resume);
   return 0;
 }

@@ -19,8 +19,8 @@ struct TrainResult {
   size_t arena_allocations_after_first_step = 0;  // system allocations in steps 2..N
 };
 
-// Trains as configured on every rank of rt: from scratch, or from the checkpoint `resume` names
-// ("latest": the newest in the run folder), continuing its curves. quiet: no progress lines.
+// Trains as configured on every rank of rt: from scratch, or from the checkpoint file `resume`,
+// continuing its curves. quiet: no progress lines.
 TrainResult train(const Config& cfg, Runtime& rt, bool quiet = false,
                   const std::string& resume = "");
 
