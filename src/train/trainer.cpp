@@ -55,9 +55,7 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
   reg.initialize(cfg.seed);
   AdamW opt(reg, cfg.adamw);
   // Resume: parameters, moments and the step; data order, draws and plans are functions of it.
-  const std::string from = resume.empty()       ? ""
-                           : resume == "latest" ? latest_checkpoint(cfg.run_dir())
-                                                : resume;
+  const std::string& from = resume;
   int64_t first = 0;
   if (!from.empty()) {
     first = checkpoint_step(from);
