@@ -34,6 +34,11 @@ run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name cut --resume latest
 # A run that went on past its checkpoint: resume whole/ from step 6; its results are cut back.
 cp -r "$tmp/whole" "$tmp/again"
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name again --resume "$tmp/again/checkpoints/step_00000006.h5"
+# EvoMoE across its phases: spawn before step 3, stopped at step 5 (gate-sparsify), resumed.
+evo=(--moe.gate evomoe --evo.diversify_step 3 --evo.anneal_steps 4 --evo.threshold 0.05)
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${evo[@]}" --run.name evo_whole
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${evo[@]}" --run.name evo_cut --train.run_steps 5
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${evo[@]}" --run.name evo_cut --resume latest
 # Resharding: 4 ranks (ep 4) for 5 steps, then 2 ranks (ep 2) to step 9, then 1 rank to the end.
 run "${mpi[@]}" -np 4 "$bin" train "${args[@]}" --run.name reshard --train.run_steps 5
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name reshard --resume latest --train.run_steps 4
@@ -57,6 +62,13 @@ for run in ("cut", "again"):
         assert np.array_equal(whole[k], c[k]), f"{run}: {k} differs from the uninterrupted run"
     assert all(np.array_equal(pw[k], p[k]) for k in pw), f"{run}: checkpoint differs"
     print(f"ok: {run}: curves and all {len(pw)} checkpoint datasets bitwise equal")
+with h5py.File(f"{d}/evo_whole/results.h5") as a, h5py.File(f"{d}/evo_cut/results.h5") as b:
+    for k in ("train/loss", "train/tau", "phase/step", "phase/id", "routing/block1/experts_per_token"):
+        assert np.array_equal(a[k][()], b[k][()]), f"evomoe: {k} differs after the resume"
+    assert list(b["phase/id"][()]) == [0, 1, 2], list(b["phase/id"][()])
+pe, pc = params("evo_whole"), params("evo_cut")
+assert all(np.array_equal(pe[k], pc[k]) for k in pe), "evomoe: checkpoint differs"
+print("ok: evomoe resumed in its gate-sparsify phase: curves, phases and checkpoint bitwise equal")
 r = curves("reshard")
 rel = np.abs(r["train/loss"] - whole["train/loss"]) / np.abs(whole["train/loss"])
 assert r["train/loss"].shape == (12,) and rel.max() < 1e-5, f"reshard: loss differs by {rel.max()}"

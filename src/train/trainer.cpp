@@ -96,7 +96,8 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
   size_t allocations_after_first = 0;
   std::vector<double> load;
   StepPlan last_plan;
-  int recorded_phase = -1;
+  // /phase records changes; a resumed run continues from the phase of the step before it.
+  int recorded_phase = first > 0 ? scheduler.plan(first - 1).phase : -1;
   auto scheduler_state = [&] {
     return std::map<std::string, double>{{"phase", last_plan.phase},
                                          {"phase_step", double(last_plan.phase_step)},
