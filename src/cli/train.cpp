@@ -5,6 +5,7 @@
 #include "io/checkpoint.hpp"
 #include "io/config.hpp"
 #include "tensor/error.hpp"
+#include "train/preemption.hpp"
 #include "train/runtime.hpp"
 #include "train/trainer.hpp"
 
@@ -38,6 +39,7 @@ int train(const Args& args) {
     if (resume.empty()) throw;
     fail("{}: cannot resume on this layout: {}", resume, e.what());
   }
+  install_preemption_handlers();
   mt::train(cfg, rt, false, resume);
   return 0;
 }

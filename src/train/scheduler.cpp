@@ -23,7 +23,7 @@ int64_t Scheduler::anneal_steps() const {
   return s > 0 ? s : std::max<int64_t>(1, std::llround(0.5 * cfg_.steps));
 }
 
-StepPlan Scheduler::plan(int64_t step) const {
+StepPlan Scheduler::plan(int64_t step, bool preempt) const {
   StepPlan p;
   p.step = step;
   ScheduleConfig s = cfg_.schedule;
@@ -33,7 +33,7 @@ StepPlan Scheduler::plan(int64_t step) const {
   p.last = done == cfg_.steps;
   p.log = done % cfg_.log_every == 0 || p.last || step == 0;
   p.eval = p.last || (cfg_.eval_every > 0 && done % cfg_.eval_every == 0);
-  p.stop = !p.last && cfg_.run_steps > 0 && done - first_ == cfg_.run_steps;
+  p.stop = !p.last && ((cfg_.run_steps > 0 && done - first_ == cfg_.run_steps) || preempt);
   p.checkpoint =
       !p.last && (p.stop || (cfg_.checkpoint_every > 0 && done % cfg_.checkpoint_every == 0));
   const Rng rng(cfg_.seed, stream_id({name_hash("plan"), uint64_t(step)}));

@@ -15,7 +15,7 @@ struct StepPlan {
   uint64_t key = 0;  // keys this step's routing draws (THOR experts, GShard second choices)
   uint8_t log = 0, eval = 0, last = 0;
   uint8_t checkpoint = 0;  // write a checkpoint after this step
-  uint8_t stop = 0;        // end this invocation after this step (train.run_steps)
+  uint8_t stop = 0;        // end this invocation after this step (train.run_steps, preemption)
   uint8_t gate_drop = 0;   // Gating Dropout: this step's MoE layers route every token locally
   uint8_t phase = 0;       // EvoMoE: 0 expert-diversify, 1 gate-sparsify, 2 top-1 (others: 0)
   uint8_t diversify = 0;   // EvoMoE: spawn the experts before this step
@@ -30,7 +30,8 @@ class Scheduler {
  public:
   // first_step: where this invocation starts (0, or a resumed checkpoint's step).
   explicit Scheduler(const Config& c, int64_t first_step = 0) : cfg_(c), first_(first_step) {}
-  StepPlan plan(int64_t step) const;
+  // preempt: a stop was requested (SIGUSR1/SIGTERM): checkpoint after this step and stop.
+  StepPlan plan(int64_t step, bool preempt = false) const;
   // EvoMoE's step of the spawn and length of the annealing (defaults resolved).
   int64_t diversify_step() const;
   int64_t anneal_steps() const;

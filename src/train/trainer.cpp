@@ -17,6 +17,7 @@
 #include "tensor/error.hpp"
 #include "train/evaluate.hpp"
 #include "train/evomoe.hpp"
+#include "train/preemption.hpp"
 #include "train/progress.hpp"
 #include "train/runtime.hpp"
 #include "train/scheduler.hpp"
@@ -106,7 +107,7 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
   };
   int64_t steps_done = first;
   for (int64_t step = first; step < cfg.steps; ++step) {
-    StepPlan plan = root ? scheduler.plan(step) : StepPlan{};
+    StepPlan plan = root ? scheduler.plan(step, preemption_requested()) : StepPlan{};
     rt.groups.world->broadcast(&plan, sizeof plan, 0);
     const auto t0 = Clock::now();
     arena.reset();  // merges the blocks the previous step grew into one
@@ -228,9 +229,9 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
   r.tokens_per_s = tokens_per_step * double(steps_done - first) / train_seconds;
   r.arena_allocations_after_first_step = allocations_after_first;
   if (steps_done < cfg.steps) {
-    say(fmt::format(
-        "moetrain: stopped after step {} of {} (train.run_steps); resume with --resume latest",
-        steps_done, cfg.steps));
+    say(fmt::format("moetrain: stopped after step {} of {} ({}); resume with --resume latest",
+                    steps_done, cfg.steps,
+                    preemption_requested() ? "preemption signal" : "train.run_steps"));
     return r;
   }
   const std::string ckpt = cfg.run_dir() + "/checkpoint.h5";
