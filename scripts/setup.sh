@@ -9,6 +9,7 @@ PKGS=(
   libboost-program-options-dev libfmt-dev libopenblas-openmp-dev libgtest-dev
   libsentencepiece-dev sentencepiece
   python3-h5py python3-matplotlib python3-torch python3-numpy
+  slurm-wlm slurmctld slurmd munge
   libsword-utils diatheke sword-comm-tdavid sword-text-web sword-text-kjv
 )
 

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# slurm/cpu.sbatch under a real single-node Slurm (started here, stopped by PID at the end):
+# a plain 2-rank job writes its results; a second job gets the preemption signal, checkpoints,
+# requeues itself, resumes and finishes with the same loss curve, bitwise, as an uninterrupted job.
+# Exit 77 (skipped) where Slurm is not installed.
+# usage: slurm.sh SOURCE_DIR TESTDATA_DIR
+set -uo pipefail
+src=$1 data=$2
+command -v slurmctld >/dev/null && command -v sbatch >/dev/null ||
+  { echo "slurm is not installed: skipped"; exit 77; }
+tmp=$(mktemp -d)
+export SLURM_DIR=$tmp/slurm
+trap 'bash "$src/tests/slurm_local.sh" down; rm -rf "$tmp"' EXIT
+conf=$(bash "$src/tests/slurm_local.sh" up) || { echo "FAIL: slurm did not start"; exit 1; }
+eval "$conf"
+cd "$src"
+args=(--data.dir "$data/slice" --model.seq_len 32 --model.d_model 32 --model.n_layer 2
+      --model.n_head 2 --model.d_ff 64 --moe.experts 4 --moe.every 1 --train.batch_size 8
+      --train.eval_every 0 --train.eval_batches 1 --train.log_every 500)
+submit() {  # submit NAME STEPS [sbatch flags]: prints the job id
+  local name=$1 steps=$2
+  shift 2
+  RESULTS_DIR=$tmp RUN_NAME=$name sbatch --parsable --ntasks 2 --overcommit "$@" \
+    --output="$tmp/$name.out" slurm/cpu.sbatch configs/demo_moe.ini "${args[@]}" --train.steps "$steps"
+}
+gone() {  # gone JOB SECONDS: waits until the job has left the queue
+  for _ in $(seq "$2"); do [ -z "$(squeue -h -j "$1" -o %T 2>/dev/null)" ] && return 0; sleep 1; done
+  return 1
+}
+
+job=$(submit plain 40 --wait) || { echo "FAIL: plain job"; cat "$tmp/plain.out"; exit 1; }
+/usr/bin/python3 -c "import h5py; assert h5py.File('$tmp/plain/results.h5')['train/loss'].shape == (40,)" ||
+  { echo "FAIL: plain job results"; exit 1; }
+echo "ok: sbatch slurm/cpu.sbatch on 2 tasks: 40 steps in $tmp/plain/results.h5"
+
+job=$(submit pre 4000)
+for _ in $(seq 60); do grep -q "step *500/4000" "$tmp/pre.out" 2>/dev/null && break; sleep 0.5; done
+scancel --signal=USR1 --batch "$job"
+for _ in $(seq 60); do grep -q "requeueing job" "$tmp/pre.out" && break; sleep 1; done
+grep -q "stopped after step [0-9]* of 4000 (preemption signal)" "$tmp/pre.out" &&
+  grep -q "requeueing job $job" "$tmp/pre.out" || { echo "FAIL: no checkpoint-and-requeue"; cat "$tmp/pre.out"; exit 1; }
+# A requeued job waits for its BeginTime (Slurm's requeue delay); let it start now.
+for _ in $(seq 30); do squeue -h -j "$job" -o %r | grep -q BeginTime && break; sleep 1; done
+scontrol update jobid="$job" StartTime=now
+gone "$job" 120 || { echo "FAIL: the requeued job did not finish"; exit 1; }
+grep -q "resuming after step" "$tmp/pre.out" || { echo "FAIL: the requeued job did not resume"; cat "$tmp/pre.out"; exit 1; }
+grep -E "stopped after|requeueing|resuming after|done in" "$tmp/pre.out" | cut -c1-110
+
+submit whole 4000 --wait >/dev/null || { echo "FAIL: uninterrupted job"; exit 1; }
+/usr/bin/python3 -c "
+import h5py, numpy as np
+a = h5py.File('$tmp/pre/results.h5')['train/loss'][()]
+b = h5py.File('$tmp/whole/results.h5')['train/loss'][()]
+assert a.shape == b.shape == (4000,) and np.array_equal(a, b), 'curves differ'
+print(f'ok: preempted, requeued and resumed: final loss {a[-1]:.6f}, curve equal to the uninterrupted job bitwise')
+" || exit 1
