@@ -197,9 +197,10 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
       results->record("/train/gate_drop", double(plan.gate_drop));
     }
     if (plan.log) {
-      const double rate = tokens_per_step * (step + 1) / train_seconds;
+      const double done = double(step + 1 - first);  // steps of this invocation
+      const double rate = tokens_per_step * done / train_seconds;
       say(progress_line({step + 1, cfg.steps, loss, plan.lr, norm, rate,
-                         seconds_since(start) / (step + 1) * (cfg.steps - step - 1)}));
+                         seconds_since(start) / done * double(cfg.steps - step - 1)}));
     }
     if (plan.eval) {
       const LossValue v = evaluate(model, arena, valid_batches, cfg.batch_size, cfg.eval_batches,
