@@ -17,7 +17,6 @@ class AllToAll {
   virtual void exchange(const float* send, const std::vector<int>& send_counts, float* recv,
                         const std::vector<int>& recv_counts) = 0;
   int size() const { return g_.size(); }
-  int rank() const { return g_.rank(); }
   // Metadata: `per_peer` ints to every peer of the group (one flat exchange in both kinds).
   void exchange_ints(const int* send, int* recv, int per_peer) {
     g_.all_to_all_ints(send, recv, per_peer);

@@ -96,10 +96,6 @@ void MpiGroup::gather(const float* send, int64_t count, float* recv, int root) {
         "MPI_Gather");
 }
 
-void MpiGroup::barrier() {
-  check(MPI_Barrier(comm_), "MPI_Barrier");
-}
-
 MpiGroup MpiGroup::split(int color, int key, std::string name) const {
   MPI_Comm out;
   check(MPI_Comm_split(comm_, color, key, &out), "MPI_Comm_split");

@@ -27,7 +27,6 @@ class MpiGroup : public ProcessGroup {
   void all_reduce_sum(double* data, int64_t n) override;
   void broadcast(void* data, int64_t bytes, int root) override;
   void gather(const float* send, int64_t count, float* recv, int root) override;
-  void barrier() override;
 
   // Splits this group: ranks with equal color form a group, ordered by key.
   MpiGroup split(int color, int key, std::string name) const;

@@ -29,7 +29,6 @@ class ProcessGroup {
   virtual void broadcast(void* data, int64_t bytes, int root) = 0;
   // Gathers `count` floats from every rank to root, in rank order (recv used on root only).
   virtual void gather(const float* send, int64_t count, float* recv, int root) = 0;
-  virtual void barrier() = 0;
 
   // recv_counts[p] = what peer p sends this rank, from every rank's send_counts.
   std::vector<int> exchange_counts(const std::vector<int>& send_counts);

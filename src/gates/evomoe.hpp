@@ -17,7 +17,6 @@ class EvoGate : public Gate {
  public:
   EvoGate(ParamRegistry& reg, const std::string& prefix, int64_t d, int num_experts,
           double threshold, double aux_weight);
-  int k() const override { return 1; }
   Routing route(Arena& arena, const Tensor& x, const RouteContext& ctx) const override;
   void backward(Arena& arena, const Routing& r, const Tensor& dweight,
                 const Tensor& dx) const override;

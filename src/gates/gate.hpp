@@ -43,7 +43,6 @@ struct Routing {
 class Gate {
  public:
   virtual ~Gate() = default;
-  virtual int k() const = 0;
   virtual Routing route(Arena& arena, const Tensor& x, const RouteContext& ctx) const = 0;
   // Gating Dropout: every token to the expert of [first, first + count) with the highest gate
   // probability, weight 1, no capacity and no losses (ALGORITHMS.md 2, our defaults).

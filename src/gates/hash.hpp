@@ -18,7 +18,6 @@ std::vector<int32_t> random_hash(int64_t vocab, int num_experts, uint64_t seed);
 class HashGate : public Gate {
  public:
   HashGate(std::vector<int32_t> table, int num_experts);
-  int k() const override { return 1; }
   Routing route(Arena& arena, const Tensor& x, const RouteContext& ctx) const override;
   void backward(Arena&, const Routing&, const Tensor&, const Tensor&) const override {}
   const std::vector<int32_t>& table() const { return table_; }

@@ -14,7 +14,6 @@ namespace mt {
 class ThorGate : public Gate {
  public:
   ThorGate(int num_experts, std::string granularity, std::string eval_granularity);
-  int k() const override { return 1; }
   Routing route(Arena& arena, const Tensor& x, const RouteContext& ctx) const override;
   void backward(Arena&, const Routing&, const Tensor&, const Tensor&) const override {}
 

@@ -20,7 +20,6 @@ struct TopKConfig {
 class TopKGate : public Gate {
  public:
   TopKGate(ParamRegistry& reg, const std::string& prefix, int64_t d, const TopKConfig& c);
-  int k() const override { return cfg_.k; }
   Routing route(Arena& arena, const Tensor& x, const RouteContext& ctx) const override;
   Routing route_local(Arena& arena, const Tensor& x, const RouteContext& ctx, int first,
                       int count) const override;

@@ -13,7 +13,6 @@ class Experts {
  public:
   Experts(ParamRegistry& reg, const std::string& prefix, int num_experts, int first, int local,
           int64_t d, int64_t f, float proj_std);
-  int local() const { return local_; }
   int first() const { return first_; }
   struct Cache {
     std::vector<FfnCache> per_expert;

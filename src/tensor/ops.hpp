@@ -14,7 +14,6 @@ void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c,
 
 // Elementwise and reductions.
 void fill(const Tensor& t, float v);
-void copy(const Tensor& src, const Tensor& dst);
 void add(const Tensor& a, const Tensor& b, const Tensor& out);  // out = a + b
 void add_rows(const Tensor& y, const Tensor& bias);             // y[r, :] += bias
 void sum_rows_accumulate(const Tensor& dy, const Tensor& db);   // db += sum_r dy[r, :]

@@ -1,6 +1,5 @@
 // Elementwise ops, row reductions, GELU and the AdamW update (OpenMP over elements or columns).
 #include <cmath>
-#include <cstring>
 
 #include "tensor/cpu/fast_math.hpp"
 #include "tensor/error.hpp"
@@ -20,13 +19,6 @@ void fill(const Tensor& t, float v) {
   const int64_t n = t.numel();
 #pragma omp parallel for simd if (n > 65536)
   for (int64_t i = 0; i < n; ++i) p[i] = v;
-}
-
-void copy(const Tensor& src, const Tensor& dst) {
-  check_same(src, dst, "copy");
-  MT_CHECK(src.dtype == dst.dtype, "copy: dtype {} to {}", dtype_name(src.dtype),
-           dtype_name(dst.dtype));
-  std::memcpy(dst.data, src.data, src.bytes());
 }
 
 void add(const Tensor& a, const Tensor& b, const Tensor& out) {
