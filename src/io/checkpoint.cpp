@@ -73,7 +73,7 @@ void save_checkpoint(const std::string& path, const ParamRegistry& reg, AdamW& o
             {"/optim/" + p.name + "/v", opt.v().data() + p.offset}};
         for (const auto& [name, local] : parts) {
           const float* data = assemble(p, local);
-          if (root) h5::write(*f, name, data, h5::with_rows(p.shape, p.global_rows));
+          if (root) h5::write(*f, name, data, p.shape.with_first(p.global_rows));
         }
       }
     if (root) {

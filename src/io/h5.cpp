@@ -152,22 +152,9 @@ void read(const File& f, const std::string& name, float* data, const Shape& expe
            "{}: cannot read dataset {} (corrupt file?)", f.path(), name);
 }
 
-Shape with_rows(const Shape& local, int64_t rows) {
-  switch (local.ndim()) {
-    case 1:
-      return {rows};
-    case 2:
-      return {rows, local[1]};
-    case 3:
-      return {rows, local[1], local[2]};
-    default:
-      return {rows, local[1], local[2], local[3]};
-  }
-}
-
 void read_rows(const File& f, const std::string& name, float* data, const Shape& local,
                int64_t global_rows, int64_t row_offset) {
-  const Shape whole = with_rows(local, global_rows);
+  const Shape whole = local.with_first(global_rows);
   if (whole == local) return read(f, name, data, local);
   const Shape s = shape_of(f, name);
   MT_CHECK(s == whole, "{}: dataset {} has shape {}, expected {}", f.path(), name, s.str(),

@@ -36,8 +36,6 @@ void read(const File& f, const std::string& name, float* data, const Shape& expe
 // Rows [row_offset, row_offset + local[0]) of a dataset of shape [global_rows, local[1:]].
 void read_rows(const File& f, const std::string& name, float* data, const Shape& local,
                int64_t global_rows, int64_t row_offset);
-// local with dimension 0 replaced by rows.
-Shape with_rows(const Shape& local, int64_t rows);
 std::vector<int32_t> read_i32(const File& f, const std::string& name);
 
 // Attributes on the object at `object` ("/" for the root).

@@ -58,6 +58,12 @@ Shape Shape::with_last(int64_t n) const {
   return s;
 }
 
+Shape Shape::with_first(int64_t n) const {
+  Shape s = *this;
+  s.d_[0] = n;
+  return s;
+}
+
 std::string Shape::str() const {
   std::string s = "[";
   for (int i = 0; i < n_; ++i) s += fmt::format("{}{}", i ? "," : "", d_[i]);
@@ -93,22 +99,7 @@ Tensor Tensor::rows(int64_t begin, int64_t end) const {
            "rows [{}, {}) out of range for {}", begin, end, shape.str());
   Tensor t = *this;
   t.data = static_cast<char*>(data) + begin * stride(0) * dtype_size(dtype);
-  Shape s;
-  switch (ndim()) {
-    case 1:
-      s = {end - begin};
-      break;
-    case 2:
-      s = {end - begin, shape[1]};
-      break;
-    case 3:
-      s = {end - begin, shape[1], shape[2]};
-      break;
-    default:
-      s = {end - begin, shape[1], shape[2], shape[3]};
-      break;
-  }
-  t.shape = s;
+  t.shape = shape.with_first(end - begin);
   return t;
 }
 

@@ -24,7 +24,8 @@ class Shape {
   int64_t operator[](int i) const { return d_[i < 0 ? i + n_ : i]; }
   int64_t numel() const;
   bool operator==(const Shape& o) const;
-  Shape with_last(int64_t n) const;  // the same shape, last dimension replaced by n
+  Shape with_last(int64_t n) const;   // the same shape, last dimension replaced by n
+  Shape with_first(int64_t n) const;  // the same shape, first dimension replaced by n
   std::string str() const;
 
  private:
