@@ -217,12 +217,21 @@ std::string attr_string(const File& f, const std::string& object, const std::str
   return s;
 }
 
-int64_t attr_int(const File& f, const std::string& object, const std::string& key) {
+// A scalar attribute read as `type` (HDF5 converts between numeric types).
+template <typename T>
+T read_scalar_attr(const File& f, const std::string& object, const std::string& key, hid_t type) {
   Handle a = open_attr(f, object, key);
-  int64_t v = 0;
-  MT_CHECK(H5Aread(a, H5T_NATIVE_INT64, &v) >= 0, "{}: cannot read attribute {}:{}", f.path(),
-           object, key);
+  T v{};
+  MT_CHECK(H5Aread(a, type, &v) >= 0, "{}: cannot read attribute {}:{}", f.path(), object, key);
   return v;
+}
+
+int64_t attr_int(const File& f, const std::string& object, const std::string& key) {
+  return read_scalar_attr<int64_t>(f, object, key, H5T_NATIVE_INT64);
+}
+
+double attr_double(const File& f, const std::string& object, const std::string& key) {
+  return read_scalar_attr<double>(f, object, key, H5T_NATIVE_DOUBLE);
 }
 
 std::vector<std::string> datasets(const File& f) {
@@ -249,14 +258,6 @@ void truncate_rows(const File& f, const std::string& name, int64_t rows) {
   if (hsize_t(rows) >= dims[0]) return;
   dims[0] = hsize_t(rows);
   MT_CHECK(rank <= 2 && H5Dset_extent(ds, dims) >= 0, "{}: cannot truncate {}", f.path(), name);
-}
-
-double attr_double(const File& f, const std::string& object, const std::string& key) {
-  Handle a = open_attr(f, object, key);
-  double v = 0;
-  MT_CHECK(H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0, "{}: cannot read attribute {}:{}", f.path(),
-           object, key);
-  return v;
 }
 
 bool has_attr(const File& f, const std::string& object, const std::string& key) {
