@@ -4,8 +4,7 @@
 # usage: cli_errors.sh MOETRAIN TESTDATA_DIR
 set -uo pipefail
 bin=$1 data=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+source "$(dirname "$0")/common.sh"
 failures=0
 
 # expect NAME PATTERN CMD...: CMD fails (rc != 0) in under 60 s and stderr matches PATTERN.
@@ -68,8 +67,7 @@ expect "missing checkpoint" "error: $tmp/none.h5: no such file" \
 expect "unknown command" "error: unknown command 'trian'" "$bin" trian
 
 # Distributed runs: every rank reports, mpirun exits non-zero, nothing hangs.
-mpi=(mpirun -np 2 --oversubscribe -x OMP_NUM_THREADS=1)
-[ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
+mpi+=(-np 2)
 moe="--moe.experts 4 --moe.every 1"
 expect "ep_size not dividing the world" "rank 1: error: dist.ep_size = 3 does not divide the world size 2" \
   "${mpi[@]}" "$bin" train $good $moe --dist.ep_size 3

@@ -7,8 +7,8 @@
 # usage: crash.sh MOETRAIN TESTDATA_DIR
 set -uo pipefail
 bin=$1 data=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"; kill -9 $pid 2>/dev/null' EXIT
+source "$(dirname "$0")/common.sh"
+trap 'kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 pid=
 args=(--data.dir "$data/slice" --run.results_dir "$tmp" --run.name run --model.seq_len 64
       --model.d_model 128 --model.n_layer 2 --model.n_head 2 --model.d_ff 512 --moe.experts 4
@@ -48,8 +48,7 @@ echo "h5dump shows the documented layout"
 
 # One rank of a 2-rank job killed: the whole job ends within 30 s with a message naming the rank,
 # and the newest checkpoint resumes.
-mpi=(mpirun -np 2 --oversubscribe -x OMP_NUM_THREADS=1)
-[ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
+mpi+=(-np 2)
 margs=("${args[@]}" --run.name ranks --train.steps 1000000 --train.checkpoint_every 20 --train.log_every 1000)
 "${mpi[@]}" "$bin" train "${margs[@]}" >"$tmp/ranks.log" 2>&1 &
 pid=$!

@@ -5,8 +5,7 @@
 # usage: launch.sh SOURCE_DIR TESTDATA_DIR
 set -euo pipefail
 src=$1 data=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+source "$(dirname "$0")/common.sh"
 args=(train --data.dir "$data/slice" --run.results_dir "$tmp" --model.seq_len 32 --model.d_model 32
       --model.n_layer 2 --model.n_head 2 --model.d_ff 64 --moe.experts 4 --moe.every 1
       --train.batch_size 8 --train.steps 5 --train.eval_batches 1)

@@ -5,10 +5,8 @@
 # usage: preempt.sh MOETRAIN TESTDATA_DIR
 set -uo pipefail
 bin=$1 data=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-mpi=(mpirun -np 2 --oversubscribe -x OMP_NUM_THREADS=1)
-[ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
+source "$(dirname "$0")/common.sh"
+mpi+=(-np 2)
 # A constant schedule, so that the planned length of a run does not change its learning rate.
 args=(--data.dir "$data/slice" --run.results_dir "$tmp" --model.seq_len 32 --model.d_model 32
       --model.n_layer 2 --model.n_head 2 --model.d_ff 64 --moe.experts 4 --moe.every 1

@@ -8,7 +8,7 @@ set -uo pipefail
 src=$1 data=$2
 command -v slurmctld >/dev/null && command -v sbatch >/dev/null ||
   { echo "slurm is not installed: skipped"; exit 77; }
-tmp=$(mktemp -d)
+source "$(dirname "$0")/common.sh"
 export SLURM_DIR=$tmp/slurm
 trap 'bash "$src/tests/slurm_local.sh" down; rm -rf "$tmp"' EXIT
 conf=$(bash "$src/tests/slurm_local.sh" up) || { echo "FAIL: slurm did not start"; exit 1; }

@@ -6,8 +6,7 @@
 set -euo pipefail
 bin=$1 data=$2
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+source "$(dirname "$0")/common.sh"
 args=(--data.dir "$data/slice" --run.results_dir "$tmp" --model.seq_len 32 --model.d_model 32
       --model.n_layer 2 --model.n_head 2 --model.d_ff 64 --train.batch_size 8 --train.steps 8
       --train.eval_batches 2 --train.lr 3e-3)
