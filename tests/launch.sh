@@ -11,14 +11,14 @@ args=(train --data.dir "$data/slice" --run.results_dir "$tmp" --model.seq_len 32
       --train.batch_size 8 --train.steps 5 --train.eval_batches 1)
 timeout 120 "$src/launch/local.sh" -n 2 "${args[@]}" --run.name local >"$tmp/log" 2>&1
 grep -q "^+ mpirun -np 2 .*OMP_NUM_THREADS=" "$tmp/log"
-grep -q "2 ranks (1 node x 2)" "$tmp/log"
+grep -q "2 cpu ranks (1 node x 2)" "$tmp/log"
 echo "ok: launch/local.sh -n 2"
 printf 'localhost slots=4\n' >"$tmp/hosts"
 for a2a in flat hierarchical; do
   timeout 120 "$src/launch/multinode.sh" -H "$tmp/hosts" -p 2 "${args[@]}" --run.name "$a2a" \
     --dist.a2a "$a2a" >"$tmp/log" 2>&1
   grep -q "^+ mpirun -np 4 --hostfile $tmp/hosts .* --dist.ranks_per_node 2" "$tmp/log"
-  grep -q "4 ranks (2 nodes x 2), ep_size 4" "$tmp/log"
+  grep -q "4 cpu ranks (2 nodes x 2), ep_size 4" "$tmp/log"
 done
 /usr/bin/python3 -c "
 import h5py, numpy as np

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# slurm/cpu.sbatch under a real single-node Slurm (started here, stopped by PID at the end):
-# a plain 2-rank job writes its results; a second job gets the preemption signal, checkpoints,
-# requeues itself, resumes and finishes with the same loss curve, bitwise, as an uninterrupted job.
+# The batch scripts under a real single-node Slurm (started here, stopped by PID at the end, with
+# two GPUs by count only): a plain 2-rank slurm/cpu.sbatch job (mpirun) writes its results; a
+# slurm/gpu.sbatch job (srun --mpi=pmix, one rank per GPU, run on --device cpu here) gets the
+# preemption signal, checkpoints, requeues itself, resumes and finishes with the same loss curve,
+# bitwise, as an uninterrupted cpu.sbatch job; gpu.sbatch refuses tasks that do not match GPUs.
 # Exit 77 (skipped) where Slurm is not installed.
 # usage: slurm.sh SOURCE_DIR TESTDATA_DIR
 set -uo pipefail
@@ -17,23 +19,29 @@ cd "$src"
 args=(--data.dir "$data/slice" --model.seq_len 32 --model.d_model 32 --model.n_layer 2
       --model.n_head 2 --model.d_ff 64 --moe.experts 4 --moe.every 1 --train.batch_size 8
       --train.eval_every 0 --train.eval_batches 1 --train.log_every 500)
-submit() {  # submit NAME STEPS [sbatch flags]: prints the job id
-  local name=$1 steps=$2
-  shift 2
-  RESULTS_DIR=$tmp RUN_NAME=$name sbatch --parsable --ntasks 2 --overcommit "$@" \
-    --output="$tmp/$name.out" slurm/cpu.sbatch configs/demo_moe.ini "${args[@]}" --train.steps "$steps"
+submit() {  # submit SCRIPT NAME STEPS [sbatch flags]: prints the job id
+  local script=$1 name=$2 steps=$3
+  shift 3
+  RESULTS_DIR=$tmp RUN_NAME=$name sbatch --parsable --cpus-per-task 1 "$@" --output="$tmp/$name.out" \
+    "$script" configs/demo_moe.ini "${args[@]}" --train.steps "$steps" --device cpu
 }
+cpu_job() { submit slurm/cpu.sbatch "$@" --ntasks 2 --overcommit; }
+gpu_job() { submit slurm/gpu.sbatch "$@" --nodes 1 --gpus-per-node 2; }
 gone() {  # gone JOB SECONDS: waits until the job has left the queue
   for _ in $(seq "$2"); do [ -z "$(squeue -h -j "$1" -o %T 2>/dev/null)" ] && return 0; sleep 1; done
   return 1
 }
 
-job=$(submit plain 40 --wait) || { echo "FAIL: plain job"; cat "$tmp/plain.out"; exit 1; }
+job=$(cpu_job plain 40 --wait) || { echo "FAIL: plain job"; cat "$tmp/plain.out"; exit 1; }
 /usr/bin/python3 -c "import h5py; assert h5py.File('$tmp/plain/results.h5')['train/loss'].shape == (40,)" ||
   { echo "FAIL: plain job results"; exit 1; }
 echo "ok: sbatch slurm/cpu.sbatch on 2 tasks: 40 steps in $tmp/plain/results.h5"
 
-job=$(submit pre 4000)
+gpu_job odd 40 --ntasks-per-node 1 --wait >/dev/null && { echo "FAIL: 1 task for 2 GPUs ran"; exit 1; }
+grep -q "1 tasks per node but 2 GPUs per node" "$tmp/odd.out" || { echo "FAIL: no mismatch message"; cat "$tmp/odd.out"; exit 1; }
+echo "ok: slurm/gpu.sbatch refuses 1 task for 2 GPUs"
+
+job=$(gpu_job pre 4000 --ntasks-per-node 2)
 for _ in $(seq 60); do grep -q "step *500/4000" "$tmp/pre.out" 2>/dev/null && break; sleep 0.5; done
 scancel --signal=USR1 --batch "$job"
 for _ in $(seq 60); do grep -q "requeueing job" "$tmp/pre.out" && break; sleep 1; done
@@ -46,11 +54,12 @@ gone "$job" 120 || { echo "FAIL: the requeued job did not finish"; exit 1; }
 grep -q "resuming after step" "$tmp/pre.out" || { echo "FAIL: the requeued job did not resume"; cat "$tmp/pre.out"; exit 1; }
 grep -E "stopped after|requeueing|resuming after|done in" "$tmp/pre.out" | cut -c1-110
 
-submit whole 4000 --wait >/dev/null || { echo "FAIL: uninterrupted job"; exit 1; }
+grep -q "+ srun --mpi=pmix" "$tmp/pre.out" || { echo "FAIL: gpu.sbatch did not use srun"; exit 1; }
+cpu_job whole 4000 --wait >/dev/null || { echo "FAIL: uninterrupted job"; exit 1; }
 /usr/bin/python3 -c "
 import h5py, numpy as np
 a = h5py.File('$tmp/pre/results.h5')['train/loss'][()]
 b = h5py.File('$tmp/whole/results.h5')['train/loss'][()]
 assert a.shape == b.shape == (4000,) and np.array_equal(a, b), 'curves differ'
-print(f'ok: preempted, requeued and resumed: final loss {a[-1]:.6f}, curve equal to the uninterrupted job bitwise')
+print(f'ok: gpu.sbatch (srun) preempted, requeued and resumed: final loss {a[-1]:.6f}, curve equal to the uninterrupted job bitwise')
 " || exit 1

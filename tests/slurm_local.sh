@@ -43,12 +43,15 @@ SelectTypeParameters=CR_Core
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 MpiDefault=pmix
+GresTypes=gpu
 MailProg=/bin/true
 ReturnToService=2
 JobRequeue=1
-NodeName=$H NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem State=UNKNOWN
+NodeName=$H NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes=$H Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 CONF
+  # Two GPUs by count only (no device files): enough to schedule slurm/gpu.sbatch's tasks here.
+  echo "NodeName=$H Name=gpu File=/dev/null,/dev/zero" >"$D/gres.conf"
   slurmctld -f "$SLURM_CONF"
   slurmd -f "$SLURM_CONF"
   for _ in $(seq 30); do sinfo -h -o %t 2>/dev/null | grep -qE 'idle|mix' && break; sleep 1; done

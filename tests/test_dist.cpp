@@ -177,7 +177,7 @@ TEST(Training, WRanksMatchOneRankForEveryExpertParallelSize) {
     const std::string ref = fmt::format("ref_{}_{}{}_r{}", c.gate, c.dropless, tag, me);
     {
       const Config cfg = tiny(ref, 1, c.gate, c.dropless, c.extra);
-      Runtime rt = make_runtime(cfg, MPI_COMM_SELF);
+      Runtime rt = make_runtime(cfg, Device::CPU, MPI_COMM_SELF);
       train(cfg, rt, true);
     }
     for (int ep = 1; ep <= c.max_ep; ep *= 2) {

@@ -18,7 +18,7 @@ namespace po = boost::program_options;
 namespace mt::cli {
 
 int eval(const Args& args) {
-  std::string checkpoint, split = "valid";
+  std::string checkpoint, split = "valid", device = "cpu";
   int64_t batches = 0;
   po::options_description d("moetrain eval (config keys such as --data.dir also accepted)");
   // clang-format off
@@ -26,7 +26,8 @@ int eval(const Args& args) {
     ("help", "this help")
     ("checkpoint", po::value(&checkpoint), "checkpoint file (required)")
     ("split", po::value(&split)->default_value(split), "valid | test | train")
-    ("batches", po::value(&batches)->default_value(batches), "batches of windows (0: the whole split)");
+    ("batches", po::value(&batches)->default_value(batches), "batches of windows (0: the whole split)")
+    ("device", po::value(&device)->default_value(device), "cpu | cuda (one GPU per rank, by local rank)");
   // clang-format on
   po::variables_map vm;
   Args rest;
@@ -47,7 +48,7 @@ int eval(const Args& args) {
            "eval: --split '{}' (valid, test or train)", split);
   const Config cfg = parse_config(rest, checkpoint_config(checkpoint));
   const TokenSplit data = read_tokens(cfg.data_dir + "/" + split + ".h5");
-  Runtime rt = make_runtime(cfg);
+  Runtime rt = make_runtime(cfg, parse_device(device));
   local_batch(cfg, rt);
   GptConfig mc = cfg.model;
   mc.vocab = data.vocab;

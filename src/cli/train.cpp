@@ -14,27 +14,19 @@ namespace mt::cli {
 int train(const Args& args) {
   for (const auto& a : args)
     if (a == "--help") {
-      std::cout << "usage: moetrain train --config FILE [--resume FILE|latest] [--section.key "
-                   "value ...]\n\n"
+      std::cout << "usage: moetrain train --config FILE [--resume FILE|latest] [--device cpu|cuda] "
+                   "[--section.key value ...]\n\n"
                 << config_help();
       return 0;
     }
-  // --resume FILE|latest is the one flag that is not a config key.
-  std::string resume;
-  Args rest;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--resume") {
-      MT_CHECK(i + 1 < args.size(), "train: --resume needs a checkpoint file or 'latest'");
-      resume = args[++i];
-    } else {
-      rest.push_back(args[i]);
-    }
-  }
+  Args rest = args;
+  std::string resume = take_flag(rest, "--resume");
+  const Device device = parse_device(take_flag(rest, "--device", "cpu"));
   const Config cfg = parse_config(rest);
   if (resume == "latest") resume = latest_checkpoint(cfg.run_dir());
   Runtime rt;
   try {
-    rt = make_runtime(cfg);
+    rt = make_runtime(cfg, device);
   } catch (const Error& e) {
     if (resume.empty()) throw;
     fail("{}: cannot resume on this layout: {}", resume, e.what());

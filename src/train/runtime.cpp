@@ -9,8 +9,9 @@
 
 namespace mt {
 
-Runtime make_runtime(const Config& cfg, MPI_Comm base) {
+Runtime make_runtime(const Config& cfg, Device device, MPI_Comm base) {
   Runtime rt;
+  rt.device = device;
   rt.groups = make_groups(cfg.ep_size, cfg.ranks_per_node, base);
   rt.a2a = make_all_to_all(cfg.a2a, *rt.groups.ep, *rt.groups.ep_intra, *rt.groups.ep_inter);
   const int E = cfg.model.moe.num_experts;
@@ -22,7 +23,7 @@ Runtime make_runtime(const Config& cfg, MPI_Comm base) {
 
 std::string Runtime::describe() const {
   const Topology& t = groups.topo;
-  return fmt::format("{} rank{} ({} node{} x {}), ep_size {}", t.world_size,
+  return fmt::format("{} {} rank{} ({} node{} x {}), ep_size {}", t.world_size, device_name(device),
                      t.world_size > 1 ? "s" : "", t.num_nodes, t.num_nodes > 1 ? "s" : "",
                      t.local_size, groups.ep_size());
 }

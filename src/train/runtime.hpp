@@ -8,21 +8,24 @@
 #include "comm/topology.hpp"
 #include "io/config.hpp"
 #include "model/gpt.hpp"
+#include "tensor/device.hpp"
 
 namespace mt {
 
 struct Runtime {
+  Device device = Device::CPU;
   Groups groups;
   std::unique_ptr<AllToAll> a2a;
   int rank() const { return groups.topo.world_rank; }
   int ranks() const { return groups.topo.world_size; }
   bool root() const { return rank() == 0; }
   ExpertLayout layout() const { return {groups.ep_rank(), groups.ep_size()}; }
-  std::string describe() const;  // "4 ranks (2 nodes x 2), ep_size 4, flat all-to-all"
+  std::string describe() const;  // "4 cpu ranks (2 nodes x 2), ep_size 4"
 };
 
 // Over the ranks of `base` (tests run single-rank references on MPI_COMM_SELF).
-Runtime make_runtime(const Config& cfg, MPI_Comm base = MPI_COMM_WORLD);
+Runtime make_runtime(const Config& cfg, Device device = Device::CPU,
+                     MPI_Comm base = MPI_COMM_WORLD);
 
 // Checks that the batch splits into whole capacity groups on every rank.
 int64_t local_batch(const Config& cfg, const Runtime& rt);

@@ -1,0 +1,22 @@
+// Command-line flags that are not config keys (--resume, --device), taken out of the arguments.
+#include "cli/commands.hpp"
+#include "tensor/error.hpp"
+
+namespace mt::cli {
+
+std::string take_flag(Args& args, const std::string& name, const std::string& fallback) {
+  std::string value = fallback;
+  Args rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] != name) {
+      rest.push_back(args[i]);
+      continue;
+    }
+    MT_CHECK(i + 1 < args.size(), "{} needs a value", name);
+    value = args[++i];
+  }
+  args = std::move(rest);
+  return value;
+}
+
+}  // namespace mt::cli
