@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Configures and builds moetrain (Release) into build/.
+# Configures and builds moetrain (Release) into build/. The CUDA backend is built where nvcc is
+# installed (on PATH or in /usr/local/cuda); MOETRAIN_CUDA=OFF|ON overrides the choice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cuda=OFF
+if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then cuda=ON; fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMOETRAIN_CUDA="${MOETRAIN_CUDA:-$cuda}"
 cmake --build build -j"$(nproc)"

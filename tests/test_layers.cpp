@@ -10,7 +10,7 @@
 #include "model/layernorm.hpp"
 #include "model/linear.hpp"
 #include "model/loss.hpp"
-#include "tensor/cpu/fast_math.hpp"
+#include "tensor/ops/fast_math.hpp"
 #include "tensor/ops.hpp"
 
 namespace mt {

@@ -13,8 +13,10 @@ void AdamW::step(float lr) {
   for (const auto& p : reg_.all()) {
     const ops::AdamWStep s{
         lr, cfg_.beta1, cfg_.beta2, cfg_.eps, p.decay ? cfg_.weight_decay : 0.0f, step_};
-    ops::adamw_update(reg_.values() + p.offset, reg_.grads() + p.offset, m_.data() + p.offset,
-                      v_.data() + p.offset, p.shape.numel(), s);
+    auto view = [&](float* base) {
+      return Tensor{base + p.offset, p.shape, DType::F32, Device::CPU};
+    };
+    ops::adamw_update(view(reg_.values()), view(reg_.grads()), view(m_.data()), view(v_.data()), s);
   }
 }
 

@@ -1,4 +1,6 @@
-// The op set the model needs, on float32 CPU tensors (OpenBLAS GEMMs, OpenMP loops).
+// The op set the model needs, on float32 tensors of either device: each op runs where its
+// tensors live (all of one call's tensors on one device). CPU: OpenBLAS GEMMs and OpenMP loops
+// (tensor/ops/); CUDA: cuBLAS and kernels (tensor/cuda/), queued on the rank's stream.
 // Conventions: outputs are overwritten unless the name or comment says "accumulate" (+=);
 // a matrix argument is any tensor viewed as [numel / last_dim, last_dim].
 #pragma once
@@ -11,6 +13,9 @@ namespace mt::ops {
 // c = alpha * op(a) * op(b) + beta * c, op = transpose when t* is set.
 void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, float alpha = 1,
             float beta = 0);
+
+// src -> dst, any devices, equal bytes and dtype; returns when the copy is done.
+void copy(const Tensor& src, const Tensor& dst);
 
 // Elementwise and reductions.
 void fill(const Tensor& t, float v);
@@ -62,7 +67,7 @@ struct AdamWStep {
   float lr, beta1, beta2, eps, weight_decay;
   int64_t step;  // 1-based
 };
-void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n,
+void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                   const AdamWStep& s);
 
 }  // namespace mt::ops

@@ -2,9 +2,10 @@
 // gradient with respect to both, in one pass over the rows.
 #include <cmath>
 
-#include "tensor/cpu/fast_math.hpp"
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
+#include "tensor/ops/dispatch.hpp"
+#include "tensor/ops/fast_math.hpp"
 
 namespace mt::ops {
 
@@ -15,6 +16,8 @@ double symmetric_kl(const Tensor& z1, const Tensor& z2, const Tensor& targets, c
                targets.numel() == N && row_values.numel() == N,
            "symmetric_kl: z1 {} z2 {} targets {}", z1.shape.str(), z2.shape.str(),
            targets.shape.str());
+  MT_ON_CUDA(z1, symmetric_kl(z1.f32(), z2.f32(), targets.i32(), dz1.f32(), dz2.f32(),
+                              row_values.f32(), N, V, grad_scale));
   const float *a = z1.f32(), *b = z2.f32();
   const int32_t* y = targets.i32();
   float *da = dz1.f32(), *db = dz2.f32(), *rv = row_values.f32();

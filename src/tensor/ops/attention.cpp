@@ -5,9 +5,10 @@
 
 #include <cmath>
 
-#include "tensor/cpu/fast_math.hpp"
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
+#include "tensor/ops/dispatch.hpp"
+#include "tensor/ops/fast_math.hpp"
 
 namespace mt::ops {
 
@@ -28,6 +29,7 @@ void attention_forward(const Tensor& qkv, int n_head, const Tensor& out, const T
   const Dims D = dims_of(qkv, n_head);
   MT_CHECK(out.numel() == D.B * D.T * D.d && probs.numel() == D.B * D.H * D.T * D.T,
            "attention: out {} probs {}", out.shape.str(), probs.shape.str());
+  MT_ON_CUDA(qkv, attention_forward(qkv.f32(), out.f32(), probs.f32(), D.B, D.T, D.H, D.hd));
   const float scale = 1.0f / std::sqrt(float(D.hd));
   const float* base = qkv.f32();
   float *o = out.f32(), *P = probs.f32();
@@ -67,6 +69,8 @@ void attention_backward(const Tensor& dout, const Tensor& qkv, const Tensor& pro
   MT_CHECK(dqkv.numel() == qkv.numel() && dout.numel() == D.B * D.T * D.d &&
                scratch.numel() == probs.numel(),
            "attention_backward: shapes dout {} dqkv {}", dout.shape.str(), dqkv.shape.str());
+  MT_ON_CUDA(qkv, attention_backward(dout.f32(), qkv.f32(), probs.f32(), dqkv.f32(), scratch.f32(),
+                                     D.B, D.T, D.H, D.hd));
   const float scale = 1.0f / std::sqrt(float(D.hd));
   const float *base = qkv.f32(), *P = probs.f32(), *dO = dout.f32();
   float *dbase = dqkv.f32(), *S = scratch.f32();

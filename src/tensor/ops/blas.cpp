@@ -1,8 +1,9 @@
-// GEMM through OpenBLAS cblas_sgemm on 2-D views of tensors.
+// GEMM on 2-D views of tensors: OpenBLAS cblas_sgemm on CPU, cuBLAS on CUDA.
 #include <cblas.h>
 
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
+#include "tensor/ops/dispatch.hpp"
 
 namespace mt::ops {
 
@@ -15,6 +16,8 @@ void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c,
   MT_CHECK(k == k2 && c.size(-1) == n && c.numel() == m * n,
            "matmul: {}{} x {}{} -> {} does not fit", a.shape.str(), ta ? "^T" : "", b.shape.str(),
            tb ? "^T" : "", c.shape.str());
+  MT_ON_CUDA(c,
+             gemm(ta, tb, m, n, k, alpha, a.f32(), ac, 0, b.f32(), bc, 0, beta, c.f32(), n, 0, 1));
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
               k, alpha, a.f32(), ac, b.f32(), bc, beta, c.f32(), n);
 }

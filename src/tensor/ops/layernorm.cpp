@@ -3,6 +3,7 @@
 
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
+#include "tensor/ops/dispatch.hpp"
 
 namespace mt::ops {
 
@@ -15,6 +16,8 @@ void layernorm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
   const int64_t c = gamma.numel(), r = x.numel() / c;
   MT_CHECK(x.size(-1) == c && y.numel() == x.numel() && mean.numel() == r && rstd.numel() == r,
            "layernorm: x {} gamma {}", x.shape.str(), gamma.shape.str());
+  MT_ON_CUDA(x, layernorm_forward(x.f32(), gamma.f32(), beta.f32(), y.f32(), mean.f32(), rstd.f32(),
+                                  r, c));
   const float *px = x.f32(), *g = gamma.f32(), *b = beta.f32();
   float *py = y.f32(), *pm = mean.f32(), *ps = rstd.f32();
 #pragma omp parallel for if (r * c > 32768)
@@ -42,6 +45,8 @@ void layernorm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, 
   const int64_t c = gamma.numel(), r = x.numel() / c;
   MT_CHECK(dy.numel() == x.numel() && dx.numel() == x.numel(), "layernorm_backward: {} vs {}",
            dy.shape.str(), x.shape.str());
+  MT_ON_CUDA(x, layernorm_backward(dy.f32(), x.f32(), gamma.f32(), mean.f32(), rstd.f32(), dx.f32(),
+                                   dgamma.f32(), dbeta.f32(), r, c));
   const float *pdy = dy.f32(), *px = x.f32(), *g = gamma.f32(), *pm = mean.f32(), *ps = rstd.f32();
   float *pdx = dx.f32(), *dg = dgamma.f32(), *db = dbeta.f32();
   // dx: rows in parallel.

@@ -1,9 +1,11 @@
-// Elementwise ops, row reductions, GELU and the AdamW update (OpenMP over elements or columns).
+// Elementwise ops, row reductions, GELU and the AdamW update (on CPU: OpenMP over elements or
+// columns).
 #include <cmath>
 
-#include "tensor/cpu/fast_math.hpp"
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
+#include "tensor/ops/dispatch.hpp"
+#include "tensor/ops/fast_math.hpp"
 
 namespace mt::ops {
 
@@ -15,6 +17,7 @@ constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2 / pi)
 }  // namespace
 
 void fill(const Tensor& t, float v) {
+  MT_ON_CUDA(t, fill(t.f32(), t.numel(), v));
   float* p = t.f32();
   const int64_t n = t.numel();
 #pragma omp parallel for simd if (n > 65536)
@@ -24,6 +27,7 @@ void fill(const Tensor& t, float v) {
 void add(const Tensor& a, const Tensor& b, const Tensor& out) {
   check_same(a, b, "add");
   check_same(a, out, "add");
+  MT_ON_CUDA(out, add(a.f32(), b.f32(), out.f32(), a.numel()));
   const float *x = a.f32(), *y = b.f32();
   float* o = out.f32();
   const int64_t n = a.numel();
@@ -34,6 +38,7 @@ void add(const Tensor& a, const Tensor& b, const Tensor& out) {
 void add_rows(const Tensor& y, const Tensor& bias) {
   const int64_t c = bias.numel(), r = y.numel() / c;
   MT_CHECK(y.size(-1) == c, "add_rows: {} + {}", y.shape.str(), bias.shape.str());
+  MT_ON_CUDA(y, add_rows(y.f32(), bias.f32(), r, c));
   float* p = y.f32();
   const float* b = bias.f32();
 #pragma omp parallel for if (r * c > 65536)
@@ -45,6 +50,7 @@ void add_rows(const Tensor& y, const Tensor& bias) {
 void sum_rows_accumulate(const Tensor& dy, const Tensor& db) {
   const int64_t c = db.numel(), r = dy.numel() / c;
   MT_CHECK(dy.size(-1) == c, "sum_rows: {} into {}", dy.shape.str(), db.shape.str());
+  MT_ON_CUDA(db, sum_rows_accumulate(dy.f32(), db.f32(), r, c));
   const float* p = dy.f32();
   float* out = db.f32();
   // Columns split over threads; each column summed in row order, so the result is deterministic.
@@ -64,6 +70,7 @@ void sum_rows_accumulate(const Tensor& dy, const Tensor& db) {
 }
 
 double sum_squares(const Tensor& t) {
+  MT_ON_CUDA(t, sum_squares(t.f32(), t.numel()));
   const float* p = t.f32();
   const int64_t n = t.numel();
   double s = 0;
@@ -72,6 +79,7 @@ double sum_squares(const Tensor& t) {
 }
 
 void scale(const Tensor& t, float s) {
+  MT_ON_CUDA(t, scale(t.f32(), t.numel(), s));
   float* p = t.f32();
   const int64_t n = t.numel();
 #pragma omp parallel for simd if (n > 65536)
@@ -80,6 +88,7 @@ void scale(const Tensor& t, float s) {
 
 void gelu_forward(const Tensor& x, const Tensor& y) {
   check_same(x, y, "gelu");
+  MT_ON_CUDA(y, gelu_forward(x.f32(), y.f32(), x.numel()));
   const float* a = x.f32();
   float* o = y.f32();
   const int64_t n = x.numel();
@@ -93,6 +102,7 @@ void gelu_forward(const Tensor& x, const Tensor& y) {
 void gelu_backward(const Tensor& x, const Tensor& dy, const Tensor& dx) {
   check_same(x, dy, "gelu_backward");
   check_same(x, dx, "gelu_backward");
+  MT_ON_CUDA(dx, gelu_backward(x.f32(), dy.f32(), dx.f32(), x.numel()));
   const float *a = x.f32(), *g = dy.f32();
   float* o = dx.f32();
   const int64_t n = x.numel();
@@ -106,10 +116,17 @@ void gelu_backward(const Tensor& x, const Tensor& dy, const Tensor& dx) {
   }
 }
 
-void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n,
+void adamw_update(const Tensor& param_t, const Tensor& grad_t, const Tensor& m_t, const Tensor& v_t,
                   const AdamWStep& s) {
+  const int64_t n = param_t.numel();
+  MT_CHECK(grad_t.numel() == n && m_t.numel() == n && v_t.numel() == n,
+           "adamw_update: param {} grad {}", param_t.shape.str(), grad_t.shape.str());
   const float c1 = 1.0f - std::pow(s.beta1, float(s.step));
   const float c2 = 1.0f - std::pow(s.beta2, float(s.step));
+  float *param = param_t.f32(), *m = m_t.f32(), *v = v_t.f32();
+  const float* grad = grad_t.f32();
+  MT_ON_CUDA(param_t, adamw_update(param, grad, m, v, n, s.lr, s.beta1, s.beta2, s.eps,
+                                   s.weight_decay, c1, c2));
 #pragma omp parallel for simd if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
     m[i] = s.beta1 * m[i] + (1.0f - s.beta1) * grad[i];

@@ -1,9 +1,10 @@
 // Softmax cross-entropy with its gradient in one pass over the logits.
 #include <cmath>
 
-#include "tensor/cpu/fast_math.hpp"
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
+#include "tensor/ops/dispatch.hpp"
+#include "tensor/ops/fast_math.hpp"
 
 namespace mt::ops {
 
@@ -13,6 +14,8 @@ double cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& 
   MT_CHECK(targets.numel() == N && dlogits.numel() == logits.numel() && losses.numel() == N,
            "cross_entropy: logits {} targets {} losses {}", logits.shape.str(), targets.shape.str(),
            losses.shape.str());
+  MT_ON_CUDA(logits, cross_entropy(logits.f32(), targets.i32(), dlogits.f32(), losses.f32(), N, V,
+                                   grad_scale, count));
   const float* x = logits.f32();
   const int32_t* y = targets.i32();
   float *dx = dlogits.f32(), *per_row = losses.f32();
