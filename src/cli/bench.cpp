@@ -34,24 +34,24 @@ void random_tokens(const Tensor& t, int64_t vocab, uint64_t seed, uint64_t step)
   for (int64_t i = 0; i < t.numel(); ++i) t.i32()[i] = int32_t(rng.below(i, vocab));
 }
 
-int bench_step(const Config& cfg, int64_t vocab, int steps) {
+int bench_step(const Config& cfg, Device device, int64_t vocab, int steps) {
   GptConfig mc = cfg.model;
   mc.vocab = vocab;
-  Runtime rt = make_runtime(cfg);
+  Runtime rt = make_runtime(cfg, device);
   MT_CHECK(rt.ranks() == 1, "bench step runs on one rank");
   ParamRegistry reg;
   const Gpt model(mc, reg, rt.layout(),
                   mc.moe.gate == "hash" ? random_hash(vocab, mc.moe.num_experts, cfg.seed)
                                         : std::vector<int32_t>{});
-  reg.allocate();
+  reg.allocate(device);
   reg.initialize(cfg.seed);
   AdamW opt(reg, cfg.adamw);
-  Arena arena;
+  Arena arena(device);
   Gpt::Activations acts;
   auto step = [&](int64_t s) {
     arena.reset();
-    Tensor tokens = arena.alloc({cfg.batch_size, mc.seq_len}, DType::I32);
-    Tensor targets = arena.alloc({cfg.batch_size, mc.seq_len}, DType::I32);
+    Tensor tokens = arena.host().alloc({cfg.batch_size, mc.seq_len}, DType::I32);
+    Tensor targets = arena.host().alloc({cfg.batch_size, mc.seq_len}, DType::I32);
     random_tokens(tokens, vocab, cfg.seed, 2 * s);
     random_tokens(targets, vocab, cfg.seed, 2 * s + 1);
     reg.zero_grads();
@@ -60,6 +60,7 @@ int bench_step(const Config& cfg, int64_t vocab, int steps) {
     model.backward(arena, logits, acts);
     clip_grad_norm(reg, cfg.grad_clip);
     opt.step(1e-4f);
+    wait_for(device);
   };
   for (int s = 0; s < 3; ++s) step(s);  // warm-up: arena sized, caches and threads warm
   std::vector<double> times;
@@ -69,8 +70,10 @@ int bench_step(const Config& cfg, int64_t vocab, int steps) {
   const double tokens = double(cfg.batch_size * mc.seq_len);
   fmt::print(
       "{{\"bench\": \"step\", \"parameters\": {}, \"tokens_per_step\": {}, "
-      "\"median_step_s\": {:.6f}, \"tokens_per_s\": {:.1f}, \"threads\": {}}}\n",
-      reg.total_elements(), int64_t(tokens), median, tokens / median, openblas_get_num_threads());
+      "\"median_step_s\": {:.6f}, \"tokens_per_s\": {:.1f}, \"device\": \"{}\", "
+      "\"precision\": \"{}\", \"threads\": {}}}\n",
+      reg.total_elements(), int64_t(tokens), median, tokens / median, device_name(device),
+      cfg.precision, openblas_get_num_threads());
   return 0;
 }
 
@@ -128,18 +131,19 @@ int bench_gemm(const Config& cfg, int64_t vocab, int reps) {
 int bench(const Args& args) {
   MT_CHECK(!args.empty() &&
                (args[0] == "step" || args[0] == "gemm" || args[0] == "a2a" || args[0] == "moe"),
-           "bench: usage: moetrain bench step|gemm|a2a|moe --config FILE [--steps N] [--vocab V]");
+           "bench: usage: moetrain bench step|gemm|a2a|moe --config FILE [--steps N] [--vocab V] "
+           "[--device cpu|cuda]");
   int steps = 10;
   int64_t vocab = 4096;
   po::options_description d("moetrain bench (config keys such as --model.d_model also accepted)");
   d.add_options()("steps", po::value(&steps)->default_value(steps), "timed repetitions")(
       "vocab", po::value(&vocab)->default_value(vocab), "vocabulary size of the model");
-  Args rest;
+  Args rest, flags(args.begin() + 1, args.end());
+  const Device device = parse_device(take_flag(flags, "--device", "cpu"));
+  MT_CHECK(device == Device::CPU || args[0] == "step" || args[0] == "moe",
+           "bench {}: CPU only (--device cuda: step and moe)", args[0]);
   try {
-    const auto parsed = po::command_line_parser(Args(args.begin() + 1, args.end()))
-                            .options(d)
-                            .allow_unregistered()
-                            .run();
+    const auto parsed = po::command_line_parser(flags).options(d).allow_unregistered().run();
     po::variables_map vm;
     po::store(parsed, vm);
     po::notify(vm);
@@ -150,8 +154,8 @@ int bench(const Args& args) {
   MT_CHECK(steps > 0 && vocab > 0, "bench: --steps and --vocab must be positive");
   const Config cfg = parse_config(rest);
   if (args[0] == "a2a") return bench_a2a(cfg, steps);
-  if (args[0] == "moe") return bench_moe(cfg, steps);
-  return args[0] == "step" ? bench_step(cfg, vocab, steps) : bench_gemm(cfg, vocab, steps);
+  if (args[0] == "moe") return bench_moe(cfg, device, steps);
+  return args[0] == "step" ? bench_step(cfg, device, vocab, steps) : bench_gemm(cfg, vocab, steps);
 }
 
 }  // namespace mt::cli

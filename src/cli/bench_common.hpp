@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "io/config.hpp"
+#include "tensor/device.hpp"
 
 namespace mt::cli {
 
@@ -21,6 +22,6 @@ double best_seconds(int reps, F&& fn) {
 }
 
 int bench_a2a(const Config& cfg, int reps);
-int bench_moe(const Config& cfg, int reps);
+int bench_moe(const Config& cfg, Device device, int reps);
 
 }  // namespace mt::cli

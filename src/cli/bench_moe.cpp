@@ -3,8 +3,10 @@
 //       config's MoE layer (uniform routing) and of 4x and 16x as many tokens, as raw
 //       MPI_Alltoallv, our flat exchange (with the count exchange that precedes each dispatch)
 //       and our hierarchical exchange.
-//   moe (one rank): the MoE layer's forward + backward against a dense FFN of the same active
-//       FLOPs (top-1, expert width = FFN width) on the same tokens.
+//   moe (one rank, CPU or GPU): the MoE layer's forward + backward against a dense FFN of the
+//       same active FLOPs (top-1, expert width = FFN width) on the same tokens, and the FLOP rate
+//       of its expert GEMMs inside the layer against the same GEMMs run alone (raw cuBLAS or
+//       OpenBLAS on the same shapes).
 #include <fmt/format.h>
 #include <mpi.h>
 
@@ -17,6 +19,7 @@
 #include "model/ffn.hpp"
 #include "model/moe.hpp"
 #include "tensor/error.hpp"
+#include "tensor/ops.hpp"
 #include "tensor/rng.hpp"
 #include "train/runtime.hpp"
 
@@ -92,8 +95,33 @@ int bench_a2a(const Config& cfg, int reps) {
   return 0;
 }
 
-int bench_moe(const Config& cfg, int reps) {
-  Runtime rt = make_runtime(cfg);
+// The experts' GEMMs of one forward + backward, run alone: per local expert with r rows,
+// fc1 [r,d]x[d,f], fc2 [r,f]x[f,d], and in the backward dW1, dx, dW2 and dact. 12 d f r FLOPs.
+double raw_expert_gemms_s(Device device, const std::vector<int64_t>& rows, int64_t d, int64_t f,
+                          int reps) {
+  int64_t most = 1;
+  for (size_t e = 0; e + 1 < rows.size(); ++e) most = std::max(most, rows[e + 1] - rows[e]);
+  Buffer x(device, most * d), h(device, most * f), w1(device, d * f), w2(device, f * d),
+      y(device, most * d);
+  return best_seconds(reps, [&] {
+    for (size_t e = 0; e + 1 < rows.size(); ++e) {
+      const int64_t r = rows[e + 1] - rows[e];
+      if (r == 0) continue;
+      const Tensor tx = x.view({r, d}), th = h.view({r, f}), tw1 = w1.view({d, f}),
+                   tw2 = w2.view({f, d}), ty = y.view({r, d});
+      ops::matmul(tx, false, tw1, false, th);       // fc1
+      ops::matmul(th, false, tw2, false, ty);       // fc2
+      ops::matmul(tx, true, th, false, tw1, 1, 1);  // dW1 += x^T dpre
+      ops::matmul(th, false, tw1, true, tx);        // dx = dpre W1^T
+      ops::matmul(th, true, ty, false, tw2, 1, 1);  // dW2 += act^T dy
+      ops::matmul(ty, false, tw2, true, th);        // dact = dy W2^T
+    }
+    wait_for(device);
+  });
+}
+
+int bench_moe(const Config& cfg, Device device, int reps) {
+  Runtime rt = make_runtime(cfg, device);
   MT_CHECK(rt.ranks() == 1, "bench moe runs on one rank");
   const GptConfig& c = cfg.model;
   MoeConfig m = c.moe;
@@ -103,7 +131,7 @@ int bench_moe(const Config& cfg, int reps) {
   const MoeLayer moe(reg, "moe", d, f, m, 0, 1, 0.02f,
                      random_hash(c.vocab > 0 ? c.vocab : 4096, m.num_experts, cfg.seed));
   const Ffn ffn(reg, "ffn", d, f, 0.02f);
-  reg.allocate();
+  reg.allocate(device);
   reg.initialize(cfg.seed);
   std::vector<float> x(T * d), dy(T * d);
   const Rng rng(cfg.seed, 11);
@@ -116,27 +144,38 @@ int bench_moe(const Config& cfg, int reps) {
   step.route.group_tokens = m.group_sequences * c.seq_len;
   step.route.global_groups = T / step.route.group_tokens;
   step.route.global_tokens = T;
-  Arena arena;
+  Arena arena(device);
   MoeLayer::Cache mc;
   Ffn::Cache fc;
-  const Tensor tx{x.data(), {T, d}}, tdy{dy.data(), {T, d}};
+  Buffer bx(device, T * d), bdy(device, T * d);
+  const Tensor tx = bx.view({T, d}), tdy = bdy.view({T, d});
+  ops::copy(Tensor{x.data(), {T, d}}, tx);
+  ops::copy(Tensor{dy.data(), {T, d}}, tdy);
   int64_t kept = 0;
   const double moe_s = best_seconds(reps, [&] {
     arena.reset();
     moe.forward(arena, tx, step, mc);
     moe.backward(arena, tdy, step, mc);
+    wait_for(device);
     kept = T - mc.routing.dropped;
   });
   const double ffn_s = best_seconds(reps, [&] {
     arena.reset();
     ffn.forward(arena, tx, fc);
     ffn.backward(arena, tdy, fc);
+    wait_for(device);
   });
+  const double gemm_s = raw_expert_gemms_s(device, mc.experts.offsets, d, f, reps);
+  const double expert_flops = 12.0 * double(d) * double(f) * double(mc.experts.offsets.back());
   fmt::print(
-      "{{\"bench\": \"moe\", \"tokens\": {}, \"d\": {}, \"f\": {}, \"experts\": {}, "
-      "\"gate\": \"{}\", \"kept_choices\": {}, \"moe_s\": {:.6f}, \"ffn_s\": {:.6f}, "
-      "\"moe_tokens_per_s\": {:.1f}, \"ffn_tokens_per_s\": {:.1f}, \"ratio\": {:.3f}}}\n",
-      T, d, f, m.num_experts, m.gate, kept, moe_s, ffn_s, T / moe_s, T / ffn_s, ffn_s / moe_s);
+      "{{\"bench\": \"moe\", \"device\": \"{}\", \"precision\": \"{}\", \"tokens\": {}, "
+      "\"d\": {}, \"f\": {}, \"experts\": {}, \"gate\": \"{}\", \"kept_choices\": {}, "
+      "\"moe_s\": {:.6f}, \"ffn_s\": {:.6f}, \"moe_tokens_per_s\": {:.1f}, "
+      "\"ffn_tokens_per_s\": {:.1f}, \"ratio\": {:.3f}, \"expert_gemm_tflops_in_layer\": {:.3f}, "
+      "\"expert_gemm_tflops_raw\": {:.3f}, \"layer_vs_raw_gemms\": {:.3f}}}\n",
+      device_name(device), cfg.precision, T, d, f, m.num_experts, m.gate, kept, moe_s, ffn_s,
+      T / moe_s, T / ffn_s, ffn_s / moe_s, expert_flops / moe_s / 1e12,
+      expert_flops / gemm_s / 1e12, gemm_s / moe_s);
   return 0;
 }
 

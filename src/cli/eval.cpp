@@ -54,9 +54,9 @@ int eval(const Args& args) {
   mc.vocab = data.vocab;
   ParamRegistry reg;
   const Gpt model(mc, reg, rt.layout(), hash_table(cfg, mc.vocab));
-  reg.allocate();
+  reg.allocate(rt.device);
   load_model(checkpoint, reg);
-  Arena arena;
+  Arena arena(rt.device);
   // The phase of the step the checkpoint was written after (EvoMoE routes by phase).
   const StepPlan plan = Scheduler(cfg).plan(std::max<int64_t>(checkpoint_step(checkpoint) - 1, 0));
   const LossValue l = evaluate(model, arena, Batches(data, mc.seq_len), cfg.batch_size, batches, rt,

@@ -2,10 +2,10 @@
 #include "comm/all_to_all.hpp"
 
 #include <chrono>
-#include <cstring>
 #include <numeric>
 
 #include "tensor/error.hpp"
+#include "tensor/ops.hpp"
 
 namespace mt {
 
@@ -13,6 +13,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
+}
+// n floats from src to dst, both on device d.
+void copy_floats(float* dst, const float* src, int64_t n, Device d) {
+  if (n > 0)
+    ops::copy(Tensor{const_cast<float*>(src), {n}, DType::F32, d}, Tensor{dst, {n}, DType::F32, d});
 }
 // Offsets (prefix sums) of a count vector, into a reused buffer.
 void offsets_of(const std::vector<int>& counts, std::vector<int64_t>& o) {
@@ -38,6 +43,8 @@ HierarchicalAllToAll::HierarchicalAllToAll(ProcessGroup& group, ProcessGroup& in
            "hierarchical all-to-all: the group of {} ranks is not {} nodes x {} ranks in "
            "node-major order (rank {} is node {}, local {})",
            g_.size(), N_, G_, g_.rank(), inter.rank(), intra.rank());
+  stage_a_ = Buffer(g_.device(), 0);
+  stage_b_ = Buffer(g_.device(), 0);
   node_counts_.resize(size_t(G_) * g_.size());
   intra_send_.resize(G_);
   intra_recv_.resize(G_);
@@ -57,13 +64,13 @@ void HierarchicalAllToAll::exchange(const float* send, const std::vector<int>& s
 
   // (1) [n_dst][g_dst] -> [g_dst][n_dst], and the intra-node counts.
   const int64_t total_send = send_off[W];
-  stage_a_.resize(std::max<int64_t>(total_send, 1));
+  stage_a_.reserve(total_send);
   int64_t pos = 0;
   for (int gd = 0; gd < G_; ++gd) {
     int64_t block = 0;
     for (int nd = 0; nd < N_; ++nd) {
       const int dst = nd * G_ + gd;
-      std::memcpy(stage_a_.data() + pos, send + send_off[dst], sizeof(float) * send_counts[dst]);
+      copy_floats(stage_a_.data() + pos, send + send_off[dst], send_counts[dst], g_.device());
       pos += send_counts[dst];
       block += send_counts[dst];
     }
@@ -77,7 +84,7 @@ void HierarchicalAllToAll::exchange(const float* send, const std::vector<int>& s
     total_mid += block;
   }
   // (2) Inside the node: rank (n, g) now holds, from every g_src, the chunks for (n_dst, g).
-  stage_b_.resize(std::max<int64_t>(total_mid, 1));
+  stage_b_.reserve(total_mid);
   intra_.all_to_all_v(stage_a_.data(), intra_send_, stage_b_.data(), intra_recv_);
 
   // (3) [g_src][n_dst] -> [n_dst][g_src], and the inter-node counts.
@@ -85,14 +92,13 @@ void HierarchicalAllToAll::exchange(const float* send, const std::vector<int>& s
   mid_off.assign(size_t(G_) * N_ + 1, 0);
   for (int gs = 0, i = 0; gs < G_; ++gs)
     for (int nd = 0; nd < N_; ++nd, ++i) mid_off[i + 1] = mid_off[i] + C(gs, nd * G_ + me);
-  stage_a_.resize(std::max<int64_t>(total_mid, 1));
+  stage_a_.reserve(total_mid);  // stage 1 is done with it
   pos = 0;
   for (int nd = 0; nd < N_; ++nd) {
     int64_t block = 0;
     for (int gs = 0; gs < G_; ++gs) {
       const int n = C(gs, nd * G_ + me);
-      std::memcpy(stage_a_.data() + pos, stage_b_.data() + mid_off[gs * N_ + nd],
-                  sizeof(float) * n);
+      copy_floats(stage_a_.data() + pos, stage_b_.data() + mid_off[gs * N_ + nd], n, g_.device());
       pos += n;
       block += n;
     }

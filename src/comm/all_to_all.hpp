@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "comm/process_group.hpp"
+#include "tensor/buffer.hpp"
 
 namespace mt {
 
@@ -54,7 +55,7 @@ class HierarchicalAllToAll : public AllToAll {
   int N_, G_;
   std::vector<int> node_counts_;  // [G][W]: send counts of every rank on this node
   std::vector<int64_t> send_off_, mid_off_;
-  std::vector<float> stage_a_, stage_b_;
+  Buffer stage_a_, stage_b_;  // on the group's payload device
   std::vector<int> intra_send_, intra_recv_, inter_send_, inter_recv_;
 };
 

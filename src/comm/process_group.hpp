@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "tensor/tensor.hpp"
+
 namespace mt {
 
 class ProcessGroup {
@@ -15,6 +17,8 @@ class ProcessGroup {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual const std::string& name() const = 0;
+  // Where the float payloads of all_to_all_v, all_reduce_sum(float*) and gather live.
+  virtual Device device() const { return Device::CPU; }
 
   // Variable all-to-all of floats: send_counts[p] floats (contiguous, in peer order) go to peer
   // p; recv_counts[p] floats arrive from peer p, in peer order. Both count vectors are known to

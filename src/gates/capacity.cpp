@@ -16,8 +16,8 @@ Routing Gate::route_local(Arena&, const Tensor&, const RouteContext&, int, int) 
 Routing one_choice(Arena& arena, int64_t tokens, int num_experts, const RouteContext& ctx) {
   Routing r;
   r.ctx = ctx;
-  r.expert = arena.alloc({tokens, 1}, DType::I32);
-  r.weight = arena.alloc({tokens, 1});
+  r.expert = arena.host().alloc({tokens, 1}, DType::I32);
+  r.weight = arena.host().alloc({tokens, 1});
   float* w = r.weight.f32();
   for (int64_t t = 0; t < tokens; ++t) w[t] = 1.0f;
   r.load.assign(num_experts, 0);

@@ -3,7 +3,6 @@
 
 #include <cmath>
 
-#include "tensor/ops.hpp"
 #include "tensor/rng.hpp"
 
 namespace mt {
@@ -32,12 +31,11 @@ Routing EvoGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) c
   // Dense-to-Sparse: column e of [T, E] is expert e, -1 where inactive.
   r.k = int(E);
   r.x = x;
-  r.probs = arena.alloc({T, E});  // the gate values g
-  r.expert = arena.alloc({T, E}, DType::I32);
-  r.weight = arena.alloc({T, E});
+  r.probs = router_logits(arena, x, reg_.value(top1_.weight_index()));  // becomes the gate values g
+  r.expert = arena.host().alloc({T, E}, DType::I32);
+  r.weight = arena.host().alloc({T, E});
   const int64_t G = ctx.group_tokens;
-  r.frac = arena.zeros({T / G, E});  // each group's share of active pairs per expert
-  ops::matmul(x, false, reg_.value(top1_.weight_index()), false, r.probs);
+  r.frac = arena.host().zeros({T / G, E});  // each group's share of active pairs per expert
   const Rng gumbel(ctx.seed,
                    stream_id({name_hash("dts-gumbel"), uint64_t(ctx.step), uint64_t(ctx.layer)}));
   float *g = r.probs.f32(), *w = r.weight.f32();
@@ -95,7 +93,7 @@ void EvoGate::backward(Arena& arena, const Routing& r, const Tensor& dweight,
   const int64_t T = r.x.size(0), E = num_experts_;
   const float *g = r.probs.f32(), *dw = dweight.f32(), *frac = r.frac.f32();
   const int32_t* e = r.expert.i32();
-  Tensor dh = arena.alloc({T, E});
+  Tensor dh = arena.host().alloc({T, E});
   float* d = dh.f32();
   const int64_t G = r.ctx.group_tokens;
   const float aux_scale = float(aux_weight_ * E / (double(G) * double(r.ctx.global_groups)));
@@ -110,8 +108,7 @@ void EvoGate::backward(Arena& arena, const Routing& r, const Tensor& dweight,
     for (int64_t j = 0; j < E; ++j) dg[j] = row[j] * (dg[j] - dot) / r.ctx.tau;
   }
   const int w = top1_.weight_index();
-  ops::matmul(r.x, true, dh, false, reg_.grad(w), 1.0f, 1.0f);
-  ops::matmul(dh, false, reg_.value(w), true, dx, 1.0f, 1.0f);
+  router_backward(arena, r.x, dh, reg_.value(w), reg_.grad(w), dx);
 }
 
 }  // namespace mt

@@ -26,6 +26,7 @@ struct RouteContext {
   float tau = 1.0f;                    // EvoMoE dense-to-sparse temperature
 };
 
+// Everything but x lives on the host: routing is decided there, whatever the device.
 struct Routing {
   int k = 1;
   RouteContext ctx;
@@ -53,6 +54,12 @@ class Gate {
   virtual void backward(Arena& arena, const Routing& r, const Tensor& dweight,
                         const Tensor& dx) const = 0;
 };
+
+// Learned routers: the logits h = x W [T, E] as a host tensor (computed on x's device; on the
+// CPU no copy is made), and the backward: dW += x^T dh, dx += dh W^T for a host dh.
+Tensor router_logits(Arena& arena, const Tensor& x, const Tensor& w);
+void router_backward(Arena& arena, const Tensor& x, const Tensor& dh, const Tensor& w,
+                     const Tensor& dw, const Tensor& dx);
 
 // A routing of one choice per token, weight 1, nothing dropped, no losses: fill expert [T, 1],
 // then count the load with count_load().

@@ -15,10 +15,11 @@ TopKGate::TopKGate(ParamRegistry& reg, const std::string& prefix, int64_t d, con
   MT_CHECK(c.k <= c.num_experts, "top-k gate: k = {} with {} experts", c.k, c.num_experts);
 }
 
-void TopKGate::softmax(const Tensor& x, const Tensor& probs, const Tensor& lse) const {
+void TopKGate::softmax(Arena& arena, const Tensor& x, Routing& r) const {
   const int64_t T = x.size(0), E = cfg_.num_experts;
-  ops::matmul(x, false, reg_.value(w_), false, probs);
-  float *p = probs.f32(), *l = lse.f32();
+  r.probs = router_logits(arena, x, reg_.value(w_));
+  r.lse = arena.host().alloc({T});
+  float *p = r.probs.f32(), *l = r.lse.f32();
   for (int64_t t = 0; t < T; ++t) {
     float* row = p + t * E;
     float mx = row[0];
@@ -35,9 +36,7 @@ Routing TopKGate::route_local(Arena& arena, const Tensor& x, const RouteContext&
   const int64_t T = x.size(0), E = cfg_.num_experts;
   Routing r = one_choice(arena, T, int(E), ctx);
   r.local = true;
-  r.probs = arena.alloc({T, E});
-  r.lse = arena.alloc({T});
-  softmax(x, r.probs, r.lse);
+  softmax(arena, x, r);
   for (int64_t t = 0; t < T; ++t) {
     const float* row = r.probs.f32() + t * E;
     int32_t best = first;
@@ -56,14 +55,12 @@ Routing TopKGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) 
   r.k = int(k);
   r.ctx = ctx;
   r.x = x;
-  r.probs = arena.alloc({T, E});
-  r.lse = arena.alloc({T});
-  r.expert = arena.alloc({T, k}, DType::I32);
-  r.choice = arena.alloc({T, k}, DType::I32);
-  r.weight = arena.alloc({T, k});
-  r.frac = arena.zeros({T / G, E});
+  softmax(arena, x, r);
+  r.expert = arena.host().alloc({T, k}, DType::I32);
+  r.choice = arena.host().alloc({T, k}, DType::I32);
+  r.weight = arena.host().alloc({T, k});
+  r.frac = arena.host().zeros({T / G, E});
   r.load.assign(E, 0);
-  softmax(x, r.probs, r.lse);
   float *p = r.probs.f32(), *lse = r.lse.f32(), *w = r.weight.f32(), *frac = r.frac.f32();
   int32_t *e = r.expert.i32(), *c = r.choice.i32();
   const Rng second(
@@ -116,7 +113,7 @@ void TopKGate::backward(Arena& arena, const Routing& r, const Tensor& dweight,
   const int64_t T = r.x.size(0), E = cfg_.num_experts, k = cfg_.k, G = r.ctx.group_tokens;
   const float *p = r.probs.f32(), *lse = r.lse.f32(), *dw = dweight.f32(), *frac = r.frac.f32();
   const int32_t *e = r.expert.i32(), *c = r.choice.i32();
-  Tensor dh = arena.alloc({T, E});
+  Tensor dh = arena.host().alloc({T, E});
   float* d = dh.f32();
   const float aux_scale = float(cfg_.aux_weight * E / (double(G) * double(r.ctx.global_groups)));
   const float z_scale = float(2.0 * cfg_.z_weight / double(r.ctx.global_tokens));
@@ -141,8 +138,7 @@ void TopKGate::backward(Arena& arena, const Routing& r, const Tensor& dweight,
     for (int64_t j = 0; j < E; ++j) dot += row[j] * dp[j];
     for (int64_t j = 0; j < E; ++j) dp[j] = row[j] * (dp[j] - dot) + z_scale * lse[t] * row[j];
   }
-  ops::matmul(r.x, true, dh, false, reg_.grad(w_), 1.0f, 1.0f);
-  ops::matmul(dh, false, reg_.value(w_), true, dx, 1.0f, 1.0f);
+  router_backward(arena, r.x, dh, reg_.value(w_), reg_.grad(w_), dx);
 }
 
 }  // namespace mt

@@ -31,8 +31,8 @@ class TopKGate : public Gate {
   const ParamRegistry& reg_;
   int w_;  // [d, E]
   TopKConfig cfg_;
-  // logits x W, softmaxed in place into probs [T, E]; lse [T] gets each row's log-sum-exp.
-  void softmax(const Tensor& x, const Tensor& probs, const Tensor& lse) const;
+  // r.probs = softmax(x W) [T, E] and r.lse [T], each row's log-sum-exp, on the host.
+  void softmax(Arena& arena, const Tensor& x, Routing& r) const;
 };
 
 }  // namespace mt

@@ -64,18 +64,23 @@ void save_checkpoint(const std::string& path, const ParamRegistry& reg, AdamW& o
       h5::make_group(*f, "/scheduler");
       for (const auto& [key, value] : scheduler) h5::set_attr(*f, "/scheduler", key, value);
     }
-    if (gathers)
+    if (gathers) {
+      std::vector<float> staged[3];  // GPU runs: the flat arrays copied to the host
+      const float* values = host_floats(reg.value_buffer(), staged[0]);
+      const float* m = host_floats(opt.m(), staged[1]);
+      const float* v = host_floats(opt.v(), staged[2]);
       for (size_t i = 0; i < reg.size(); ++i) {
         const ParamInfo& p = reg.info(int(i));
         const std::pair<std::string, const float*> parts[] = {
-            {"/model/" + p.name, reg.value(int(i)).f32()},
-            {"/optim/" + p.name + "/m", opt.m().data() + p.offset},
-            {"/optim/" + p.name + "/v", opt.v().data() + p.offset}};
+            {"/model/" + p.name, values + p.offset},
+            {"/optim/" + p.name + "/m", m + p.offset},
+            {"/optim/" + p.name + "/v", v + p.offset}};
         for (const auto& [name, local] : parts) {
           const float* data = assemble(p, local);
           if (root) h5::write(*f, name, data, p.shape.with_first(p.global_rows));
         }
       }
+    }
     if (root) {
       h5::set_attr(*f, "/optim", "step", opt.steps());
       f->flush();
@@ -95,11 +100,13 @@ void save_checkpoint(const std::string& path, const ParamRegistry& reg, AdamW& o
 void load_model(const std::string& path, ParamRegistry& reg) {
   h5::File f(path, h5::File::Read);
   check_format(f);
+  std::vector<float> staging;
+  float* values = host_floats(reg.value_buffer(), staging);
   for (size_t i = 0; i < reg.size(); ++i) {
     const ParamInfo& p = reg.info(int(i));
-    h5::read_rows(f, "/model/" + p.name, reg.value(int(i)).f32(), p.shape, p.global_rows,
-                  p.row_offset);
+    h5::read_rows(f, "/model/" + p.name, values + p.offset, p.shape, p.global_rows, p.row_offset);
   }
+  store_host_floats(reg.value_buffer(), staging);
 }
 
 std::string checkpoint_config(const std::string& path) {
@@ -117,13 +124,16 @@ int64_t checkpoint_step(const std::string& path) {
 int64_t load_optimizer(const std::string& path, const ParamRegistry& reg, AdamW& opt) {
   h5::File f(path, h5::File::Read);
   check_format(f);
+  std::vector<float> staged_m, staged_v;
+  float* m = host_floats(opt.m(), staged_m);
+  float* v = host_floats(opt.v(), staged_v);
   for (size_t i = 0; i < reg.size(); ++i) {
     const ParamInfo& p = reg.info(int(i));
-    h5::read_rows(f, "/optim/" + p.name + "/m", opt.m().data() + p.offset, p.shape, p.global_rows,
-                  p.row_offset);
-    h5::read_rows(f, "/optim/" + p.name + "/v", opt.v().data() + p.offset, p.shape, p.global_rows,
-                  p.row_offset);
+    h5::read_rows(f, "/optim/" + p.name + "/m", m + p.offset, p.shape, p.global_rows, p.row_offset);
+    h5::read_rows(f, "/optim/" + p.name + "/v", v + p.offset, p.shape, p.global_rows, p.row_offset);
   }
+  store_host_floats(opt.m(), staged_m);
+  store_host_floats(opt.v(), staged_v);
   return h5::attr_int(f, "/optim", "step");
 }
 

@@ -65,6 +65,7 @@ po::options_description options(Config& c) {
     ("train.min_lr", po::value(&s.min_lr)->default_value(s.min_lr), "final learning rate (cosine)")
     ("train.warmup", po::value(&s.warmup)->default_value(s.warmup), "linear warmup steps")
     ("train.schedule", po::value(&s.kind)->default_value(s.kind), "cosine | inv_sqrt | constant")
+    ("train.precision", po::value(&c.precision)->default_value(c.precision), "fp32 | bf16: with --device cuda, matmuls on bf16 tensor cores (fp32 weights, optimizer state and reductions)")
     ("train.beta1", po::value(&a.beta1)->default_value(a.beta1), "AdamW beta1")
     ("train.beta2", po::value(&a.beta2)->default_value(a.beta2), "AdamW beta2")
     ("train.eps", po::value(&a.eps)->default_value(a.eps), "AdamW epsilon")
@@ -162,6 +163,8 @@ void validate(const Config& c) {
            "config: gd.mode = '{}' (gate_drop or gate_expert_drop)", e.gd_mode);
   MT_CHECK(e.gd_p == 0 || e.gate == "switch" || e.gate == "gshard",
            "config: gd.p > 0 needs a learned gate (moe.gate = switch or gshard)");
+  MT_CHECK(c.precision == "fp32" || c.precision == "bf16",
+           "config: train.precision = '{}' (fp32 or bf16)", c.precision);
   MT_CHECK(c.a2a == "flat" || c.a2a == "hierarchical",
            "config: dist.a2a = '{}' (flat or hierarchical)", c.a2a);
   MT_CHECK(c.ep_size >= 0 && c.ranks_per_node >= 0,

@@ -26,6 +26,7 @@ struct Config {
   ScheduleConfig schedule;
   AdamWConfig adamw;
   double grad_clip = 1.0;
+  std::string precision = "fp32";  // fp32 | bf16 (GPU matmuls in bf16, fp32 master weights)
   int64_t log_every = 10;
   int64_t eval_every = 200;
   int64_t eval_batches = 20;     // 0: the whole split

@@ -1,7 +1,7 @@
 // Local experts: forward and backward side by side, one FFN per expert on its rows.
 #include "model/experts.hpp"
 
-#include <cstring>
+#include "tensor/ops.hpp"
 
 #include "tensor/error.hpp"
 
@@ -35,7 +35,7 @@ Tensor Experts::forward(Arena& arena, const Tensor& x, const std::vector<int64_t
     if (offsets[e] == offsets[e + 1]) continue;  // no tokens: nothing to compute
     Tensor out = ffn_forward(arena, x.rows(offsets[e], offsets[e + 1]), slice(e, false),
                              cache.per_expert[e]);
-    std::memcpy(y.rows(offsets[e], offsets[e + 1]).data, out.data, out.bytes());
+    ops::copy(out, y.rows(offsets[e], offsets[e + 1]));
   }
   return y;
 }
@@ -47,7 +47,7 @@ Tensor Experts::backward(Arena& arena, const Tensor& dy, const Cache& cache) con
     if (o[e] == o[e + 1]) continue;
     Tensor d = ffn_backward(arena, dy.rows(o[e], o[e + 1]), slice(e, false), slice(e, true),
                             cache.per_expert[e]);
-    std::memcpy(dx.rows(o[e], o[e + 1]).data, d.data, d.bytes());
+    ops::copy(d, dx.rows(o[e], o[e + 1]));
   }
   return dx;
 }

@@ -64,7 +64,7 @@ Gpt::Gpt(const GptConfig& c, ParamRegistry& reg, const ExpertLayout& layout,
 Tensor Gpt::forward(Arena& arena, const Tensor& tokens, Activations& acts,
                     const PassContext& ctx) const {
   const int64_t B = tokens.size(0), T = tokens.size(1);
-  acts.tokens = tokens;
+  acts.tokens = arena.to_device(tokens);
   acts.blocks.resize(blocks_.size());
   RouteContext& r = acts.step.route;
   acts.step.a2a = ctx.a2a;
@@ -83,7 +83,7 @@ Tensor Gpt::forward(Arena& arena, const Tensor& tokens, Activations& acts,
   r.pass = ctx.pass;
   r.phase = ctx.phase;
   r.tau = ctx.tau;
-  Tensor x = emb_.forward(arena, tokens);
+  Tensor x = emb_.forward(arena, acts.tokens);
   for (size_t i = 0; i < blocks_.size(); ++i) {
     r.layer = int(i);
     x = blocks_[i].forward(arena, x, acts.blocks[i], acts.step);

@@ -13,7 +13,7 @@ LossValue lm_loss(Arena& arena, const Tensor& logits, const Tensor& targets, dou
   Tensor losses = arena.alloc({targets.numel()});
   LossValue out;
   const float scale = normalizer > 0 ? float(1.0 / normalizer) : 0.0f;
-  out.sum = ops::cross_entropy(logits, targets, logits, losses, scale, &out.count);
+  out.sum = ops::cross_entropy(logits, arena.to_device(targets), logits, losses, scale, &out.count);
   return out;
 }
 
@@ -23,7 +23,8 @@ ThorLoss thor_loss(Arena& arena, const Tensor& z1, const Tensor& z2, const Tenso
   Tensor rows = arena.alloc({targets.numel()});
   ThorLoss out;
   // The consistency gradients first: the cross-entropy below overwrites the logits.
-  out.cr_sum = ops::symmetric_kl(z1, z2, targets, dz1, dz2, rows, float(alpha / normalizer));
+  out.cr_sum = ops::symmetric_kl(z1, z2, arena.to_device(targets), dz1, dz2, rows,
+                                 float(alpha / normalizer));
   const LossValue a = lm_loss(arena, z1, targets, normalizer);
   const LossValue b = lm_loss(arena, z2, targets, normalizer);
   ops::add(z1, dz1, z1);

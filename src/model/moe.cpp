@@ -1,13 +1,12 @@
 // MoE layer: forward and backward side by side.
 #include "model/moe.hpp"
 
-#include <cstring>
-
 #include "gates/evomoe.hpp"
 #include "gates/hash.hpp"
 #include "gates/thor.hpp"
 #include "gates/topk.hpp"
 #include "tensor/error.hpp"
+#include "tensor/ops.hpp"
 
 namespace mt {
 
@@ -34,9 +33,6 @@ std::unique_ptr<Gate> make_gate(ParamRegistry& reg, const std::string& prefix, i
   return std::make_unique<TopKGate>(reg, prefix, d, t);
 }
 
-void copy_row(float* dst, const float* src, int64_t d) {
-  std::memcpy(dst, src, sizeof(float) * d);
-}
 }  // namespace
 
 MoeLayer::MoeLayer(ParamRegistry& reg, const std::string& prefix, int64_t d, int64_t f,
@@ -55,19 +51,17 @@ void MoeLayer::exchange(const MoeStep& step, const Cache& c, const Tensor& send,
                         const std::vector<int>& send_counts, const Tensor& recv,
                         const std::vector<int>& recv_counts) {
   if (c.routing.local)
-    std::memcpy(recv.data, send.data, send.bytes());  // every row stays on this rank
+    ops::copy(send, recv);  // every row stays on this rank
   else
     step.a2a->exchange(send.f32(), send_counts, recv.f32(), recv_counts);
 }
 
 void MoeLayer::permute(const Tensor& in, const Tensor& out, const Cache& c, bool to_expert_major) {
-  const int64_t d = in.size(-1);
-  const float* src = in.f32();
-  float* dst = out.f32();
   for (size_t i = 0; i < c.recv_rows.size(); ++i) {
     const int64_t from = to_expert_major ? c.peer_major[i] : c.expert_major[i];
     const int64_t to = to_expert_major ? c.expert_major[i] : c.peer_major[i];
-    std::memcpy(dst + to * d, src + from * d, sizeof(float) * d * c.recv_rows[i]);
+    if (c.recv_rows[i] > 0)
+      ops::copy(in.rows(from, from + c.recv_rows[i]), out.rows(to, to + c.recv_rows[i]));
   }
 }
 
@@ -84,7 +78,7 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cac
   c.routing = step.gate_drop ? gate_->route_local(arena, x, step.route, experts_.first(), local_)
                              : gate_->route(arena, x, step.route);
   const int k = c.routing.k;
-  const int32_t* expert = c.routing.expert.i32();
+  const int32_t* expert = c.routing.expert.i32();  // routing decisions live on the host
   // Bucket the kept (token, choice) pairs by expert, in token order within an expert.
   c.send_rows.assign(E, 0);
   for (int64_t i = 0; i < T * k; ++i)
@@ -93,14 +87,17 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cac
   start.assign(E + 1, 0);
   for (int64_t e = 0; e < E; ++e) start[e + 1] = start[e] + c.send_rows[e];
   const int64_t n = start[E];
-  c.order.assign(n, 0);
+  Tensor source = arena.host().alloc({n}, DType::I32);  // assignment -> token row
   c.slot.assign(T * k, -1);
   for (int64_t i = 0; i < T * k; ++i)
     if (expert[i] >= 0) {
       const int64_t a = start[expert[i]]++;
-      c.order[a] = int32_t(i);
+      source.i32()[a] = int32_t(i / k);
       c.slot[i] = int32_t(a);
     }
+  // The combine's indices and weights where the rows are (a view of c.slot on the CPU).
+  c.slots = arena.to_device(Tensor{c.slot.data(), {T, k}, DType::I32, Device::CPU});
+  c.weights = arena.to_device(c.routing.weight);
   // Counts first (rows per peer and local expert), then the tokens.
   c.recv_rows.assign(E, 0);
   if (c.routing.local)
@@ -117,7 +114,7 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cac
       received += c.recv_rows[p * local_ + e];
     }
   Tensor send = arena.alloc({n, d});
-  for (int64_t a = 0; a < n; ++a) copy_row(send.f32() + a * d, x.f32() + (c.order[a] / k) * d, d);
+  ops::gather_rows(x, arena.to_device(source), send);
   Tensor recv = arena.alloc({received, d});
   exchange(step, c, send, c.send_counts, recv, c.recv_counts);
   // Local experts on contiguous rows: block offsets in both orders, then each expert's rows.
@@ -138,16 +135,7 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cac
   exchange(step, c, recv, c.recv_counts, c.back, c.send_counts);
   // Weighted combine, each token's choices summed in order.
   Tensor y = arena.zeros({T, d});
-  const float* w = c.routing.weight.f32();
-  for (int64_t t = 0; t < T; ++t)
-    for (int j = 0; j < k; ++j) {
-      const int32_t a = c.slot[t * k + j];
-      if (a < 0) continue;
-      const float* src = c.back.f32() + a * d;
-      float* dst = y.f32() + t * d;
-      const float wt = w[t * k + j];
-      for (int64_t i = 0; i < d; ++i) dst[i] += wt * src[i];
-    }
+  ops::combine_rows(c.back, c.slots, c.weights, y);
   return y;
 }
 
@@ -156,23 +144,9 @@ Tensor MoeLayer::backward(Arena& arena, const Tensor& dy, const MoeStep& step,
   const int64_t T = dy.size(0), d = dy.size(1);
   if (c.skipped) return arena.zeros({T, d});
   const int64_t n = c.back.size(0);
-  const int k = c.routing.k;
-  const float* w = c.routing.weight.f32();
-  Tensor dweight = arena.zeros({T, k});
+  Tensor dweight = arena.zeros(c.slots.shape);
   Tensor dback = arena.alloc({n, d});
-  for (int64_t t = 0; t < T; ++t)
-    for (int j = 0; j < k; ++j) {
-      const int32_t a = c.slot[t * k + j];
-      if (a < 0) continue;
-      const float *g = dy.f32() + t * d, *out = c.back.f32() + a * d;
-      float* db = dback.f32() + a * d;
-      float dot = 0;
-      for (int64_t i = 0; i < d; ++i) {
-        dot += g[i] * out[i];
-        db[i] = w[t * k + j] * g[i];
-      }
-      dweight.f32()[t * k + j] = dot;
-    }
+  ops::combine_rows_backward(dy, c.back, c.slots, c.weights, dback, dweight);
   const int64_t received = c.expert_rows.back();
   Tensor recv = arena.alloc({received, d});
   exchange(step, c, dback, c.send_counts, recv, c.recv_counts);
@@ -183,15 +157,8 @@ Tensor MoeLayer::backward(Arena& arena, const Tensor& dy, const MoeStep& step,
   Tensor dsend = arena.alloc({n, d});
   exchange(step, c, recv, c.recv_counts, dsend, c.send_counts);
   Tensor dx = arena.zeros({T, d});
-  for (int64_t t = 0; t < T; ++t)
-    for (int j = 0; j < k; ++j) {
-      const int32_t a = c.slot[t * k + j];
-      if (a < 0) continue;
-      const float* src = dsend.f32() + a * d;
-      float* dst = dx.f32() + t * d;
-      for (int64_t i = 0; i < d; ++i) dst[i] += src[i];
-    }
-  gate_->backward(arena, c.routing, dweight, dx);
+  ops::combine_rows(dsend, c.slots, Tensor{}, dx);  // each choice's gradient, weight 1
+  gate_->backward(arena, c.routing, arena.to_host(dweight), dx);
   return dx;
 }
 

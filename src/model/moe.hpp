@@ -45,9 +45,9 @@ class MoeLayer {
            int ep_rank, int ep_size, float proj_std, const std::vector<int32_t>& hash_table);
   struct Cache {
     Routing routing;
-    bool skipped = false;        // Gate-Expert-Drop step: the layer was the identity (y = 0)
-    std::vector<int32_t> order;  // assignment i -> pair t * k + j, grouped by expert
-    std::vector<int32_t> slot;   // pair t * k + j -> assignment index, or -1 (dropped)
+    bool skipped = false;       // Gate-Expert-Drop step: the layer was the identity (y = 0)
+    std::vector<int32_t> slot;  // pair t * k + j -> assignment index, or -1 (dropped)
+    Tensor slots, weights;      // slot and the combine weights [T, k] on the rows' device
     std::vector<int> send_rows, recv_rows;      // [peer][local expert] rows
     std::vector<int> send_counts, recv_counts;  // floats per peer
     // Row offsets of block (peer, local expert) in peer-major and in expert-major order, of

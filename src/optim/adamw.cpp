@@ -6,17 +6,19 @@
 namespace mt {
 
 AdamW::AdamW(ParamRegistry& reg, const AdamWConfig& c)
-    : reg_(reg), cfg_(c), m_(reg.total_elements(), 0.0f), v_(reg.total_elements(), 0.0f) {}
+    : reg_(reg),
+      cfg_(c),
+      m_(reg.device(), reg.total_elements()),
+      v_(reg.device(), reg.total_elements()) {}
 
 void AdamW::step(float lr) {
   ++step_;
-  for (const auto& p : reg_.all()) {
+  for (size_t i = 0; i < reg_.size(); ++i) {
+    const ParamInfo& p = reg_.info(int(i));
     const ops::AdamWStep s{
         lr, cfg_.beta1, cfg_.beta2, cfg_.eps, p.decay ? cfg_.weight_decay : 0.0f, step_};
-    auto view = [&](float* base) {
-      return Tensor{base + p.offset, p.shape, DType::F32, Device::CPU};
-    };
-    ops::adamw_update(view(reg_.values()), view(reg_.grads()), view(m_.data()), view(v_.data()), s);
+    ops::adamw_update(reg_.value(int(i)), reg_.grad(int(i)), m_.view(p.shape, p.offset),
+                      v_.view(p.shape, p.offset), s);
   }
 }
 

@@ -1,8 +1,6 @@
 // AdamW (Loshchilov & Hutter): bias-corrected moments, decoupled weight decay on the parameters
 // the registry marks for decay. Moments are flat arrays aligned with the registry's values.
 #pragma once
-#include <vector>
-
 #include "tensor/params.hpp"
 
 namespace mt {
@@ -18,13 +16,14 @@ class AdamW {
   void step(float lr);
   int64_t steps() const { return step_; }
   void set_steps(int64_t s) { step_ = s; }  // when resuming
-  std::vector<float>& m() { return m_; }
-  std::vector<float>& v() { return v_; }
+  // The moments, flat like the registry's values and on its device.
+  const Buffer& m() const { return m_; }
+  const Buffer& v() const { return v_; }
 
  private:
   ParamRegistry& reg_;
   AdamWConfig cfg_;
-  std::vector<float> m_, v_;
+  Buffer m_, v_;
   int64_t step_ = 0;
 };
 

@@ -10,7 +10,7 @@ namespace mt {
 namespace {
 double squares(ParamRegistry& reg, ParamKind kind) {
   const auto [begin, end] = reg.range(kind);
-  return ops::sum_squares(Tensor{reg.grads() + begin, {end - begin}, DType::F32, Device::CPU});
+  return ops::sum_squares(Tensor{reg.grads() + begin, {end - begin}, DType::F32, reg.device()});
 }
 }  // namespace
 
@@ -23,7 +23,7 @@ double grad_norm(ParamRegistry& reg, ProcessGroup* ep) {
 double clip_grad_norm(ParamRegistry& reg, double max_norm, ProcessGroup* ep) {
   const double norm = grad_norm(reg, ep);
   if (max_norm > 0 && norm > max_norm) {
-    ops::scale(Tensor{reg.grads(), {reg.total_elements()}, DType::F32, Device::CPU},
+    ops::scale(Tensor{reg.grads(), {reg.total_elements()}, DType::F32, reg.device()},
                float(max_norm / (norm + 1e-6)));
   }
   return norm;

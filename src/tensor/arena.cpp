@@ -1,9 +1,7 @@
-// Arena implementation: 64-byte aligned bump allocation over a list of blocks.
+// Arena implementation: 64-byte aligned bump allocation over a list of Buffers.
 #include "tensor/arena.hpp"
 
-#include <cstdlib>
-#include <cstring>
-#include <new>
+#include "tensor/ops.hpp"
 
 namespace mt {
 
@@ -14,33 +12,35 @@ size_t round_up(size_t n) {
 }
 }  // namespace
 
-Arena::~Arena() {
-  for (auto& b : blocks_) std::free(b.ptr);
+Arena::Arena(Device device) : device_(device) {
+  if (device != Device::CPU) host_ = std::make_unique<Arena>(Device::CPU);
 }
 
 size_t Arena::capacity() const {
   size_t n = 0;
-  for (auto& b : blocks_) n += b.size;
+  for (auto& b : blocks_) n += size_t(b.size()) * sizeof(float);
   return n;
 }
 
+size_t Arena::system_allocations() const {
+  return system_allocations_ + (host_ ? host_->system_allocations() : 0);
+}
+
 void Arena::add_block(size_t min_bytes) {
-  size_t size =
-      round_up(std::max(min_bytes, blocks_.empty() ? size_t(1) << 20 : 2 * blocks_.back().size));
-  void* p = std::aligned_alloc(kAlign, size);
-  if (!p) throw std::bad_alloc();
-  blocks_.push_back({static_cast<char*>(p), size});
+  const size_t last = blocks_.empty() ? size_t(1) << 20 : 2 * size_t(blocks_.back().size()) * 4;
+  const size_t size = round_up(std::max(min_bytes, last));
+  blocks_.emplace_back(device_, int64_t(size / sizeof(float)));
   ++system_allocations_;
 }
 
 Tensor Arena::alloc(Shape s, DType t) {
   size_t bytes = round_up(std::max<size_t>(s.numel() * dtype_size(t), 1));
-  while (current_ < blocks_.size() && offset_ + bytes > blocks_[current_].size) {
+  while (current_ < blocks_.size() && offset_ + bytes > size_t(blocks_[current_].size()) * 4) {
     ++current_;
     offset_ = 0;
   }
   if (current_ == blocks_.size()) add_block(bytes);
-  Tensor out{blocks_[current_].ptr + offset_, s, t, Device::CPU};
+  Tensor out{reinterpret_cast<char*>(blocks_[current_].data()) + offset_, s, t, device_};
   offset_ += bytes;
   used_ += bytes;
   return out;
@@ -48,14 +48,28 @@ Tensor Arena::alloc(Shape s, DType t) {
 
 Tensor Arena::zeros(Shape s, DType t) {
   Tensor out = alloc(s, t);
-  std::memset(out.data, 0, out.bytes());
+  zero_bytes(out);
   return out;
 }
 
+Tensor Arena::to_host(const Tensor& t) {
+  if (t.device == Device::CPU) return t;
+  Tensor h = host().alloc(t.shape, t.dtype);
+  ops::copy(t, h);
+  return h;
+}
+
+Tensor Arena::to_device(const Tensor& t) {
+  if (t.device == device_) return t;
+  Tensor d = alloc(t.shape, t.dtype);
+  ops::copy(t, d);
+  return d;
+}
+
 void Arena::reset() {
-  if (blocks_.size() > 1 && used_ > blocks_.front().size) {
-    size_t total = capacity();
-    for (auto& b : blocks_) std::free(b.ptr);
+  if (host_) host_->reset();
+  if (blocks_.size() > 1 && used_ > size_t(blocks_.front().size()) * 4) {
+    const size_t total = capacity();
     blocks_.clear();
     add_block(total);
   }

@@ -1,36 +1,42 @@
-// Arena: bump allocation of per-step tensors. reset() frees everything at once; after the first
-// step the arena holds one block large enough for a whole step, so later steps allocate nothing.
+// Arena: bump allocation of per-step tensors on one device. reset() frees everything at once;
+// after the first step the arena holds one block large enough for a whole step, so later steps
+// allocate nothing. A GPU arena has a host arena beside it (host()) for the bookkeeping that
+// routing does on the CPU; on a CPU arena host() is the arena itself.
 #pragma once
 #include <cstddef>
+#include <memory>
 #include <vector>
 
-#include "tensor/tensor.hpp"
+#include "tensor/buffer.hpp"
 
 namespace mt {
 
 class Arena {
  public:
-  Arena() = default;
+  explicit Arena(Device device = Device::CPU);
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
-  ~Arena();
 
+  Device device() const { return device_; }
   Tensor alloc(Shape s, DType t = DType::F32);  // uninitialised
   Tensor zeros(Shape s, DType t = DType::F32);
-  // Forget every tensor handed out. If the last cycle overflowed into several blocks they are
-  // merged into one, so the next cycle of the same shape fits without a system allocation.
+  Arena& host() { return host_ ? *host_ : *this; }
+  // t itself when it already lives on the host / on this arena's device, else a copy made here.
+  Tensor to_host(const Tensor& t);
+  Tensor to_device(const Tensor& t);
+  // Forget every tensor handed out (here and in host()). If the last cycle overflowed into
+  // several blocks they are merged into one, so the next cycle of the same shape fits without a
+  // system allocation.
   void reset();
 
-  size_t system_allocations() const { return system_allocations_; }
+  size_t system_allocations() const;
   size_t capacity() const;
 
  private:
-  struct Block {
-    char* ptr;
-    size_t size;
-  };
   void add_block(size_t min_bytes);
-  std::vector<Block> blocks_;
+  Device device_;
+  std::unique_ptr<Arena> host_;  // GPU arenas only
+  std::vector<Buffer> blocks_;
   size_t current_ = 0;  // block being filled
   size_t offset_ = 0;   // bytes used in blocks_[current_]
   size_t used_ = 0;     // bytes used in this cycle over all blocks

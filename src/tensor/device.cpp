@@ -2,6 +2,9 @@
 #include "tensor/device.hpp"
 
 #include "tensor/error.hpp"
+#ifdef MOETRAIN_CUDA
+#include "tensor/cuda/runtime.hpp"
+#endif
 
 namespace mt {
 
@@ -20,6 +23,14 @@ Device parse_device(const std::string& name) {
            "--device cuda: this moetrain was built without the CUDA backend (configure with "
            "-DMOETRAIN_CUDA=ON where nvcc is installed)");
   return Device::CUDA;
+}
+
+void wait_for(Device d) {
+#ifdef MOETRAIN_CUDA
+  if (d == Device::CUDA) cuda::synchronize();
+#else
+  (void)d;
+#endif
 }
 
 const char* device_name(Device d) {

@@ -11,5 +11,7 @@ bool cuda_built();
 // "cpu" or "cuda"; throws mt::Error on any other name, or on "cuda" in a CPU-only build.
 Device parse_device(const std::string& name);
 const char* device_name(Device d);
+// Returns when the work queued on the device has finished (a no-op on the CPU): for timings.
+void wait_for(Device d);
 
 }  // namespace mt

@@ -62,6 +62,17 @@ double cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& 
 double symmetric_kl(const Tensor& z1, const Tensor& z2, const Tensor& targets, const Tensor& dz1,
                     const Tensor& dz2, const Tensor& row_values, float grad_scale);
 
+// Rows of the MoE layer's dispatch and combine (index and slot tensors are i32).
+// out[a, :] = src[index[a], :]
+void gather_rows(const Tensor& src, const Tensor& index, const Tensor& out);
+// out[t, :] += sum over j (in order) with slot[t, j] >= 0 of weight[t, j] * src[slot[t, j], :];
+// slot and weight are [T, k]; an empty weight (no data) means weight 1.
+void combine_rows(const Tensor& src, const Tensor& slot, const Tensor& weight, const Tensor& out);
+// The backward of combine_rows for dy [T, d]: for each kept (t, j), dweight[t, j] = <dy[t],
+// src[a]> and dsrc[a] = weight[t, j] dy[t] with a = slot[t, j] (other entries are left alone).
+void combine_rows_backward(const Tensor& dy, const Tensor& src, const Tensor& slot,
+                           const Tensor& weight, const Tensor& dsrc, const Tensor& dweight);
+
 // One AdamW update of n elements (decoupled weight decay, bias-corrected moments).
 struct AdamWStep {
   float lr, beta1, beta2, eps, weight_decay;

@@ -25,7 +25,7 @@ int ParamRegistry::add_expert(std::string name, Shape shape, Init init, int64_t 
   return int(params_.size()) - 1;
 }
 
-void ParamRegistry::allocate() {
+void ParamRegistry::allocate(Device device) {
   MT_CHECK(!allocated_, "parameters allocated twice");
   int64_t offset = 0;
   for (ParamKind kind : {ParamKind::Replicated, ParamKind::Expert})
@@ -34,15 +34,17 @@ void ParamRegistry::allocate() {
         p.offset = offset;
         offset += p.shape.numel();
       }
-  values_.assign(total_, 0.0f);
-  grads_.assign(total_, 0.0f);
+  values_ = Buffer(device, total_);
+  grads_ = Buffer(device, total_);
   allocated_ = true;
 }
 
 void ParamRegistry::initialize(uint64_t seed) {
   MT_CHECK(allocated_, "parameters initialised before allocation");
+  std::vector<float> staging;
+  float* values = host_floats(values_, staging);
   for (const auto& p : params_) {
-    float* v = values_.data() + p.offset;
+    float* v = values + p.offset;
     const int64_t n = p.shape.numel();
     switch (p.init.kind) {
       case Init::Zeros:
@@ -59,6 +61,7 @@ void ParamRegistry::initialize(uint64_t seed) {
       }
     }
   }
+  store_host_floats(values_, staging);
 }
 
 int ParamRegistry::find(const std::string& name) const {
@@ -68,10 +71,9 @@ int ParamRegistry::find(const std::string& name) const {
 }
 
 // Tensors are non-owning views without constness; a view of a const registry is still writable.
-Tensor ParamRegistry::view(const std::vector<float>& store, int i) const {
+Tensor ParamRegistry::view(const Buffer& store, int i) const {
   MT_CHECK(allocated_, "parameter '{}' used before allocation", params_[i].name);
-  float* base = const_cast<float*>(store.data());
-  return Tensor{base + params_[i].offset, params_[i].shape, DType::F32, Device::CPU};
+  return store.view(params_[i].shape, params_[i].offset);
 }
 
 Tensor ParamRegistry::value(int i) const {
@@ -92,7 +94,7 @@ std::pair<int64_t, int64_t> ParamRegistry::range(ParamKind kind) const {
 }
 
 void ParamRegistry::zero_grads() {
-  std::fill(grads_.begin(), grads_.end(), 0.0f);
+  zero_bytes(grads_.all());
 }
 
 }  // namespace mt

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "tensor/tensor.hpp"
+#include "tensor/buffer.hpp"
 
 namespace mt {
 
@@ -38,9 +38,9 @@ class ParamRegistry {
   // Registers this rank's rows [row_offset, row_offset + shape[0]) of an expert tensor whose
   // dimension 0 (the global expert id) has global_rows entries.
   int add_expert(std::string name, Shape shape, Init init, int64_t global_rows, int64_t row_offset);
-  // One allocation for all values and one for all gradients (zeroed); replicated parameters
-  // first, then expert parameters, so each kind is one contiguous range.
-  void allocate();
+  // One allocation for all values and one for all gradients (zeroed) on `device`; replicated
+  // parameters first, then expert parameters, so each kind is one contiguous range.
+  void allocate(Device device = Device::CPU);
   // Fills every value from its Init. Element i of the whole tensor is a pure function of
   // (seed, name, i): independent of registration order and of how experts are sharded.
   void initialize(uint64_t seed);
@@ -54,14 +54,17 @@ class ParamRegistry {
   Tensor value(int i) const;
   Tensor grad(int i) const;
   int64_t total_elements() const { return total_; }
+  Device device() const { return values_.device(); }
+  // The flat arrays (on device()).
   float* values() { return values_.data(); }
   float* grads() { return grads_.data(); }
+  const Buffer& value_buffer() const { return values_; }
   void zero_grads();
 
  private:
-  Tensor view(const std::vector<float>& store, int i) const;
+  Tensor view(const Buffer& store, int i) const;
   std::vector<ParamInfo> params_;
-  std::vector<float> values_, grads_;
+  Buffer values_, grads_;
   int64_t total_ = 0;
   bool allocated_ = false;
 };

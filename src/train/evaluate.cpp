@@ -24,8 +24,8 @@ LossValue evaluate(const Gpt& model, Arena& arena, const Batches& batches, int64
   Gpt::Activations acts;
   for (int64_t first = 0; first < used; first += batch_size) {
     arena.reset();
-    Tensor tokens = arena.alloc({local, T}, DType::I32);
-    Tensor targets = arena.alloc({local, T}, DType::I32);
+    Tensor tokens = arena.host().alloc({local, T}, DType::I32);
+    Tensor targets = arena.host().alloc({local, T}, DType::I32);
     // Row r of the batch takes window (first + r) * stride; rows past `used` are ignored.
     const int64_t mine = first + rt.rank() * local;
     batches.fixed(mine * stride, stride, used * stride, tokens, targets);

@@ -9,16 +9,17 @@ namespace mt {
 
 void spawn_experts(ParamRegistry& reg, AdamW& opt, const Groups& groups, uint64_t seed,
                    double mask_ratio) {
-  std::vector<float> parent;
+  std::vector<float> parent, staging;
+  float* values = host_floats(reg.value_buffer(), staging);
   for (size_t i = 0; i < reg.size(); ++i) {
     const ParamInfo& p = reg.info(int(i));
     const bool gate = p.name.ends_with("/moe/gate/w");
     if (p.kind != ParamKind::Expert && !gate) continue;
-    std::fill_n(opt.m().data() + p.offset, p.shape.numel(), 0.0f);
-    std::fill_n(opt.v().data() + p.offset, p.shape.numel(), 0.0f);
+    zero_bytes(opt.m().view(p.shape, p.offset));
+    zero_bytes(opt.v().view(p.shape, p.offset));
     if (gate) continue;
     const int64_t n = p.row_elements();
-    float* v = reg.value(int(i)).f32();
+    float* v = values + p.offset;
     parent.assign(v, v + n);  // meaningful on the rank holding expert 0 (row_offset 0)
     groups.ep->broadcast(parent.data(), int64_t(sizeof(float)) * n, 0);
     for (int64_t e = 0; e < p.shape[0]; ++e) {
@@ -28,6 +29,7 @@ void spawn_experts(ParamRegistry& reg, AdamW& opt, const Groups& groups, uint64_
         v[e * n + k] = mask.uniform(uint64_t(k)) >= mask_ratio ? parent[k] : 0.0f;
     }
   }
+  store_host_floats(reg.value_buffer(), staging);
 }
 
 }  // namespace mt

@@ -4,6 +4,10 @@
 #include <fmt/format.h>
 
 #include "gates/hash.hpp"
+#ifdef MOETRAIN_CUDA
+#include "comm/nccl_group.hpp"
+#include "tensor/cuda/runtime.hpp"
+#endif
 #include "io/tokens.hpp"
 #include "tensor/error.hpp"
 
@@ -13,7 +17,24 @@ Runtime make_runtime(const Config& cfg, Device device, MPI_Comm base) {
   Runtime rt;
   rt.device = device;
   rt.groups = make_groups(cfg.ep_size, cfg.ranks_per_node, base);
-  rt.a2a = make_all_to_all(cfg.a2a, *rt.groups.ep, *rt.groups.ep_intra, *rt.groups.ep_inter);
+  Groups& g = rt.groups;
+  PayloadGroups& p = rt.payload;
+  p = {g.world.get(), g.ep.get(), g.expert_dp.get(), g.ep_intra.get(), g.ep_inter.get(), {}};
+#ifdef MOETRAIN_CUDA
+  if (device == Device::CUDA) {
+    const int gpus = cuda::device_count();
+    MT_CHECK(gpus > 0, "--device cuda: rank {} sees no GPU", g.topo.world_rank);
+    cuda::use_device(g.topo.machine_rank % gpus);  // local rank -> GPU
+    for (ProcessGroup** q : {&p.world, &p.ep, &p.expert_dp, &p.ep_intra, &p.ep_inter}) {
+      p.nccl.push_back(std::make_unique<NcclGroup>(static_cast<MpiGroup&>(**q)));
+      *q = p.nccl.back().get();
+    }
+  }
+#endif
+#ifdef MOETRAIN_CUDA
+  cuda::set_bf16_matmul(device == Device::CUDA && cfg.precision == "bf16");
+#endif
+  rt.a2a = make_all_to_all(cfg.a2a, *p.ep, *p.ep_intra, *p.ep_inter);
   const int E = cfg.model.moe.num_experts;
   MT_CHECK(E == 0 || E % rt.groups.ep_size() == 0,
            "moe.experts = {} is not divisible by the expert-parallel size {}", E,

@@ -12,10 +12,19 @@
 
 namespace mt {
 
+// The groups that carry the device's payloads (token exchange, gradient all-reduce): the MPI
+// groups on the CPU; on CUDA, NCCL communicators over the same ranks.
+struct PayloadGroups {
+  ProcessGroup *world = nullptr, *ep = nullptr, *expert_dp = nullptr;
+  ProcessGroup *ep_intra = nullptr, *ep_inter = nullptr;
+  std::vector<std::unique_ptr<ProcessGroup>> nccl;  // owned, CUDA only
+};
+
 struct Runtime {
   Device device = Device::CPU;
-  Groups groups;
-  std::unique_ptr<AllToAll> a2a;
+  Groups groups;  // MPI, host data: plans, counts, metrics, checkpoints
+  PayloadGroups payload;
+  std::unique_ptr<AllToAll> a2a;  // over the payload groups
   int rank() const { return groups.topo.world_rank; }
   int ranks() const { return groups.topo.world_size; }
   bool root() const { return rank() == 0; }

@@ -47,12 +47,14 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
   MT_CHECK(train_split.vocab == valid_split.vocab, "{}: vocabulary {} differs from {}'s {}",
            valid_split.path, valid_split.vocab, train_split.path, train_split.vocab);
   const int64_t B = local_batch(cfg, rt);
+  MT_CHECK(cfg.precision == "fp32" || rt.device == Device::CUDA,
+           "train.precision = bf16 needs --device cuda (matmuls on the CPU are fp32)");
 
   GptConfig mc = cfg.model;
   mc.vocab = train_split.vocab;
   ParamRegistry reg;
   const Gpt model(mc, reg, rt.layout(), hash_table(cfg, mc.vocab));
-  reg.allocate();
+  reg.allocate(rt.device);
   reg.initialize(cfg.seed);
   AdamW opt(reg, cfg.adamw);
   // Resume: parameters, moments and the step; data order, draws and plans are functions of it.
@@ -89,7 +91,7 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
   say(fmt::format("moetrain: unigram perplexity of the validation split: {:.1f}", r.unigram_ppl));
   if (!from.empty()) say(fmt::format("moetrain: resuming after step {} from {}", first, from));
 
-  Arena arena;
+  Arena arena(rt.device);
   const bool thor = mc.moe.num_experts > 0 && mc.moe.gate == "thor";
   Gpt::Activations acts, acts2;  // acts2: THOR's second forward pass
   const auto start = Clock::now();
@@ -113,8 +115,8 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
     arena.reset();  // merges the blocks the previous step grew into one
     const size_t allocs_before = arena.system_allocations();
     rt.a2a->reset_stats();
-    Tensor tokens = arena.alloc({B, mc.seq_len}, DType::I32);
-    Tensor targets = arena.alloc({B, mc.seq_len}, DType::I32);
+    Tensor tokens = arena.host().alloc({B, mc.seq_len}, DType::I32);
+    Tensor targets = arena.host().alloc({B, mc.seq_len}, DType::I32);
     train_batches.random(cfg.seed, plan.step, rt.rank() * B, tokens, targets);
     reg.zero_grads();
     if (plan.diversify) spawn_experts(reg, opt, rt.groups, cfg.seed, mc.moe.evo_mask_ratio);
@@ -147,7 +149,7 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
              loss, plan.step);
     model.backward(arena, logits, acts);
     if (thor) model.backward(arena, logits2, acts2);
-    sync_gradients(reg, *rt.groups.world, *rt.groups.expert_dp);
+    sync_gradients(reg, *rt.payload.world, *rt.payload.expert_dp);
     const double norm = clip_grad_norm(reg, cfg.grad_clip, rt.groups.ep.get());
     opt.step(float(plan.lr));
     const double step_s = seconds_since(t0);

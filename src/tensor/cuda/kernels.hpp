@@ -42,6 +42,14 @@ void embedding_forward(const int32_t* tokens, const float* wte, const float* wpe
 void embedding_backward(const int32_t* tokens, const float* dout, float* dwte, float* dwpe,
                         int64_t n, int64_t T, int64_t d);
 
+void gather_rows(const float* src, const int32_t* index, float* out, int64_t n, int64_t d);
+// weight may be null (weight 1).
+void combine_rows(const float* src, const int32_t* slot, const float* weight, float* out, int64_t T,
+                  int k, int64_t d);
+void combine_rows_backward(const float* dy, const float* src, const int32_t* slot,
+                           const float* weight, float* dsrc, float* dweight, int64_t T, int k,
+                           int64_t d);
+
 double cross_entropy(const float* logits, const int32_t* targets, float* dlogits, float* losses,
                      int64_t n, int64_t V, float grad_scale, int64_t* count);
 double symmetric_kl(const float* z1, const float* z2, const int32_t* targets, float* dz1,

@@ -115,11 +115,11 @@ size_t pool_mallocs() {
   return state().mallocs;
 }
 
-void copy(void* dst, const void* src, size_t bytes) {
+void copy(void* dst, const void* src, size_t bytes, bool wait) {
   if (bytes == 0) return;
   State& s = ready();
   check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, s.stream), "cudaMemcpyAsync");
-  check(cudaStreamSynchronize(s.stream), "cudaStreamSynchronize after a copy");
+  if (wait) check(cudaStreamSynchronize(s.stream), "cudaStreamSynchronize after a copy");
 }
 
 void zero(void* p, size_t bytes) {

@@ -24,8 +24,9 @@ void* alloc(size_t bytes);
 void release(void* p);
 size_t pool_mallocs();  // cudaMalloc calls so far
 
-// Copies between any two of host and device memory (unified addressing); returns when done.
-void copy(void* dst, const void* src, size_t bytes);
+// Copies between any two of host and device memory (unified addressing) on the stream; with
+// wait, returns when the copy is done (needed whenever host memory is involved).
+void copy(void* dst, const void* src, size_t bytes, bool wait = true);
 void zero(void* p, size_t bytes);  // on the stream
 void synchronize();                // waits for the stream
 

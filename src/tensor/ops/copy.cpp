@@ -17,7 +17,9 @@ void copy(const Tensor& src, const Tensor& dst) {
     return;
   }
 #ifdef MOETRAIN_CUDA
-  cuda::copy(dst.data, src.data, src.bytes());
+  // Device-to-device copies stay queued on the stream; host memory must be ready on return.
+  cuda::copy(dst.data, src.data, src.bytes(),
+             src.device == Device::CPU || dst.device == Device::CPU);
 #else
   fail("copy: a CUDA tensor in a build without CUDA");
 #endif
