@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <exception>
 #include <thread>
 
 #include "tensor/cuda/runtime.hpp"
@@ -41,7 +42,12 @@ NcclGroup::NcclGroup(MpiGroup& host)
 }
 
 NcclGroup::~NcclGroup() {
-  if (comm_) ncclCommDestroy(as_comm(comm_));
+  if (!comm_) return;
+  // Unwinding from an error, peers may be gone: abort (local, never waits) instead of destroy.
+  if (std::uncaught_exceptions() > 0)
+    ncclCommAbort(as_comm(comm_));
+  else
+    ncclCommDestroy(as_comm(comm_));
 }
 
 void NcclGroup::check(int result, const char* call) {
