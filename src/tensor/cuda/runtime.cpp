@@ -19,7 +19,6 @@ struct State {
   bool bf16 = false;
   std::multimap<size_t, void*> free_blocks;      // size -> block
   std::unordered_map<void*, size_t> block_size;  // every block handed out or cached
-  size_t mallocs = 0;
 };
 State& state() {
   static State s;
@@ -65,10 +64,6 @@ void use_device(int index) {
   s.device = index;
 }
 
-int current_device() {
-  return state().device;
-}
-
 void* stream() {
   return ready().stream;
 }
@@ -98,7 +93,6 @@ void* alloc(size_t bytes) {
     s.free_blocks.clear();
     check(cudaMalloc(&p, bytes), fmt::format("cudaMalloc of {} bytes", bytes).c_str());
   }
-  ++s.mallocs;
   s.block_size[p] = bytes;
   return p;
 }
@@ -109,10 +103,6 @@ void release(void* p) {
   auto it = s.block_size.find(p);
   MT_CHECK(it != s.block_size.end(), "cuda: release of a pointer the pool did not hand out");
   s.free_blocks.emplace(it->second, p);
-}
-
-size_t pool_mallocs() {
-  return state().mallocs;
 }
 
 void copy(void* dst, const void* src, size_t bytes, bool wait) {
@@ -136,31 +126,6 @@ void set_bf16_matmul(bool on) {
 
 bool bf16_matmul() {
   return state().bf16;
-}
-
-Timer::Timer() {
-  cudaEvent_t a, b;
-  check(cudaEventCreate(&a), "cudaEventCreate");
-  check(cudaEventCreate(&b), "cudaEventCreate");
-  begin_ = a;
-  end_ = b;
-}
-
-Timer::~Timer() {
-  cudaEventDestroy(cudaEvent_t(begin_));
-  cudaEventDestroy(cudaEvent_t(end_));
-}
-
-void Timer::start() {
-  check(cudaEventRecord(cudaEvent_t(begin_), cudaStream_t(stream())), "cudaEventRecord");
-}
-
-double Timer::stop_ms() {
-  check(cudaEventRecord(cudaEvent_t(end_), cudaStream_t(stream())), "cudaEventRecord");
-  check(cudaEventSynchronize(cudaEvent_t(end_)), "cudaEventSynchronize");
-  float ms = 0;
-  check(cudaEventElapsedTime(&ms, cudaEvent_t(begin_), cudaEvent_t(end_)), "cudaEventElapsedTime");
-  return ms;
 }
 
 }  // namespace mt::cuda

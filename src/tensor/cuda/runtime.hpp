@@ -10,9 +10,8 @@ namespace mt::cuda {
 int device_count();
 // Makes GPU `index` this process's device and creates its stream and cuBLAS handle.
 void use_device(int index);
-int current_device();  // -1 before use_device()
-void* stream();        // the cudaStream_t every kernel, copy and NCCL call of this rank runs on
-void* blas();          // the cuBLAS handle, bound to stream()
+void* stream();  // the cudaStream_t every kernel, copy and NCCL call of this rank runs on
+void* blas();    // the cuBLAS handle, bound to stream()
 
 // cudaError_t / cublasStatus_t to mt::Error (code 0 is success).
 void check(int code, const char* what);
@@ -22,7 +21,6 @@ void check_blas(int status, const char* what);
 // of up to their size (at least half of it), so steady-state steps never call cudaMalloc.
 void* alloc(size_t bytes);
 void release(void* p);
-size_t pool_mallocs();  // cudaMalloc calls so far
 
 // Copies between any two of host and device memory (unified addressing) on the stream; with
 // wait, returns when the copy is done (needed whenever host memory is involved).
@@ -34,19 +32,5 @@ void synchronize();                // waits for the stream
 // tensor cores, fp32 accumulation) or in fp32 (the default, for checks).
 void set_bf16_matmul(bool on);
 bool bf16_matmul();
-
-// Milliseconds between two points of the stream (cudaEvent timing).
-class Timer {
- public:
-  Timer();
-  ~Timer();
-  Timer(const Timer&) = delete;
-  Timer& operator=(const Timer&) = delete;
-  void start();
-  double stop_ms();  // waits for the stream
-
- private:
-  void *begin_, *end_;
-};
 
 }  // namespace mt::cuda
