@@ -65,6 +65,13 @@ expect "diverging loss" "error: training diverged: loss is (nan|inf|-nan) at ste
 expect "missing checkpoint" "error: $tmp/none.h5: no such file" \
   "$bin" eval --checkpoint "$tmp/none.h5"
 expect "unknown command" "error: unknown command 'trian'" "$bin" trian
+expect "unknown device" "error: --device 'gpu' \(cpu or cuda\)" "$bin" train $good --device gpu
+expect "bf16 on the CPU" "error: train.precision = bf16 needs --device cuda" \
+  "$bin" train $good --train.precision bf16
+if ! nvidia-smi -L >/dev/null 2>&1; then  # no GPU: --device cuda stops with why
+  expect "cuda without a GPU" "error: --device cuda: (this moetrain was built without|rank 0 sees no GPU)" \
+    "$bin" train $good --device cuda
+fi
 
 # Distributed runs: every rank reports, mpirun exits non-zero, nothing hangs.
 mpi+=(-np 2)
