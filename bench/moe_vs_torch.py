@@ -78,6 +78,17 @@ def torch_moe_seconds(cfg, steps, threads, device):
     return best, N, torch.__version__
 
 
+def append_row(path, intro, columns, cells):
+    """Appends a dated row to a markdown table, writing the intro and header to a new file."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    new = not os.path.exists(path)
+    with open(path, "a") as fh:
+        if new:
+            fh.write(f"{intro}\n\n| date | {' | '.join(columns)} |\n|{'---|' * (len(columns) + 1)}\n")
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+        fh.write(f"| {stamp} | {' | '.join(str(c) for c in cells)} |\n")
+
+
 def report_gpu(args, ours, torch_tps, version):
     print(f"MoE layer on the GPU ({args.precision}): {ours['tokens']} tokens, d={ours['d']}, "
           f"f={ours['f']}, {ours['experts']} experts, {ours['gate']} gate, forward + backward "
@@ -92,20 +103,14 @@ def report_gpu(args, ours, torch_tps, version):
               f"tok/s   moetrain/pytorch = {ours['moe_tokens_per_s'] / torch_tps:.2f}x   (torch {version})")
     else:
         print(f"PyTorch {version} has no CUDA here: its MoE layer was not run")
-    os.makedirs("results/bench", exist_ok=True)
-    path = "results/bench/moe_gpu.md"
-    new = not os.path.exists(path)
-    with open(path, "a") as fh:
-        if new:
-            fh.write("Written by `/usr/bin/python3 bench/moe_vs_torch.py --device cuda` (best of the "
-                     "timed runs).\n\n| date | config | precision | moetrain MoE tok/s | dense FFN tok/s "
-                     "| expert GEMM TFLOP/s in layer | same GEMMs alone | pytorch MoE tok/s |\n"
-                     "|---|---|---|---|---|---|---|---|\n")
-        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-        torch_col = f"{torch_tps:.0f}" if torch_tps else "not run (no CUDA torch)"
-        fh.write(f"| {stamp} | {args.config} | {args.precision} | {ours['moe_tokens_per_s']:.0f} | "
-                 f"{ours['ffn_tokens_per_s']:.0f} | {ours['expert_gemm_tflops_in_layer']:.2f} | "
-                 f"{ours['expert_gemm_tflops_raw']:.2f} | {torch_col} |\n")
+    append_row("results/bench/moe_gpu.md",
+               "Written by `/usr/bin/python3 bench/moe_vs_torch.py --device cuda` (best of the timed runs).",
+               ["config", "precision", "moetrain MoE tok/s", "dense FFN tok/s",
+                "expert GEMM TFLOP/s in layer", "same GEMMs alone", "pytorch MoE tok/s"],
+               [args.config, args.precision, f"{ours['moe_tokens_per_s']:.0f}",
+                f"{ours['ffn_tokens_per_s']:.0f}", f"{ours['expert_gemm_tflops_in_layer']:.2f}",
+                f"{ours['expert_gemm_tflops_raw']:.2f}",
+                f"{torch_tps:.0f}" if torch_tps else "not run (no CUDA torch)"])
     return 0
 
 
@@ -146,19 +151,13 @@ def main():
           f"{ours['ffn_tokens_per_s']:9.0f} tok/s   MoE/dense = {ours['ratio']:.2f}")
     print(f"{'pytorch MoE layer':<34}{t_torch * 1e3:8.1f} ms {torch_tps:9.0f} tok/s   "
           f"moetrain/pytorch = {ours['moe_tokens_per_s'] / torch_tps:.2f}x   (torch {version})")
-    os.makedirs("results/bench", exist_ok=True)
-    path = "results/bench/moe_vs_torch.md"
-    new = not os.path.exists(path)
-    with open(path, "a") as fh:
-        if new:
-            fh.write("Written by `/usr/bin/python3 bench/moe_vs_torch.py` (best of the timed runs).\n\n"
-                     "| date | config | threads | moetrain MoE tok/s | dense FFN tok/s | MoE/dense "
-                     "| pytorch MoE tok/s | moetrain/pytorch |\n|---|---|---|---|---|---|---|---|\n")
-        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-        fh.write(f"| {stamp} | {args.config} | {args.threads} | {ours['moe_tokens_per_s']:.0f} | "
-                 f"{ours['ffn_tokens_per_s']:.0f} | {ours['ratio']:.2f} | {torch_tps:.0f} | "
-                 f"{ours['moe_tokens_per_s'] / torch_tps:.2f} |\n")
-
+    append_row("results/bench/moe_vs_torch.md",
+               "Written by `/usr/bin/python3 bench/moe_vs_torch.py` (best of the timed runs).",
+               ["config", "threads", "moetrain MoE tok/s", "dense FFN tok/s", "MoE/dense",
+                "pytorch MoE tok/s", "moetrain/pytorch"],
+               [args.config, args.threads, f"{ours['moe_tokens_per_s']:.0f}",
+                f"{ours['ffn_tokens_per_s']:.0f}", f"{ours['ratio']:.2f}", f"{torch_tps:.0f}",
+                f"{ours['moe_tokens_per_s'] / torch_tps:.2f}"])
 
 if __name__ == "__main__":
     sys.exit(main())

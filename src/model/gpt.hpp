@@ -70,13 +70,14 @@ class Gpt {
 
   // Everything one forward pass leaves for its backward.
   struct Activations {
-    Tensor tokens;
+    Tensor tokens;  // on the arena's device
     std::vector<Block::Cache> blocks;
     LayerNorm::Cache lnf;
     Tensor xf;  // lnf output
     MoeStep step;
   };
-  // tokens [B, T] i32 -> logits [B*T, V].
+  // tokens [B, T] i32 on the host (hash routing reads them there) -> logits [B*T, V] on the
+  // arena's device.
   Tensor forward(Arena& arena, const Tensor& tokens, Activations& acts,
                  const PassContext& ctx = {}) const;
   // Accumulates every parameter gradient from dlogits [B*T, V] (and the gates' own losses).

@@ -10,9 +10,10 @@ struct LossValue {
   double mean() const { return count ? sum / count : 0.0; }
 };
 
-// Computes the loss of logits [N, V] against targets [N] and turns logits, in place, into the
-// gradient of (summed loss / normalizer). normalizer 0: this call's counted tokens (its mean);
-// across ranks: the global batch's token count, so that summed gradients are the global mean's.
+// Computes the loss of logits [N, V] (on the arena's device) against targets [N] (on the host)
+// and turns logits, in place, into the gradient of (summed loss / normalizer). normalizer 0: this
+// call's counted tokens (its mean); across ranks: the global batch's token count, so that summed
+// gradients are the global mean's.
 LossValue lm_loss(Arena& arena, const Tensor& logits, const Tensor& targets, double normalizer = 0);
 
 // THOR's objective in its reference-code form (ALGORITHMS.md 1.3): CE(pass 1) + CE(pass 2)
