@@ -24,7 +24,10 @@ Runtime make_runtime(const Config& cfg, Device device, MPI_Comm base) {
   if (device == Device::CUDA) {
     const int gpus = cuda::device_count();
     MT_CHECK(gpus > 0, "--device cuda: rank {} sees no GPU", g.topo.world_rank);
-    cuda::use_device(g.topo.machine_rank % gpus);  // local rank -> GPU
+    MT_CHECK(g.topo.machine_size <= gpus,
+             "--device cuda: {} ranks on this machine but {} visible GPUs (run one rank per GPU)",
+             g.topo.machine_size, gpus);
+    cuda::use_device(g.topo.machine_rank);  // local rank -> GPU
     for (ProcessGroup** q : {&p.world, &p.ep, &p.expert_dp, &p.ep_intra, &p.ep_inter}) {
       p.nccl.push_back(std::make_unique<NcclGroup>(static_cast<MpiGroup&>(**q)));
       *q = p.nccl.back().get();
