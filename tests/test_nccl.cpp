@@ -22,8 +22,8 @@ class Nccl : public ::testing::Test {
   void SetUp() override {
     const Topology t = discover_topology(0);
     const int gpus = cuda::device_count();
-    if (gpus < t.machine_size)
-      GTEST_SKIP() << t.machine_size << " ranks on this machine but " << gpus
+    if (gpus < t.local_size)
+      GTEST_SKIP() << t.local_size << " ranks on this machine but " << gpus
                    << " visible GPUs: NCCL tests skipped";
     cuda::use_device(t.machine_rank);
   }

@@ -14,7 +14,8 @@ Topology discover_topology(int ranks_per_node, MPI_Comm base) {
   MPI_Comm shared;
   MPI_Comm_split_type(base, MPI_COMM_TYPE_SHARED, t.world_rank, MPI_INFO_NULL, &shared);
   MPI_Comm_rank(shared, &t.machine_rank);
-  MPI_Comm_size(shared, &t.machine_size);
+  int machine_size = 1;
+  MPI_Comm_size(shared, &machine_size);
   MPI_Comm_free(&shared);
   if (ranks_per_node > 0) {
     MT_CHECK(t.world_size % ranks_per_node == 0,
@@ -22,7 +23,7 @@ Topology discover_topology(int ranks_per_node, MPI_Comm base) {
              t.world_size);
     t.local_size = ranks_per_node;
   } else {
-    t.local_size = t.machine_size;
+    t.local_size = machine_size;
     // Nodes must be equal blocks of consecutive ranks (mpirun --map-by node breaks this).
     std::vector<int> sizes(t.world_size);
     MPI_Allgather(&t.local_size, 1, MPI_INT, sizes.data(), 1, MPI_INT, base);

@@ -12,8 +12,7 @@ namespace mt {
 struct Topology {
   int world_rank = 0, world_size = 1;
   int node = 0, num_nodes = 1, local_rank = 0, local_size = 1;
-  // Among the processes of this machine (the GPU a rank takes), whatever stands for nodes.
-  int machine_rank = 0, machine_size = 1;
+  int machine_rank = 0;  // among the processes of this machine (the GPU a rank takes)
 };
 
 // ranks_per_node > 0: blocks of that many consecutive ranks stand for nodes (tests, one machine

@@ -2,6 +2,9 @@
 #include "train/runtime.hpp"
 
 #include <fmt/format.h>
+#include <unistd.h>
+
+#include <functional>
 
 #include "gates/hash.hpp"
 #ifdef MOETRAIN_CUDA
@@ -13,6 +16,30 @@
 
 namespace mt {
 
+#ifdef MOETRAIN_CUDA
+namespace {
+// Local rank -> GPU: the rank among this machine's processes, modulo the GPUs this process sees
+// (a scheduler may show each rank only its own). Two ranks on one GPU stop with a message.
+void select_gpu(const Groups& g) {
+  const int gpus = cuda::device_count();
+  MT_CHECK(gpus > 0, "--device cuda: rank {} sees no GPU", g.topo.world_rank);
+  const int index = g.topo.machine_rank % gpus;
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  const std::string where = fmt::format("{} {}", host, cuda::device_bus_id(index));
+  const uint64_t key = std::hash<std::string>{}(where);
+  const int mine[2] = {int(key & 0x7fffffff), int(key >> 33)};
+  std::vector<int> all(2 * size_t(g.topo.world_size));
+  g.world->all_gather_ints(mine, all.data(), 2);
+  for (int r = 0; r < g.topo.world_size; ++r)
+    MT_CHECK(r == g.topo.world_rank || all[2 * r] != mine[0] || all[2 * r + 1] != mine[1],
+             "--device cuda: ranks {} and {} would share the GPU at {} (run one rank per GPU)",
+             std::min(r, g.topo.world_rank), std::max(r, g.topo.world_rank), where);
+  cuda::use_device(index);
+}
+}  // namespace
+#endif
+
 Runtime make_runtime(const Config& cfg, Device device, MPI_Comm base) {
   Runtime rt;
   rt.device = device;
@@ -22,19 +49,12 @@ Runtime make_runtime(const Config& cfg, Device device, MPI_Comm base) {
   p = {g.world.get(), g.ep.get(), g.expert_dp.get(), g.ep_intra.get(), g.ep_inter.get(), {}};
 #ifdef MOETRAIN_CUDA
   if (device == Device::CUDA) {
-    const int gpus = cuda::device_count();
-    MT_CHECK(gpus > 0, "--device cuda: rank {} sees no GPU", g.topo.world_rank);
-    MT_CHECK(g.topo.machine_size <= gpus,
-             "--device cuda: {} ranks on this machine but {} visible GPUs (run one rank per GPU)",
-             g.topo.machine_size, gpus);
-    cuda::use_device(g.topo.machine_rank);  // local rank -> GPU
+    select_gpu(g);
     for (ProcessGroup** q : {&p.world, &p.ep, &p.expert_dp, &p.ep_intra, &p.ep_inter}) {
       p.nccl.push_back(std::make_unique<NcclGroup>(static_cast<MpiGroup&>(**q)));
       *q = p.nccl.back().get();
     }
   }
-#endif
-#ifdef MOETRAIN_CUDA
   cuda::set_bf16_matmul(device == Device::CUDA && cfg.precision == "bf16");
 #endif
   rt.a2a = make_all_to_all(cfg.a2a, *p.ep, *p.ep_intra, *p.ep_inter);

@@ -50,6 +50,12 @@ int device_count() {
   return n;
 }
 
+std::string device_bus_id(int index) {
+  char id[32] = {};
+  check(cudaDeviceGetPCIBusId(id, sizeof id, index), "cudaDeviceGetPCIBusId");
+  return id;
+}
+
 void use_device(int index) {
   State& s = state();
   const int n = device_count();

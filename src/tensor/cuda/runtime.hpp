@@ -3,11 +3,14 @@
 // memory, copies, and the matmul precision. Every failure throws mt::Error naming the call.
 #pragma once
 #include <cstddef>
+#include <string>
 
 namespace mt::cuda {
 
 // Visible GPUs; 0 when there is none or no driver (never throws).
 int device_count();
+// The PCI bus id of visible GPU `index` ("0000:3b:00.0"): the same GPU seen by two processes.
+std::string device_bus_id(int index);
 // Makes GPU `index` this process's device and creates its stream and cuBLAS handle.
 void use_device(int index);
 void* stream();  // the cudaStream_t every kernel, copy and NCCL call of this rank runs on
