@@ -10,6 +10,9 @@ constexpr size_t kAlign = 64;
 size_t round_up(size_t n) {
   return (n + kAlign - 1) / kAlign * kAlign;
 }
+size_t bytes_of(const Buffer& b) {
+  return size_t(b.size()) * sizeof(float);
+}
 }  // namespace
 
 Arena::Arena(Device device) : device_(device) {
@@ -18,7 +21,7 @@ Arena::Arena(Device device) : device_(device) {
 
 size_t Arena::capacity() const {
   size_t n = 0;
-  for (auto& b : blocks_) n += size_t(b.size()) * sizeof(float);
+  for (auto& b : blocks_) n += bytes_of(b);
   return n;
 }
 
@@ -27,7 +30,7 @@ size_t Arena::system_allocations() const {
 }
 
 void Arena::add_block(size_t min_bytes) {
-  const size_t last = blocks_.empty() ? size_t(1) << 20 : 2 * size_t(blocks_.back().size()) * 4;
+  const size_t last = blocks_.empty() ? size_t(1) << 20 : 2 * bytes_of(blocks_.back());
   const size_t size = round_up(std::max(min_bytes, last));
   blocks_.emplace_back(device_, int64_t(size / sizeof(float)));
   ++system_allocations_;
@@ -35,7 +38,7 @@ void Arena::add_block(size_t min_bytes) {
 
 Tensor Arena::alloc(Shape s, DType t) {
   size_t bytes = round_up(std::max<size_t>(s.numel() * dtype_size(t), 1));
-  while (current_ < blocks_.size() && offset_ + bytes > size_t(blocks_[current_].size()) * 4) {
+  while (current_ < blocks_.size() && offset_ + bytes > bytes_of(blocks_[current_])) {
     ++current_;
     offset_ = 0;
   }
@@ -68,7 +71,7 @@ Tensor Arena::to_device(const Tensor& t) {
 
 void Arena::reset() {
   if (host_) host_->reset();
-  if (blocks_.size() > 1 && used_ > size_t(blocks_.front().size()) * 4) {
+  if (blocks_.size() > 1 && used_ > bytes_of(blocks_.front())) {
     const size_t total = capacity();
     blocks_.clear();
     add_block(total);
