@@ -4,6 +4,7 @@
 #include <chrono>
 #include <numeric>
 
+#include "tensor/device.hpp"
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
 
@@ -28,6 +29,7 @@ void offsets_of(const std::vector<int>& counts, std::vector<int64_t>& o) {
 
 void FlatAllToAll::exchange(const float* send, const std::vector<int>& send_counts, float* recv,
                             const std::vector<int>& recv_counts) {
+  wait_for(g_.device());  // on a GPU, the work queued before the exchange is not its time
   const auto t0 = Clock::now();
   g_.all_to_all_v(send, send_counts, recv, recv_counts);
   seconds += since(t0);
@@ -54,6 +56,7 @@ HierarchicalAllToAll::HierarchicalAllToAll(ProcessGroup& group, ProcessGroup& in
 
 void HierarchicalAllToAll::exchange(const float* send, const std::vector<int>& send_counts,
                                     float* recv, const std::vector<int>& recv_counts) {
+  wait_for(g_.device());  // on a GPU, the work queued before the exchange is not its time
   const auto t0 = Clock::now();
   const int W = g_.size(), me = intra_.rank();
   // Every rank of the node learns every node-mate's send counts: C[g_src][dst].
