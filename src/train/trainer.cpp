@@ -152,6 +152,7 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
     sync_gradients(reg, *rt.payload.world, *rt.payload.expert_dp);
     const double norm = clip_grad_norm(reg, cfg.grad_clip, rt.groups.ep.get());
     opt.step(float(plan.lr));
+    wait_for(rt.device);  // the step's time includes its queued GPU work
     const double step_s = seconds_since(t0);
     if (step > first) allocations_after_first += arena.system_allocations() - allocs_before;
     train_seconds += step_s;
