@@ -10,8 +10,8 @@
 #include "model/layernorm.hpp"
 #include "model/linear.hpp"
 #include "model/loss.hpp"
-#include "tensor/ops/fast_math.hpp"
 #include "tensor/ops.hpp"
+#include "tensor/ops/fast_math.hpp"
 
 namespace mt {
 namespace {
