@@ -7,23 +7,12 @@
 #include <utility>
 
 #include "tensor/error.hpp"
+#include "tensor/ops.hpp"
 #ifdef MOETRAIN_CUDA
 #include "tensor/cuda/runtime.hpp"
 #endif
 
 namespace mt {
-
-namespace {
-// Host <-> GPU copy of raw bytes (only called for CUDA buffers).
-void copy_bytes(void* dst, const void* src, size_t bytes) {
-#ifdef MOETRAIN_CUDA
-  cuda::copy(dst, src, bytes);
-#else
-  (void)dst, (void)src, (void)bytes;
-  fail("a CUDA buffer in a build without CUDA");
-#endif
-}
-}  // namespace
 
 Buffer::Buffer(Device device, int64_t floats) : device_(device) {
   reserve(floats);
@@ -85,7 +74,7 @@ Tensor Buffer::view(Shape s, int64_t offset, DType t) const {
 float* host_floats(const Buffer& b, std::vector<float>& staging) {
   if (b.device() == Device::CPU) return b.data();
   staging.resize(b.size());
-  copy_bytes(staging.data(), b.data(), b.size() * sizeof(float));
+  ops::copy(b.all(), Tensor{staging.data(), {b.size()}});
   return staging.data();
 }
 
@@ -93,7 +82,7 @@ void store_host_floats(const Buffer& b, const std::vector<float>& staging) {
   if (b.device() == Device::CPU) return;
   MT_CHECK(int64_t(staging.size()) == b.size(), "store_host_floats: {} staged floats for {}",
            staging.size(), b.size());
-  copy_bytes(b.data(), staging.data(), b.size() * sizeof(float));
+  ops::copy(Tensor{const_cast<float*>(staging.data()), {b.size()}}, b.all());
 }
 
 void zero_bytes(const Tensor& t) {
