@@ -8,6 +8,8 @@
 
 namespace mt {
 
+namespace {
+// True when moetrain was configured with -DMOETRAIN_CUDA=ON.
 bool cuda_built() {
 #ifdef MOETRAIN_CUDA
   return true;
@@ -15,6 +17,7 @@ bool cuda_built() {
   return false;
 #endif
 }
+}  // namespace
 
 Device parse_device(const std::string& name) {
   if (name == "cpu") return Device::CPU;

@@ -1,4 +1,4 @@
-// Device selection: the --device names, and whether this build carries the CUDA backend.
+// Device selection: the --device names (cuda only in a build with the CUDA backend).
 #pragma once
 #include <string>
 
@@ -6,8 +6,6 @@
 
 namespace mt {
 
-// True when moetrain was configured with -DMOETRAIN_CUDA=ON.
-bool cuda_built();
 // "cpu" or "cuda"; throws mt::Error on any other name, or on "cuda" in a CPU-only build.
 Device parse_device(const std::string& name);
 const char* device_name(Device d);
