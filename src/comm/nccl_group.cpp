@@ -23,7 +23,12 @@ cudaStream_t cu_stream() {
 }
 double timeout_from_env() {
   const char* s = std::getenv("MOETRAIN_NCCL_TIMEOUT_S");
-  return s ? std::atof(s) : 600.0;
+  if (!s) return 600.0;
+  char* end = nullptr;
+  const double v = std::strtod(s, &end);
+  MT_CHECK(end != s && *end == '\0' && v > 0,
+           "MOETRAIN_NCCL_TIMEOUT_S = '{}' (a positive number of seconds)", s);
+  return v;
 }
 }  // namespace
 
