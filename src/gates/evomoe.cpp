@@ -20,7 +20,7 @@ Routing EvoGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) c
   const int64_t T = x.size(0), E = num_experts_;
   if (ctx.phase == 0) {
     Routing r = one_choice(arena, T, int(E), ctx);
-    r.local = true;  // constant routing: the gate gets no gradient
+    r.constant = true;  // the gate gets no gradient; the tokens still travel to expert 0
     for (int64_t t = 0; t < T; ++t) r.expert.i32()[t] = 0;
     count_load(r);
     return r;
@@ -88,7 +88,7 @@ Routing EvoGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) c
 
 void EvoGate::backward(Arena& arena, const Routing& r, const Tensor& dweight,
                        const Tensor& dx) const {
-  if (r.local) return;
+  if (r.constant) return;
   if (r.ctx.phase == 2) return top1_.backward(arena, r, dweight, dx);
   const int64_t T = r.x.size(0), E = num_experts_;
   const float *g = r.probs.f32(), *dw = dweight.f32(), *frac = r.frac.f32();

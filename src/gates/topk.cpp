@@ -35,7 +35,7 @@ Routing TopKGate::route_local(Arena& arena, const Tensor& x, const RouteContext&
                               int count) const {
   const int64_t T = x.size(0), E = cfg_.num_experts;
   Routing r = one_choice(arena, T, int(E), ctx);
-  r.local = true;
+  r.constant = true;
   softmax(arena, x, r);
   for (int64_t t = 0; t < T; ++t) {
     const float* row = r.probs.f32() + t * E;
@@ -109,7 +109,7 @@ Routing TopKGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) 
 
 void TopKGate::backward(Arena& arena, const Routing& r, const Tensor& dweight,
                         const Tensor& dx) const {
-  if (r.local) return;  // Gating Dropout: the weights were constants
+  if (r.constant) return;  // Gating Dropout: the weights were constants
   const int64_t T = r.x.size(0), E = cfg_.num_experts, k = cfg_.k, G = r.ctx.group_tokens;
   const float *p = r.probs.f32(), *lse = r.lse.f32(), *dw = dweight.f32(), *frac = r.frac.f32();
   const int32_t *e = r.expert.i32(), *c = r.choice.i32();

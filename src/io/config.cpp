@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "model/gate_registry.hpp"
 #include "tensor/error.hpp"
 
 namespace po = boost::program_options;
@@ -36,7 +37,7 @@ po::options_description options(Config& c) {
     ("model.d_ff", po::value(&m.d_ff)->default_value(m.d_ff), "FFN hidden width")
     ("moe.experts", po::value(&e.num_experts)->default_value(e.num_experts), "experts per MoE layer (0: dense model)")
     ("moe.every", po::value(&e.every)->default_value(e.every), "block i is MoE when i % every == every - 1")
-    ("moe.gate", po::value(&e.gate)->default_value(e.gate), "switch (top-1) | gshard (top-2) | hash | thor (random expert, two passes)")
+    ("moe.gate", po::value(&e.gate)->default_value(e.gate), ("router: " + gate_names()).c_str())
     ("moe.capacity_factor", po::value(&e.capacity_factor)->default_value(e.capacity_factor), "expert capacity = ceil(cf * k * group tokens / E) in training")
     ("moe.eval_capacity_factor", po::value(&e.eval_capacity_factor)->default_value(e.eval_capacity_factor), "capacity factor at evaluation")
     ("moe.dropless", po::value(&e.dropless)->default_value(e.dropless), "no capacity limit (no dropped tokens)")
@@ -138,9 +139,7 @@ void validate(const Config& c) {
   const auto& e = m.moe;
   MT_CHECK(e.num_experts >= 0 && e.every > 0 && e.group_sequences > 0 && e.d_ff >= 0,
            "config: moe.experts >= 0, moe.every > 0, moe.group_sequences > 0, moe.d_ff >= 0");
-  MT_CHECK(e.gate == "switch" || e.gate == "gshard" || e.gate == "hash" || e.gate == "thor" ||
-               e.gate == "evomoe",
-           "config: moe.gate = '{}' (switch, gshard, hash, thor or evomoe)", e.gate);
+  MT_CHECK(is_gate(e.gate), "config: moe.gate = '{}' ({})", e.gate, gate_names());
   MT_CHECK(
       e.evo_diversify_step >= 0 && e.evo_anneal_steps >= 0 && e.evo_mask_ratio >= 0 &&
           e.evo_mask_ratio < 1 && e.evo_threshold > 0 && e.evo_tau_min > 0 &&
@@ -161,8 +160,8 @@ void validate(const Config& c) {
   MT_CHECK(e.gd_p >= 0 && e.gd_p <= 1, "config: gd.p = {} (a probability)", e.gd_p);
   MT_CHECK(e.gd_mode == "gate_drop" || e.gd_mode == "gate_expert_drop",
            "config: gd.mode = '{}' (gate_drop or gate_expert_drop)", e.gd_mode);
-  MT_CHECK(e.gd_p == 0 || e.gate == "switch" || e.gate == "gshard",
-           "config: gd.p > 0 needs a learned gate (moe.gate = switch or gshard)");
+  MT_CHECK(e.gd_p == 0 || find_gate(e.gate).local_routing,
+           "config: gd.p > 0 needs a gate with local routing (moe.gate = switch or gshard)");
   MT_CHECK(c.precision == "fp32" || c.precision == "bf16",
            "config: train.precision = '{}' (fp32 or bf16)", c.precision);
   MT_CHECK(c.a2a == "flat" || c.a2a == "hierarchical",

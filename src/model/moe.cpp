@@ -1,39 +1,11 @@
 // MoE layer: forward and backward side by side.
 #include "model/moe.hpp"
 
-#include "gates/evomoe.hpp"
-#include "gates/hash.hpp"
-#include "gates/thor.hpp"
-#include "gates/topk.hpp"
+#include "model/gate_registry.hpp"
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
 
 namespace mt {
-
-namespace {
-std::unique_ptr<Gate> make_gate(ParamRegistry& reg, const std::string& prefix, int64_t d,
-                                const MoeConfig& c, const std::vector<int32_t>& hash_table) {
-  if (c.gate == "hash") {
-    MT_CHECK(!hash_table.empty(), "moe.gate = hash needs a hash table");
-    return std::make_unique<HashGate>(hash_table, c.num_experts);
-  }
-  if (c.gate == "evomoe")
-    return std::make_unique<EvoGate>(reg, prefix, d, c.num_experts, c.evo_threshold, c.aux_weight);
-  if (c.gate == "thor")
-    return std::make_unique<ThorGate>(c.num_experts, c.thor_granularity, c.thor_eval_granularity);
-  MT_CHECK(c.gate == "switch" || c.gate == "gshard",
-           "moe.gate = '{}' (switch, gshard, hash, thor or evomoe)", c.gate);
-  TopKConfig t{c.gate == "gshard" ? 2 : 1,
-               c.num_experts,
-               c.capacity_factor,
-               c.eval_capacity_factor,
-               c.dropless,
-               c.aux_weight,
-               c.z_weight};
-  return std::make_unique<TopKGate>(reg, prefix, d, t);
-}
-
-}  // namespace
 
 MoeLayer::MoeLayer(ParamRegistry& reg, const std::string& prefix, int64_t d, int64_t f,
                    const MoeConfig& c, int ep_rank, int ep_size, float proj_std,
@@ -41,7 +13,7 @@ MoeLayer::MoeLayer(ParamRegistry& reg, const std::string& prefix, int64_t d, int
     : cfg_(c),
       ep_size_(ep_size),
       local_(c.num_experts / ep_size),
-      gate_(make_gate(reg, prefix + "/gate", d, c, hash_table)),
+      gate_(find_gate(c.gate).make({reg, prefix + "/gate", d, c, hash_table})),
       experts_(reg, prefix + "/experts", c.num_experts, ep_rank * local_, local_, d, f, proj_std) {
   MT_CHECK(c.num_experts % ep_size == 0, "moe.experts = {} is not divisible by ep_size = {}",
            c.num_experts, ep_size);
@@ -50,7 +22,7 @@ MoeLayer::MoeLayer(ParamRegistry& reg, const std::string& prefix, int64_t d, int
 void MoeLayer::exchange(const MoeStep& step, const Cache& c, const Tensor& send,
                         const std::vector<int>& send_counts, const Tensor& recv,
                         const std::vector<int>& recv_counts) {
-  if (c.routing.local)
+  if (c.on_rank)
     ops::copy(send, recv);  // every row stays on this rank
   else
     step.a2a->exchange(send.f32(), send_counts, recv.f32(), recv_counts);
@@ -69,6 +41,7 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cac
   MT_CHECK(step.gate_drop || (step.a2a && step.a2a->size() == ep_size_),
            "moe: no token exchange over {} ranks", ep_size_);
   const int64_t T = x.size(0), d = x.size(1), E = cfg_.num_experts;
+  c.on_rank = step.gate_drop;
   c.skipped = step.gate_drop && cfg_.gd_mode == "gate_expert_drop";
   if (c.skipped) {
     c.routing = Routing{};
@@ -100,7 +73,7 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cac
   c.weights = arena.to_device(c.routing.weight);
   // Counts first (rows per peer and local expert), then the tokens.
   c.recv_rows.assign(E, 0);
-  if (c.routing.local)
+  if (c.on_rank)
     c.recv_rows = c.send_rows;  // only this rank's experts have rows
   else
     step.a2a->exchange_ints(c.send_rows.data(), c.recv_rows.data(), local_);

@@ -45,6 +45,7 @@ class MoeLayer {
            int ep_rank, int ep_size, float proj_std, const std::vector<int32_t>& hash_table);
   struct Cache {
     Routing routing;
+    bool on_rank = false;       // Gating Dropout step: every row stayed on this rank, no exchange
     bool skipped = false;       // Gate-Expert-Drop step: the layer was the identity (y = 0)
     std::vector<int32_t> slot;  // pair t * k + j -> assignment index, or -1 (dropped)
     Tensor slots, weights;      // slot and the combine weights [T, k] on the rows' device

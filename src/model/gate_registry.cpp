@@ -1,0 +1,66 @@
+// The registry of gates: one line per method.
+#include "model/gate_registry.hpp"
+
+#include "gates/evomoe.hpp"
+#include "gates/hash.hpp"
+#include "gates/thor.hpp"
+#include "gates/topk.hpp"
+#include "model/moe.hpp"
+#include "tensor/error.hpp"
+
+namespace mt {
+
+namespace {
+std::unique_ptr<Gate> top_k(const GateArgs& a, int k) {
+  const MoeConfig& c = a.moe;
+  return std::make_unique<TopKGate>(
+      a.reg, a.prefix, a.d,
+      TopKConfig{k, c.num_experts, c.capacity_factor, c.eval_capacity_factor, c.dropless,
+                 c.aux_weight, c.z_weight});
+}
+}  // namespace
+
+const std::vector<GateEntry>& gate_registry() {
+  static const std::vector<GateEntry> gates = {
+      {"switch", true, [](const GateArgs& a) { return top_k(a, 1); }},
+      {"gshard", true, [](const GateArgs& a) { return top_k(a, 2); }},
+      {"hash", false,
+       [](const GateArgs& a) -> std::unique_ptr<Gate> {
+         MT_CHECK(!a.hash_table.empty(), "moe.gate = hash needs a hash table");
+         return std::make_unique<HashGate>(a.hash_table, a.moe.num_experts);
+       }},
+      {"thor", false,
+       [](const GateArgs& a) -> std::unique_ptr<Gate> {
+         return std::make_unique<ThorGate>(a.moe.num_experts, a.moe.thor_granularity,
+                                           a.moe.thor_eval_granularity);
+       }},
+      {"evomoe", false,
+       [](const GateArgs& a) -> std::unique_ptr<Gate> {
+         return std::make_unique<EvoGate>(a.reg, a.prefix, a.d, a.moe.num_experts,
+                                          a.moe.evo_threshold, a.moe.aux_weight);
+       }},
+  };
+  return gates;
+}
+
+std::string gate_names() {
+  std::string s;
+  const auto& g = gate_registry();
+  for (size_t i = 0; i < g.size(); ++i)
+    s += (i == 0 ? "" : i + 1 == g.size() ? " or " : ", ") + g[i].name;
+  return s;
+}
+
+bool is_gate(const std::string& name) {
+  for (const GateEntry& g : gate_registry())
+    if (g.name == name) return true;
+  return false;
+}
+
+const GateEntry& find_gate(const std::string& name) {
+  for (const GateEntry& g : gate_registry())
+    if (g.name == name) return g;
+  fail("moe.gate = '{}' ({})", name, gate_names());
+}
+
+}  // namespace mt
