@@ -202,6 +202,10 @@ std::vector<Case> equivalence_cases() {
       {"evomoe", "evomoe", evo},
       {"switch_gd", "switch", {"--gd.p", "0.5", "--gd.mode", "gate_drop"}, false},
       {"switch_ged", "switch", {"--gd.p", "0.5", "--gd.mode", "gate_expert_drop"}, false},
+      {"switch_gd_layer",
+       "switch",
+       {"--gd.p", "0.5", "--gd.coin", "layer", "--gd.weight", "one"},
+       false},
   };
 }
 
@@ -268,70 +272,123 @@ TEST(Training, WRanksMatchOneRankForEveryExpertParallelSize) {
   }
 }
 
-TEST(GatingDropout, ADropStepExchangesNothingAndRoutesLocally) {
+// One MoE layer of 2 experts per rank on random data; run() does a forward and a backward.
+struct GdLayer {
   Groups g = make_groups(0, 0);
-  FlatAllToAll a2a(*g.ep);
-  MoeConfig m;
-  m.num_experts = 2 * g.ep_size();
-  m.gd_p = 1.0;
+  FlatAllToAll a2a{*g.ep};
   ParamRegistry reg;
-  const MoeLayer layer(reg, "moe", 8, 16, m, g.ep_rank(), g.ep_size(), 0.02f, {});
-  reg.allocate();
-  reg.initialize(1);
-  const int64_t T = 12;
-  std::vector<float> x(T * 8), dy(T * 8);
-  const Rng rng(5, uint64_t(g.topo.world_rank));
-  for (size_t i = 0; i < x.size(); ++i) x[i] = rng.normal(i), dy[i] = rng.normal(i + x.size());
-  MoeStep step{&a2a, {}, true};
-  step.route.group_tokens = T;
-  step.route.global_tokens = T * g.ep_size();
-  step.route.global_groups = g.ep_size();
+  MoeLayer layer;
+  static constexpr int64_t T = 12, d = 8;
+  std::vector<float> x, dy;
   Arena arena;
   MoeLayer::Cache c;
-  layer.forward(arena, Tensor{x.data(), {T, 8}}, step, c);
-  reg.zero_grads();
-  layer.backward(arena, Tensor{dy.data(), {T, 8}}, step, c);
-  EXPECT_EQ(a2a.calls, 0);
-  EXPECT_EQ(a2a.bytes_sent, 0.0);
-  const int first = 2 * g.ep_rank();
-  for (int64_t t = 0; t < T; ++t) {
-    EXPECT_GE(c.routing.expert.i32()[t], first);
-    EXPECT_LT(c.routing.expert.i32()[t], first + 2);
-    EXPECT_EQ(c.routing.weight.f32()[t], 1.0f);
+  explicit GdLayer(const MoeConfig& m)
+      : layer(reg, "moe", d, 16, m, g.ep_rank(), g.ep_size(), 0.02f, {}), x(T * d), dy(T * d) {
+    reg.allocate();
+    reg.initialize(1);
+    const Rng rng(5, uint64_t(g.topo.world_rank));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = rng.normal(i), dy[i] = rng.normal(i + x.size());
   }
-  EXPECT_EQ(c.routing.aux + c.routing.z, 0.0);
-  // The router gets no gradient on a drop step; the experts do.
-  EXPECT_EQ(reg.grad(reg.find("moe/gate/w")).f32()[0], 0.0f);
+  static MoeConfig config(const std::string& mode, const std::string& weight, int ep_size) {
+    MoeConfig m;
+    m.num_experts = 2 * ep_size;
+    m.gd_p = 1.0;
+    m.gd_mode = mode;
+    m.gd_weight = weight;
+    return m;
+  }
+  // y and dx of one pass; drop: a Gating Dropout step.
+  std::pair<std::vector<float>, std::vector<float>> run(bool drop) {
+    MoeStep step{&a2a, {}, drop ? ~uint64_t(0) : 0};
+    step.route.group_tokens = T;
+    step.route.global_tokens = T * g.ep_size();
+    step.route.global_groups = g.ep_size();
+    arena.reset();
+    reg.zero_grads();
+    const Tensor y = layer.forward(arena, Tensor{x.data(), {T, d}}, step, c);
+    const Tensor dx = layer.backward(arena, Tensor{dy.data(), {T, d}}, step, c);
+    return {std::vector<float>(y.f32(), y.f32() + T * d),
+            std::vector<float>(dx.f32(), dx.f32() + T * d)};
+  }
+  float grad_norm(const std::string& name) const {
+    const Tensor t = reg.grad(reg.find(name));
+    double s = 0;
+    for (int64_t i = 0; i < t.numel(); ++i) s += double(t.f32()[i]) * t.f32()[i];
+    return float(std::sqrt(s));
+  }
+};
+
+TEST(GatingDropout, ADropStepExchangesNothingAndRoutesLocally) {
+  const int W = world_size();
+  GdLayer one(GdLayer::config("gate_drop", "one", W)),
+      gate(GdLayer::config("gate_drop", "gate", W));
+  const auto [y1, dx1] = one.run(true);
+  const auto [yg, dxg] = gate.run(true);
+  EXPECT_EQ(one.a2a.calls + gate.a2a.calls, 0);
+  EXPECT_EQ(one.a2a.bytes_sent + gate.a2a.bytes_sent, 0.0);
+  const int first = 2 * one.g.ep_rank();
+  const int64_t T = GdLayer::T, E = 2 * W;
+  for (int64_t t = 0; t < T; ++t) {
+    const int32_t e = gate.c.routing.expert.i32()[t];
+    EXPECT_GE(e, first);
+    EXPECT_LT(e, first + 2);
+    // The local expert with the highest gate probability, weighted by it (gate) or by 1 (one).
+    const float* p = gate.c.routing.probs.f32() + t * E;
+    EXPECT_GE(p[e], p[first + (e == first)]);
+    EXPECT_EQ(gate.c.routing.weight.f32()[t], p[e]);
+    EXPECT_EQ(one.c.routing.weight.f32()[t], 1.0f);
+    EXPECT_EQ(one.c.routing.expert.i32()[t], e);
+    for (int64_t j = 0; j < GdLayer::d; ++j)
+      EXPECT_NEAR(yg[t * GdLayer::d + j], p[e] * y1[t * GdLayer::d + j], 1e-6f);
+  }
+  EXPECT_EQ(gate.c.routing.aux + gate.c.routing.z, 0.0);
+  // The router gets no gradient on a drop step (its weights are constants); the experts do.
+  EXPECT_EQ(gate.grad_norm("moe/gate/w"), 0.0f);
+  EXPECT_GT(gate.grad_norm("moe/experts/fc1/w"), 0.0f);
   // A normal step exchanges: counts once, rows twice forward and twice backward.
-  step.gate_drop = false;
-  layer.forward(arena, Tensor{x.data(), {T, 8}}, step, c);
-  layer.backward(arena, Tensor{dy.data(), {T, 8}}, step, c);
-  EXPECT_EQ(a2a.calls, 5);
+  gate.run(false);
+  EXPECT_EQ(gate.a2a.calls, 5);
+  EXPECT_GT(gate.grad_norm("moe/gate/w"), 0.0f);
+}
+
+TEST(GatingDropout, GateExpertDropMakesTheLayerTheIdentity) {
+  GdLayer l(GdLayer::config("gate_expert_drop", "gate", world_size()));
+  const auto [y, dx] = l.run(true);
+  EXPECT_EQ(l.a2a.calls, 0);
+  EXPECT_EQ(y, std::vector<float>(y.size(), 0.0f));    // y = 0: the residual carries the token
+  EXPECT_EQ(dx, std::vector<float>(dx.size(), 0.0f));  // and nothing flows back through the layer
+  EXPECT_EQ(l.grad_norm("moe/gate/w") + l.grad_norm("moe/experts/fc1/w"), 0.0f);
 }
 
 TEST(GatingDropout, TrainingSkipsTheExchangeOnDropSteps) {
   const int W = world_size();
-  for (const char* mode : {"gate_drop", "gate_expert_drop"}) {
-    const std::string run = fmt::format("gd_w{}_{}", W, mode);
-    const Config cfg =
-        tiny(run, 0, "switch", {"--gd.p", "0.5", "--gd.mode", mode, "--train.steps", "12"});
-    Runtime rt = make_runtime(cfg);
-    train(cfg, rt, true);
-    if (world_rank() != 0) continue;
-    const Curve c = read_curve(run);
-    int drops = 0;
-    for (size_t i = 0; i < c.gate_drop.size(); ++i) {
-      drops += c.gate_drop[i] != 0;
-      if (c.gate_drop[i] != 0) {
-        EXPECT_EQ(c.a2a_calls[i], 0) << run << " step " << i;
-        EXPECT_EQ(c.a2a_bytes[i], 0) << run << " step " << i;
-      } else {
-        EXPECT_EQ(c.a2a_calls[i], 2 * 5) << run << " step " << i;  // 2 MoE blocks
+  for (const char* coin : {"step", "layer"})
+    for (const char* mode : {"gate_drop", "gate_expert_drop"}) {
+      const std::string run = fmt::format("gd_w{}_{}_{}", W, mode, coin);
+      const Config cfg =
+          tiny(run, 0, "switch",
+               {"--gd.p", "0.5", "--gd.mode", mode, "--gd.coin", coin, "--train.steps", "12"});
+      Runtime rt = make_runtime(cfg);
+      train(cfg, rt, true);
+      if (world_rank() != 0) continue;
+      const Curve c = read_curve(run);
+      int drops = 0, halves = 0;
+      for (size_t i = 0; i < c.gate_drop.size(); ++i) {
+        const float dropped = c.gate_drop[i];  // the fraction of the 2 MoE blocks that dropped
+        drops += dropped != 0;
+        halves += dropped == 0.5f;
+        // 5 exchange calls per MoE block that routes normally, none for one that drops.
+        EXPECT_EQ(c.a2a_calls[i], 2 * 5 * (1 - dropped)) << run << " step " << i;
+        if (dropped == 1) EXPECT_EQ(c.a2a_bytes[i], 0) << run << " step " << i;
       }
+      EXPECT_GT(drops, 0) << run;
+      EXPECT_LT(drops, int(c.gate_drop.size())) << run;
+      // One coin per step drops both blocks together; one per layer also drops one alone.
+      if (std::string(coin) == "step")
+        EXPECT_EQ(halves, 0) << run;
+      else
+        EXPECT_GT(halves, 0) << run;
     }
-    EXPECT_GT(drops, 0);
-    EXPECT_LT(drops, int(c.gate_drop.size()));
-  }
 }
 
 }  // namespace

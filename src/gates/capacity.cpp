@@ -9,7 +9,7 @@
 
 namespace mt {
 
-Routing Gate::route_local(Arena&, const Tensor&, const RouteContext&, int, int) const {
+Routing Gate::route_local(Arena&, const Tensor&, const RouteContext&, int, int, bool) const {
   fail("this gate has no local routing (Gating Dropout needs moe.gate = switch or gshard)");
 }
 

@@ -46,9 +46,10 @@ class Gate {
   virtual ~Gate() = default;
   virtual Routing route(Arena& arena, const Tensor& x, const RouteContext& ctx) const = 0;
   // Gating Dropout: every token to the expert of [first, first + count) with the highest gate
-  // probability, weight 1, no capacity and no losses (ALGORITHMS.md 2, our defaults).
+  // probability, no capacity and no losses (ALGORITHMS.md 2, our defaults). The weight is that
+  // expert's gate probability (gate_weight) or 1; either way a constant: the gate gets no gradient.
   virtual Routing route_local(Arena& arena, const Tensor& x, const RouteContext& ctx, int first,
-                              int count) const;
+                              int count, bool gate_weight) const;
   // dweight [T, k]: the loss gradient of each combine weight. Accumulates into dx [T, d] and the
   // gate's parameter gradients, adding the aux and z losses' gradients.
   virtual void backward(Arena& arena, const Routing& r, const Tensor& dweight,

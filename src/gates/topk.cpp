@@ -32,7 +32,7 @@ void TopKGate::softmax(Arena& arena, const Tensor& x, Routing& r) const {
 }
 
 Routing TopKGate::route_local(Arena& arena, const Tensor& x, const RouteContext& ctx, int first,
-                              int count) const {
+                              int count, bool gate_weight) const {
   const int64_t T = x.size(0), E = cfg_.num_experts;
   Routing r = one_choice(arena, T, int(E), ctx);
   r.constant = true;
@@ -43,6 +43,7 @@ Routing TopKGate::route_local(Arena& arena, const Tensor& x, const RouteContext&
     for (int32_t j = first + 1; j < first + count; ++j)
       if (row[j] > row[best]) best = j;
     r.expert.i32()[t] = best;
+    if (gate_weight) r.weight.f32()[t] = row[best];
   }
   count_load(r);
   return r;

@@ -21,8 +21,8 @@ class TopKGate : public Gate {
  public:
   TopKGate(ParamRegistry& reg, const std::string& prefix, int64_t d, const TopKConfig& c);
   Routing route(Arena& arena, const Tensor& x, const RouteContext& ctx) const override;
-  Routing route_local(Arena& arena, const Tensor& x, const RouteContext& ctx, int first,
-                      int count) const override;
+  Routing route_local(Arena& arena, const Tensor& x, const RouteContext& ctx, int first, int count,
+                      bool gate_weight) const override;
   void backward(Arena& arena, const Routing& r, const Tensor& dweight,
                 const Tensor& dx) const override;
   int weight_index() const { return w_; }

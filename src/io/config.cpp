@@ -57,6 +57,8 @@ po::options_description options(Config& c) {
     ("evo.anneal_steps", po::value(&e.evo_anneal_steps)->default_value(e.evo_anneal_steps), "EvoMoE: steps of exponential annealing (0: 50% of train.steps)")
     ("gd.p", po::value(&e.gd_p)->default_value(e.gd_p), "Gating Dropout: probability that a step routes every token to its own rank's experts")
     ("gd.mode", po::value(&e.gd_mode)->default_value(e.gd_mode), "gate_drop (local expert) | gate_expert_drop (skip the experts)")
+    ("gd.weight", po::value(&e.gd_weight)->default_value(e.gd_weight), "weight of the local expert on a drop step: gate (its gate probability, held constant) | one")
+    ("gd.coin", po::value(&e.gd_coin)->default_value(e.gd_coin), "step (one coin for every MoE layer) | layer (one per MoE layer)")
     ("dist.ep_size", po::value(&c.ep_size)->default_value(c.ep_size), "ranks sharing one set of experts (0: all)")
     ("dist.a2a", po::value(&c.a2a)->default_value(c.a2a), "token all-to-all: flat | hierarchical")
     ("dist.ranks_per_node", po::value(&c.ranks_per_node)->default_value(c.ranks_per_node), "ranks per node (0: detect; >0: one machine stands for several nodes)")
@@ -160,6 +162,12 @@ void validate(const Config& c) {
   MT_CHECK(e.gd_p >= 0 && e.gd_p <= 1, "config: gd.p = {} (a probability)", e.gd_p);
   MT_CHECK(e.gd_mode == "gate_drop" || e.gd_mode == "gate_expert_drop",
            "config: gd.mode = '{}' (gate_drop or gate_expert_drop)", e.gd_mode);
+  MT_CHECK(e.gd_weight == "gate" || e.gd_weight == "one", "config: gd.weight = '{}' (gate or one)",
+           e.gd_weight);
+  MT_CHECK(e.gd_coin == "step" || e.gd_coin == "layer", "config: gd.coin = '{}' (step or layer)",
+           e.gd_coin);
+  MT_CHECK(m.n_layer <= 64 || e.gd_p == 0,
+           "config: Gating Dropout handles at most 64 blocks (model.n_layer = {})", m.n_layer);
   MT_CHECK(e.gd_p == 0 || find_gate(e.gate).local_routing,
            "config: gd.p > 0 needs a gate with local routing (moe.gate = switch or gshard)");
   MT_CHECK(c.precision == "fp32" || c.precision == "bf16",

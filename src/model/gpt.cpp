@@ -68,7 +68,7 @@ Tensor Gpt::forward(Arena& arena, const Tensor& tokens, Activations& acts,
   acts.blocks.resize(blocks_.size());
   RouteContext& r = acts.step.route;
   acts.step.a2a = ctx.a2a;
-  acts.step.gate_drop = ctx.training && ctx.gate_drop;
+  acts.step.gate_drop = ctx.training ? ctx.gate_drop : 0;
   r.seed = ctx.seed;
   r.step = ctx.step;
   r.training = ctx.training;

@@ -32,7 +32,7 @@ struct PassContext {
   bool training = true;
   int64_t global_sequences = 0;  // sequences in the global batch (0: this rank's batch)
   int64_t first_sequence = 0;    // this rank's first sequence in the global batch
-  bool gate_drop = false;        // Gating Dropout step (training only)
+  uint64_t gate_drop = 0;        // Gating Dropout: bit i, block i drops (training only)
   uint64_t key = 0;              // the step's routing key (StepPlan::key)
   int pass = 0;                  // forward pass within the step (THOR runs two)
   int phase = 0;                 // EvoMoE phase (StepPlan::phase)

@@ -38,18 +38,20 @@ void MoeLayer::permute(const Tensor& in, const Tensor& out, const Cache& c, bool
 }
 
 Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cache& c) const {
-  MT_CHECK(step.gate_drop || (step.a2a && step.a2a->size() == ep_size_),
+  const bool drop = step.drops(step.route.layer);
+  MT_CHECK(drop || (step.a2a && step.a2a->size() == ep_size_),
            "moe: no token exchange over {} ranks", ep_size_);
   const int64_t T = x.size(0), d = x.size(1), E = cfg_.num_experts;
-  c.on_rank = step.gate_drop;
-  c.skipped = step.gate_drop && cfg_.gd_mode == "gate_expert_drop";
+  c.on_rank = drop;
+  c.skipped = drop && cfg_.gd_mode == "gate_expert_drop";
   if (c.skipped) {
     c.routing = Routing{};
     c.routing.load.assign(E, 0);
     return arena.zeros({T, d});
   }
-  c.routing = step.gate_drop ? gate_->route_local(arena, x, step.route, experts_.first(), local_)
-                             : gate_->route(arena, x, step.route);
+  c.routing = drop ? gate_->route_local(arena, x, step.route, experts_.first(), local_,
+                                        cfg_.gd_weight == "gate")
+                   : gate_->route(arena, x, step.route);
   const int k = c.routing.k;
   const int32_t* expert = c.routing.expert.i32();  // routing decisions live on the host
   // Bucket the kept (token, choice) pairs by expert, in token order within an expert.

@@ -25,6 +25,8 @@ struct MoeConfig {
   std::string hash = "balanced";      // balanced | random
   double gd_p = 0;                    // Gating Dropout rate (0: off)
   std::string gd_mode = "gate_drop";  // gate_drop | gate_expert_drop
+  std::string gd_weight = "gate";     // gate (the local expert's probability, constant) | one
+  std::string gd_coin = "step";       // step (one coin for every MoE layer) | layer
   double thor_alpha = 1.0;            // THOR consistency weight
   std::string thor_granularity = "batch", thor_eval_granularity = "sequence";
   int64_t evo_diversify_step = 0;  // EvoMoE: step of the spawn (0: 15% of train.steps)
@@ -36,7 +38,8 @@ struct MoeConfig {
 struct MoeStep {
   AllToAll* a2a = nullptr;
   RouteContext route;
-  bool gate_drop = false;  // Gating Dropout step: local experts only, no exchange
+  uint64_t gate_drop = 0;  // Gating Dropout: bit i set when block i routes locally, no exchange
+  bool drops(int layer) const { return (gate_drop >> layer) & 1; }
 };
 
 class MoeLayer {

@@ -39,7 +39,12 @@ StepPlan Scheduler::plan(int64_t step, bool preempt) const {
   const Rng rng(cfg_.seed, stream_id({name_hash("plan"), uint64_t(step)}));
   p.key = (uint64_t(rng.bits(0)) << 32) | rng.bits(1);
   const MoeConfig& m = cfg_.model.moe;
-  p.gate_drop = m.num_experts > 0 && rng.uniform(2) < m.gd_p;
+  // Gating Dropout's coins: one for every MoE layer (gd.coin = step), or one per MoE layer.
+  if (m.num_experts > 0 && m.gd_p > 0)
+    for (int i = 0; i < cfg_.model.n_layer; ++i)
+      if (cfg_.model.is_moe_block(i) &&
+          rng.uniform(m.gd_coin == "step" ? 2 : uint64_t(16 + i)) < m.gd_p)
+        p.gate_drop |= uint64_t(1) << i;
   p.phase_step = step;
   if (m.num_experts > 0 && m.gate == "evomoe") {
     const int64_t d = diversify_step(), a = anneal_steps();

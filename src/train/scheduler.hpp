@@ -16,7 +16,7 @@ struct StepPlan {
   uint8_t log = 0, eval = 0, last = 0;
   uint8_t checkpoint = 0;  // write a checkpoint after this step
   uint8_t stop = 0;        // end this invocation after this step (train.run_steps, preemption)
-  uint8_t gate_drop = 0;   // Gating Dropout: this step's MoE layers route every token locally
+  uint64_t gate_drop = 0;  // Gating Dropout: bit i set when block i routes every token locally
   uint8_t phase = 0;       // EvoMoE: 0 expert-diversify, 1 gate-sparsify, 2 top-1 (others: 0)
   uint8_t diversify = 0;   // EvoMoE: spawn the experts before this step
   int64_t phase_step = 0;  // steps since the phase began

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -120,8 +121,8 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
     train_batches.random(cfg.seed, plan.step, rt.rank() * B, tokens, targets);
     reg.zero_grads();
     if (plan.diversify) spawn_experts(reg, opt, rt.groups, cfg.seed, mc.moe.evo_mask_ratio);
-    PassContext ctx{rt.a2a.get(),   cfg.seed,      plan.step,           true,
-                    cfg.batch_size, rt.rank() * B, plan.gate_drop != 0, plan.key};
+    PassContext ctx{rt.a2a.get(),   cfg.seed,      plan.step,      true,
+                    cfg.batch_size, rt.rank() * B, plan.gate_drop, plan.key};
     ctx.phase = plan.phase;
     ctx.tau = plan.tau;
     last_plan = plan;
@@ -197,7 +198,11 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
       results->record("/train/a2a_s", rt.a2a->seconds);
       results->record("/train/a2a_bytes", rt.a2a->bytes_sent);
       results->record("/train/a2a_calls", double(rt.a2a->calls));
-      results->record("/train/gate_drop", double(plan.gate_drop));
+      // The fraction of MoE layers that dropped their gate this step.
+      results->record("/train/gate_drop",
+                      moe_blocks.empty()
+                          ? 0.0
+                          : double(std::popcount(plan.gate_drop)) / double(moe_blocks.size()));
     }
     if (plan.log) {
       const double done = double(step + 1 - first);  // steps of this invocation
