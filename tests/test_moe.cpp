@@ -2,6 +2,9 @@
 // against a hand computation, hash routing as a pure function of the token id.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "comm/all_to_all.hpp"
 #include "comm/mpi_group.hpp"
 #include "comm/topology.hpp"
@@ -11,6 +14,7 @@
 #include "gates/topk.hpp"
 #include "gradcheck.hpp"
 #include "model/moe.hpp"
+#include "tensor/rng.hpp"
 #include "train/evomoe.hpp"
 
 namespace mt {
@@ -32,7 +36,8 @@ RouteContext context(int64_t T, int64_t group) {
 
 // L = <y, R> + the gates' aux and z losses, against finite differences of every input and
 // parameter. Large weights keep routing decisions away from ties under the small perturbation.
-void check_moe(const MoeConfig& cfg, int64_t T, int64_t group, int phase = 0, float tau = 1.0f) {
+void check_moe(const MoeConfig& cfg, int64_t T, int64_t group, int phase = 0, float tau = 1.0f,
+               bool training = true, int64_t step_index = 7) {
   const int64_t d = 6, f = 10;
   ParamRegistry reg;
   MpiGroup self(MPI_COMM_SELF, "self");
@@ -50,6 +55,8 @@ void check_moe(const MoeConfig& cfg, int64_t T, int64_t group, int phase = 0, fl
   step.route.token_ids = ids.data();
   step.route.phase = phase;
   step.route.tau = tau;
+  step.route.training = training;
+  step.route.step = step_index;
   Arena arena;
   MoeLayer::Cache cache;
   auto loss = [&] {
@@ -96,13 +103,20 @@ TEST(Moe, HashMatchesFiniteDifferences) {
   check_moe(c, 9, 9);
 }
 
-TEST(Moe, EvoMoeDenseToSparseMatchesFiniteDifferences) {
+TEST(Moe, EvoMoeMatchesFiniteDifferencesInEveryPhase) {
   MoeConfig c;
   c.num_experts = 4;
   c.gate = "evomoe";
   c.aux_weight = 0.5;
   c.evo_threshold = 0.05;
-  check_moe(c, 8, 4, /*phase=*/1, /*tau=*/1.5f);
+  // Step 2's Gumbel draws leave no two experts of a token within the finite difference's reach
+  // (step 7's put two of token 4 within 3e-4 of each other).
+  for (bool gumbel_weights : {false, true}) {
+    c.evo_gumbel_weights = gumbel_weights;
+    check_moe(c, 8, 4, /*phase=*/1, /*tau=*/1.5f, true, 2);  // dense-to-sparse
+    check_moe(c, 8, 4, /*phase=*/2, /*tau=*/0.5f, true, 2);  // Gumbel-max top-1
+  }
+  check_moe(c, 8, 4, /*phase=*/1, /*tau=*/1.5f, /*training=*/false);  // evaluation: argmax
 }
 
 TEST(Gates, CapacityDropsAgainstHandComputation) {
@@ -207,7 +221,7 @@ TEST(Thor, EvaluationFixesOneExpertPerSequence) {
 
 TEST(EvoMoe, DenseToSparseGateIsDenseWhenHotAndTopOneWhenCold) {
   ParamRegistry reg;
-  const EvoGate gate(reg, "g", 6, 8, 0.001, 0.01);
+  const EvoGate gate(reg, "g", 6, {8, 0.001, 0.01, false});
   reg.allocate();
   reg.initialize(3);
   test::randn(reg.values(), reg.total_elements(), "evo-w", 1.0f);
@@ -232,6 +246,77 @@ TEST(EvoMoe, DenseToSparseGateIsDenseWhenHotAndTopOneWhenCold) {
   c.phase = 0;  // expert-diversify: one expert, weight 1
   const Routing one = gate.route(arena, Tensor{x.data(), {32, 6}}, c);
   for (int t = 0; t < 32; ++t) EXPECT_EQ(one.expert.i32()[t], 0);
+}
+
+// The gate against a hand computation of the authors' code (topkgate.py): h = x W; in
+// gate-sparsify the active set is {j : softmax((h + G) / tau)_j > threshold} and the weights are
+// the masked clean softmax(h); after annealing the expert is argmax(h + G), a sample of
+// softmax(h); at evaluation argmax(h); the balance loss alpha E sum_e me_e ce_e.
+TEST(EvoMoe, GateFollowsTheAuthorsCode) {
+  const int64_t T = 400, d = 3, E = 4;
+  const double thr = 0.1, alpha = 0.01;
+  ParamRegistry reg;
+  const EvoGate gate(reg, "g", d, {int(E), thr, alpha, false});
+  reg.allocate();
+  reg.initialize(3);
+  test::randn(reg.values(), reg.total_elements(), "evo-w", 0.7f);
+  std::vector<float> x(T * d);
+  test::randn(x.data(), int64_t(x.size()), "evo-x");
+  const float* W = reg.value(reg.find("g/w")).f32();
+  Arena arena;
+  RouteContext c = context(T, T);
+  c.tau = 0.7f;
+  c.first_token = 5;
+  const Rng gumbel(c.seed, stream_id({name_hash("dts-gumbel"), uint64_t(c.step), uint64_t(0)}));
+  // Per token: the logits, the clean softmax and the Gumbel-perturbed logits, in double.
+  auto hand = [&](int64_t t, std::vector<double>& h, std::vector<double>& p,
+                  std::vector<double>& u) {
+    h.assign(E, 0), p.assign(E, 0), u.assign(E, 0);
+    for (int64_t j = 0; j < E; ++j) {
+      for (int64_t i = 0; i < d; ++i) h[j] += double(x[t * d + i]) * W[i * E + j];
+      u[j] = h[j] - std::log(-std::log(double(gumbel.uniform(uint64_t((5 + t) * E + j)))));
+    }
+    double s = 0;
+    for (int64_t j = 0; j < E; ++j) s += (p[j] = std::exp(h[j]));
+    for (double& v : p) v /= s;
+  };
+  std::vector<double> h, p, u;
+  for (int phase : {1, 2})
+    for (bool training : {true, false}) {
+      c.phase = phase;
+      c.training = training;
+      const Routing r = gate.route(arena, Tensor{x.data(), {T, d}}, c);
+      ASSERT_EQ(r.k, phase == 1 && training ? E : 1);
+      std::vector<double> me(E, 0), ce(E, 0);
+      int64_t sampled_off_argmax = 0;
+      for (int64_t t = 0; t < T; ++t) {
+        hand(t, h, p, u);
+        std::vector<int> on(E, 0);
+        if (r.k == E) {
+          double s = 0;
+          std::vector<double> g(E);
+          for (int64_t j = 0; j < E; ++j) s += (g[j] = std::exp(u[j] / c.tau));
+          for (int64_t j = 0; j < E; ++j) on[j] = g[j] / s > thr;
+        } else {
+          const std::vector<double>& by = training ? u : h;
+          on[std::max_element(by.begin(), by.end()) - by.begin()] = 1;
+          sampled_off_argmax += !on[std::max_element(h.begin(), h.end()) - h.begin()];
+        }
+        for (int64_t j = 0, col = 0; j < E; ++j) {
+          if (r.k == 1 && !on[j]) continue;
+          col = r.k == E ? j : 0;
+          EXPECT_EQ(r.expert.i32()[t * r.k + col], on[j] ? j : -1) << phase << " " << t;
+          if (on[j]) EXPECT_NEAR(r.weight.f32()[t * r.k + col], p[j], 1e-6) << phase << " " << t;
+          me[j] += on[j] * p[j] / T;
+          ce[j] += on[j] / double(T);
+        }
+      }
+      double aux = 0;
+      for (int64_t j = 0; j < E; ++j) aux += me[j] * ce[j];
+      EXPECT_NEAR(r.aux, alpha * E * aux, 1e-6) << phase;
+      // Top-1 in training samples: some tokens leave the argmax (about 1 - E max p of them).
+      if (phase == 2) EXPECT_EQ(sampled_off_argmax > T / 20, training) << sampled_off_argmax;
+    }
 }
 
 TEST(EvoMoe, SpawnedExpertsDifferFromTheParentAndEachOther) {

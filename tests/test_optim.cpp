@@ -1,4 +1,5 @@
-// AdamW against a hand computation; schedules and clipping against their formulas.
+// AdamW against a hand computation; schedules, clipping and EvoMoE's temperature against their
+// formulas.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -6,6 +7,7 @@
 #include "optim/adamw.hpp"
 #include "optim/clip.hpp"
 #include "optim/schedule.hpp"
+#include "train/scheduler.hpp"
 
 namespace mt {
 namespace {
@@ -70,6 +72,27 @@ TEST(Clip, ScalesToTheGlobalNorm) {
   EXPECT_NEAR(reg.grads()[0], 0.6, 1e-6);
   EXPECT_NEAR(reg.grads()[1], 0.8, 1e-6);
   EXPECT_NEAR(grad_norm(reg), 1.0, 1e-6);
+}
+
+// EvoMoE's phases and temperature from the scheduler, against the formulas by hand: 20 steps,
+// the spawn before step 4, tau annealed over 10 steps, then top-1 at tau_min.
+TEST(Scheduler, EvoMoePhasesAndTemperatureFollowTheSchedule) {
+  for (const char* kind : {"linear", "exp"}) {
+    const Config c =
+        parse_config({"--moe.experts", "4", "--moe.gate", "evomoe", "--train.steps", "20",
+                      "--evo.diversify_step", "4", "--evo.anneal_steps", "10", "--evo.tau_max", "2",
+                      "--evo.tau_min", "0.5", "--evo.schedule", kind});
+    const Scheduler s(c);
+    for (int64_t step = 0; step < 20; ++step) {
+      const StepPlan p = s.plan(step);
+      EXPECT_EQ(p.phase, step < 4 ? 0 : step < 14 ? 1 : 2) << step;
+      EXPECT_EQ(p.diversify, step == 4) << step;
+      if (p.phase == 0) continue;
+      const double f = p.phase == 1 ? double(step - 4) / 10 : 1.0;
+      const double tau = std::string(kind) == "linear" ? 2 - 1.5 * f : 2 * std::pow(0.25, f);
+      EXPECT_NEAR(p.tau, tau, 1e-6) << kind << " step " << step;
+    }
+  }
 }
 
 }  // namespace

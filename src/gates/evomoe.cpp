@@ -1,4 +1,4 @@
-// EvoMoE gate: forward and backward side by side, per phase.
+// EvoMoE gate: forward and backward side by side.
 #include "gates/evomoe.hpp"
 
 #include <cmath>
@@ -7,17 +7,11 @@
 
 namespace mt {
 
-EvoGate::EvoGate(ParamRegistry& reg, const std::string& prefix, int64_t d, int num_experts,
-                 double threshold, double aux_weight)
-    : reg_(reg),
-      top1_(reg, prefix, d, {1, num_experts, 1.0, 1.0, /*dropless=*/true, aux_weight, 0.0}),
-      num_experts_(num_experts),
-      threshold_(threshold),
-      aux_weight_(aux_weight) {}
+EvoGate::EvoGate(ParamRegistry& reg, const std::string& prefix, int64_t d, const EvoGateConfig& c)
+    : reg_(reg), w_(reg.add(prefix + "/w", {d, c.num_experts}, Init::normal(0.02f))), cfg_(c) {}
 
 Routing EvoGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) const {
-  if (ctx.phase == 2) return top1_.route(arena, x, ctx);
-  const int64_t T = x.size(0), E = num_experts_;
+  const int64_t T = x.size(0), E = cfg_.num_experts, G = ctx.group_tokens;
   if (ctx.phase == 0) {
     Routing r = one_choice(arena, T, int(E), ctx);
     r.constant = true;  // the gate gets no gradient; the tokens still travel to expert 0
@@ -25,90 +19,90 @@ Routing EvoGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) c
     count_load(r);
     return r;
   }
+  const bool noisy = ctx.training;  // Gumbel noise and the annealed gate in training only
+  const bool soft = noisy && ctx.phase == 1;
+  const Tensor h = router_logits(arena, x, reg_.value(w_));
   Routing r;
   r.ctx = ctx;
-  r.load.assign(E, 0);
-  // Dense-to-Sparse: column e of [T, E] is expert e, -1 where inactive.
-  r.k = int(E);
+  r.k = soft ? int(E) : 1;  // soft: column j is expert j (-1 where inactive)
   r.x = x;
-  r.probs = router_logits(arena, x, reg_.value(top1_.weight_index()));  // becomes the gate values g
-  r.expert = arena.host().alloc({T, E}, DType::I32);
-  r.weight = arena.host().alloc({T, E});
-  const int64_t G = ctx.group_tokens;
-  r.frac = arena.host().zeros({T / G, E});  // each group's share of active pairs per expert
+  r.load.assign(E, 0);
+  r.expert = arena.host().alloc({T, r.k}, DType::I32);
+  r.weight = arena.host().alloc({T, r.k});
+  r.frac = arena.host().zeros({T / G, E});  // ce: each group's fraction of tokens activating e
+  // r.probs: the distribution the combine weights come from (softmax(h), or g).
+  const bool gumbel_weights = noisy && cfg_.gumbel_weights;
+  r.probs = arena.host().alloc({T, E});
+  Tensor g = gumbel_weights ? r.probs : arena.host().alloc({T, E});
   const Rng gumbel(ctx.seed,
                    stream_id({name_hash("dts-gumbel"), uint64_t(ctx.step), uint64_t(ctx.layer)}));
-  float *g = r.probs.f32(), *w = r.weight.f32();
+  const float* hv = h.f32();
+  float *q = r.probs.f32(), *gv = g.f32(), *w = r.weight.f32();
   int32_t* e = r.expert.i32();
   for (int64_t t = 0; t < T; ++t) {
-    float* row = g + t * E;
+    const float* ht = hv + t * E;
+    float *qt = q + t * E, *gt = gv + t * E;
     for (int64_t j = 0; j < E; ++j) {
       const float noise =
-          ctx.training
-              ? -std::log(-std::log(gumbel.uniform(uint64_t((ctx.first_token + t) * E + j))))
-              : 0.0f;
-      row[j] = (row[j] + noise) / ctx.tau;
+          noisy ? -std::log(-std::log(gumbel.uniform(uint64_t((ctx.first_token + t) * E + j))))
+                : 0.0f;
+      gt[j] = (ht[j] + noise) / (noisy ? ctx.tau : 1.0f);
     }
-    float mx = row[0];
-    for (int64_t j = 1; j < E; ++j) mx = std::max(mx, row[j]);
-    float s = 0;
-    for (int64_t j = 0; j < E; ++j) s += (row[j] = std::exp(row[j] - mx));
-    int64_t best = 0, active = 0;
+    softmax_row(gt, E);
+    if (!gumbel_weights) {  // qt is gt with Gumbel weights
+      for (int64_t j = 0; j < E; ++j) qt[j] = ht[j];
+      softmax_row(qt, E);
+    }
+    int64_t best = 0;
+    for (int64_t j = 1; j < E; ++j)
+      if (gt[j] > gt[best]) best = j;
+    if (!soft) {
+      e[t] = int32_t(best), w[t] = qt[best];
+      ++r.load[best];
+      continue;
+    }
+    int64_t active = 0;
     for (int64_t j = 0; j < E; ++j) {
-      row[j] /= s;
-      if (row[j] > row[best]) best = j;
-      const bool on = row[j] > threshold_;
+      const bool on = gt[j] > cfg_.threshold;
       e[t * E + j] = on ? int32_t(j) : -1;
-      w[t * E + j] = row[j];
+      w[t * E + j] = on ? qt[j] : 0.0f;
       active += on;
     }
-    if (active == 0) e[t * E + best] = int32_t(best), active = 1;
-    for (int64_t j = 0; j < E; ++j)
-      if (e[t * E + j] >= 0) ++r.load[j];
+    if (active == 0) e[t * E + best] = int32_t(best), w[t * E + best] = qt[best];
+    for (int64_t j = 0; j < E; ++j) r.load[j] += e[t * E + j] >= 0;
   }
-  // Balance loss per capacity group: alpha E sum_e f_e P_e, f over the group's active pairs, P the
-  // group's mean gate value; averaged over the global batch's groups.
+  // Balance loss per group: alpha E sum_e me_e ce_e, averaged over the global batch's groups.
   double aux = 0;
   for (int64_t g0 = 0; g0 < T; g0 += G) {
-    float* f = r.frac.f32() + (g0 / G) * E;
-    int64_t pairs = 0;
+    float* ce = r.frac.f32() + (g0 / G) * E;
+    std::vector<double> me(E, 0.0);
     for (int64_t t = g0; t < g0 + G; ++t)
-      for (int64_t j = 0; j < E; ++j) pairs += e[t * E + j] >= 0;
-    for (int64_t j = 0; j < E; ++j) {
-      int64_t on = 0;
-      double P = 0;
-      for (int64_t t = g0; t < g0 + G; ++t) on += e[t * E + j] >= 0, P += g[t * E + j];
-      f[j] = float(double(on) / double(pairs));
-      aux += double(f[j]) * P / double(G);
-    }
+      for (int64_t c = 0; c < r.k; ++c)
+        if (const int32_t j = e[t * r.k + c]; j >= 0)
+          ce[j] += 1.0f / float(G), me[j] += w[t * r.k + c];
+    for (int64_t j = 0; j < E; ++j) aux += me[j] / double(G) * ce[j];
   }
-  r.aux = aux_weight_ * E * aux / double(ctx.global_groups);
+  r.aux = cfg_.aux_weight * double(E) * aux / double(ctx.global_groups);
   return r;
 }
 
 void EvoGate::backward(Arena& arena, const Routing& r, const Tensor& dweight,
                        const Tensor& dx) const {
   if (r.constant) return;
-  if (r.ctx.phase == 2) return top1_.backward(arena, r, dweight, dx);
-  const int64_t T = r.x.size(0), E = num_experts_;
-  const float *g = r.probs.f32(), *dw = dweight.f32(), *frac = r.frac.f32();
+  const int64_t T = r.x.size(0), E = cfg_.num_experts, G = r.ctx.group_tokens, k = r.k;
+  const float *dw = dweight.f32(), *ce = r.frac.f32();
   const int32_t* e = r.expert.i32();
-  Tensor dh = arena.host().alloc({T, E});
-  float* d = dh.f32();
-  const int64_t G = r.ctx.group_tokens;
-  const float aux_scale = float(aux_weight_ * E / (double(G) * double(r.ctx.global_groups)));
-  for (int64_t t = 0; t < T; ++t) {
-    const float* row = g + t * E;
-    float* dg = d + t * E;
-    for (int64_t j = 0; j < E; ++j)
-      dg[j] = (e[t * E + j] >= 0 ? dw[t * E + j] : 0.0f) + aux_scale * frac[(t / G) * E + j];
-    // g = softmax(u), u = (h + G) / tau: dh = (g * (dg - sum g dg)) / tau.
-    float dot = 0;
-    for (int64_t j = 0; j < E; ++j) dot += row[j] * dg[j];
-    for (int64_t j = 0; j < E; ++j) dg[j] = row[j] * (dg[j] - dot) / r.ctx.tau;
-  }
-  const int w = top1_.weight_index();
-  router_backward(arena, r.x, dh, reg_.value(w), reg_.grad(w), dx);
+  Tensor dq = arena.host().zeros({T, E});  // the loss gradient of r.probs
+  float* d = dq.f32();
+  const float aux_scale = float(cfg_.aux_weight * E / (double(G) * double(r.ctx.global_groups)));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < k; ++c)
+      if (const int32_t j = e[t * k + c]; j >= 0)
+        d[t * E + j] += dw[t * k + c] + aux_scale * ce[(t / G) * E + j];
+  // Through the softmax; g = softmax(u) with u = (h + G) / tau also divides by tau.
+  const bool gumbel_weights = r.ctx.training && cfg_.gumbel_weights;
+  softmax_rows_backward(r.probs, dq, gumbel_weights ? 1.0f / r.ctx.tau : 1.0f);
+  router_backward(arena, r.x, dq, reg_.value(w_), reg_.grad(w_), dx);
 }
 
 }  // namespace mt

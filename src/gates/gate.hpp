@@ -62,6 +62,11 @@ Tensor router_logits(Arena& arena, const Tensor& x, const Tensor& w);
 void router_backward(Arena& arena, const Tensor& x, const Tensor& dh, const Tensor& w,
                      const Tensor& dw, const Tensor& dx);
 
+// The learned routers' softmax on the host: row [n] in place, returning its log-sum-exp; and its
+// backward for every row of p [T, E]: dp = scale * p * (dp - <p, dp>), in place.
+float softmax_row(float* row, int64_t n);
+void softmax_rows_backward(const Tensor& p, const Tensor& dp, float scale);
+
 // A routing of one choice per token, weight 1, nothing dropped, no losses: fill expert [T, 1],
 // then count the load with count_load().
 Routing one_choice(Arena& arena, int64_t tokens, int num_experts, const RouteContext& ctx);

@@ -1,5 +1,7 @@
 // The learned routers' linear map h = x W: computed where x lives (CPU or GPU), read on the host,
-// where the routing decisions are made; and its backward from a host gradient dh.
+// where the routing decisions are made; its softmax on the host; and their backward.
+#include <cmath>
+
 #include "gates/gate.hpp"
 #include "tensor/ops.hpp"
 
@@ -9,6 +11,26 @@ Tensor router_logits(Arena& arena, const Tensor& x, const Tensor& w) {
   Tensor h = arena.alloc({x.size(0), w.size(1)});
   ops::matmul(x, false, w, false, h);
   return arena.to_host(h);
+}
+
+float softmax_row(float* row, int64_t n) {
+  float mx = row[0];
+  for (int64_t j = 1; j < n; ++j) mx = std::max(mx, row[j]);
+  float s = 0;
+  for (int64_t j = 0; j < n; ++j) s += (row[j] = std::exp(row[j] - mx));
+  for (int64_t j = 0; j < n; ++j) row[j] /= s;
+  return mx + std::log(s);
+}
+
+void softmax_rows_backward(const Tensor& p, const Tensor& dp, float scale) {
+  const int64_t T = p.size(0), E = p.size(1);
+  for (int64_t t = 0; t < T; ++t) {
+    const float* row = p.f32() + t * E;
+    float* d = dp.f32() + t * E;
+    float dot = 0;
+    for (int64_t j = 0; j < E; ++j) dot += row[j] * d[j];
+    for (int64_t j = 0; j < E; ++j) d[j] = scale * row[j] * (d[j] - dot);
+  }
 }
 
 void router_backward(Arena& arena, const Tensor& x, const Tensor& dh, const Tensor& w,

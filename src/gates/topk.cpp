@@ -19,16 +19,7 @@ void TopKGate::softmax(Arena& arena, const Tensor& x, Routing& r) const {
   const int64_t T = x.size(0), E = cfg_.num_experts;
   r.probs = router_logits(arena, x, reg_.value(w_));
   r.lse = arena.host().alloc({T});
-  float *p = r.probs.f32(), *l = r.lse.f32();
-  for (int64_t t = 0; t < T; ++t) {
-    float* row = p + t * E;
-    float mx = row[0];
-    for (int64_t j = 1; j < E; ++j) mx = std::max(mx, row[j]);
-    float s = 0;
-    for (int64_t j = 0; j < E; ++j) s += (row[j] = std::exp(row[j] - mx));
-    for (int64_t j = 0; j < E; ++j) row[j] /= s;
-    l[t] = mx + std::log(s);
-  }
+  for (int64_t t = 0; t < T; ++t) r.lse.f32()[t] = softmax_row(r.probs.f32() + t * E, E);
 }
 
 Routing TopKGate::route_local(Arena& arena, const Tensor& x, const RouteContext& ctx, int first,
@@ -134,11 +125,11 @@ void TopKGate::backward(Arena& arena, const Routing& r, const Tensor& dweight,
       dp[c1] += (dw1 - dw2) * p2 / s2;
       dp[c2] += (dw2 - dw1) * p1 / s2;
     }
-    // Through the softmax, plus the z-loss: d/dh (lse^2) = 2 lse p.
-    float dot = 0;
-    for (int64_t j = 0; j < E; ++j) dot += row[j] * dp[j];
-    for (int64_t j = 0; j < E; ++j) dp[j] = row[j] * (dp[j] - dot) + z_scale * lse[t] * row[j];
   }
+  // Through the softmax, plus the z-loss: d/dh (lse^2) = 2 lse p.
+  softmax_rows_backward(r.probs, dh, 1.0f);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t j = 0; j < E; ++j) d[t * E + j] += z_scale * lse[t] * p[t * E + j];
   router_backward(arena, r.x, dh, reg_.value(w_), reg_.grad(w_), dx);
 }
 

@@ -54,7 +54,9 @@ po::options_description options(Config& c) {
     ("evo.threshold", po::value(&e.evo_threshold)->default_value(e.evo_threshold), "EvoMoE: dense-to-sparse gate activation threshold")
     ("evo.tau_max", po::value(&e.evo_tau_max)->default_value(e.evo_tau_max), "EvoMoE: initial temperature")
     ("evo.tau_min", po::value(&e.evo_tau_min)->default_value(e.evo_tau_min), "EvoMoE: final temperature, then top-1")
-    ("evo.anneal_steps", po::value(&e.evo_anneal_steps)->default_value(e.evo_anneal_steps), "EvoMoE: steps of exponential annealing (0: 50% of train.steps)")
+    ("evo.anneal_steps", po::value(&e.evo_anneal_steps)->default_value(e.evo_anneal_steps), "EvoMoE: steps of temperature annealing (0: 50% of train.steps)")
+    ("evo.schedule", po::value(&e.evo_schedule)->default_value(e.evo_schedule), "EvoMoE: temperature from tau_max to tau_min, linear | exp")
+    ("evo.gumbel_weights", po::value(&e.evo_gumbel_weights)->default_value(e.evo_gumbel_weights), "EvoMoE: combine with the Gumbel-softmax value instead of the clean softmax of the logits")
     ("gd.p", po::value(&e.gd_p)->default_value(e.gd_p), "Gating Dropout: probability that a step routes every token to its own rank's experts")
     ("gd.mode", po::value(&e.gd_mode)->default_value(e.gd_mode), "gate_drop (local expert) | gate_expert_drop (skip the experts)")
     ("gd.weight", po::value(&e.gd_weight)->default_value(e.gd_weight), "weight of the local expert on a drop step: gate (its gate probability, held constant) | one")
@@ -147,6 +149,8 @@ void validate(const Config& c) {
           e.evo_mask_ratio < 1 && e.evo_threshold > 0 && e.evo_tau_min > 0 &&
           e.evo_tau_max >= e.evo_tau_min,
       "config: evo.* out of range (0 <= mask_ratio < 1, threshold > 0, 0 < tau_min <= tau_max)");
+  MT_CHECK(e.evo_schedule == "linear" || e.evo_schedule == "exp",
+           "config: evo.schedule = '{}' (linear or exp)", e.evo_schedule);
   MT_CHECK(e.thor_granularity == "batch" || e.thor_granularity == "sequence" ||
                e.thor_granularity == "token",
            "config: thor.granularity = '{}' (batch, sequence or token)", e.thor_granularity);

@@ -36,8 +36,10 @@ const std::vector<GateEntry>& gate_registry() {
        }},
       {"evomoe", false,
        [](const GateArgs& a) -> std::unique_ptr<Gate> {
-         return std::make_unique<EvoGate>(a.reg, a.prefix, a.d, a.moe.num_experts,
-                                          a.moe.evo_threshold, a.moe.aux_weight);
+         const MoeConfig& c = a.moe;
+         return std::make_unique<EvoGate>(
+             a.reg, a.prefix, a.d,
+             EvoGateConfig{c.num_experts, c.evo_threshold, c.aux_weight, c.evo_gumbel_weights});
        }},
   };
   return gates;

@@ -31,7 +31,9 @@ struct MoeConfig {
   std::string thor_granularity = "batch", thor_eval_granularity = "sequence";
   int64_t evo_diversify_step = 0;  // EvoMoE: step of the spawn (0: 15% of train.steps)
   int64_t evo_anneal_steps = 0;    // temperature annealing steps (0: 50% of train.steps)
-  double evo_mask_ratio = 0.5, evo_threshold = 0.001, evo_tau_max = 2.0, evo_tau_min = 0.3;
+  double evo_mask_ratio = 0.5, evo_threshold = 0.001, evo_tau_max = 2.0, evo_tau_min = 0.5;
+  std::string evo_schedule = "linear";  // temperature annealing: linear | exp
+  bool evo_gumbel_weights = false;      // combine weight: g (true) or the clean softmax(h)
 };
 
 // What one MoE forward needs from outside: the token exchange and the routing context.

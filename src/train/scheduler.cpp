@@ -51,10 +51,12 @@ StepPlan Scheduler::plan(int64_t step, bool preempt) const {
     p.phase = step < d ? 0 : step < d + a ? 1 : 2;
     p.diversify = step == d;
     p.phase_step = p.phase == 0 ? step : p.phase == 1 ? step - d : step - d - a;
-    // Exponential annealing from tau_max to tau_min over the gate-sparsify phase.
-    if (p.phase == 1)
-      p.tau =
-          float(m.evo_tau_max * std::pow(m.evo_tau_min / m.evo_tau_max, double(p.phase_step) / a));
+    // Annealing from tau_max to tau_min over the gate-sparsify phase, then tau_min.
+    const double f = p.phase == 1 ? double(p.phase_step) / double(a) : 1.0;
+    if (p.phase > 0)
+      p.tau = float(m.evo_schedule == "linear"
+                        ? m.evo_tau_max + (m.evo_tau_min - m.evo_tau_max) * f
+                        : m.evo_tau_max * std::pow(m.evo_tau_min / m.evo_tau_max, f));
   }
   return p;
 }
