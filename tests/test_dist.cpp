@@ -116,7 +116,7 @@ Config tiny(const std::string& name, int ep_size, const std::string& gate,
 }
 
 struct Curve {
-  std::vector<float> loss, grad_norm, gate_drop, a2a_calls, a2a_bytes, consistency, tau, phase;
+  std::vector<float> loss, grad_norm, valid_loss, gate_drop, a2a_calls, a2a_bytes, consistency, tau, phase;
   std::vector<std::vector<float>> dropped, experts_per_token;  // per MoE block
 };
 Curve read_curve(const std::string& run) {
@@ -130,6 +130,7 @@ Curve read_curve(const std::string& run) {
   };
   c.loss = get("/train/loss");
   c.grad_norm = get("/train/grad_norm");
+  c.valid_loss = get("/valid/loss");
   c.gate_drop = get("/train/gate_drop");
   c.a2a_calls = get("/train/a2a_calls");
   c.a2a_bytes = get("/train/a2a_bytes");
@@ -223,6 +224,7 @@ void expect_case_ran_as_intended(const Case& c, const Curve& a) {
   if (c.gate == "switch" && c.extra.empty())
     for (const auto& d : a.dropped) EXPECT_GT(total(d), 0) << run << ": capacity drops no tokens";
   if (c.gate == "thor") EXPECT_GT(total(a.consistency), 0) << run << ": consistency term is zero";
+  EXPECT_EQ(a.valid_loss.size(), 1u) << run << ": no validation at the end";
   if (c.gate == "evomoe") {
     EXPECT_EQ(a.phase, (std::vector<float>{0, 1, 2})) << run << ": not all three phases ran";
     // Expert-diversify routes every token to one expert; gate-sparsify activates several.
@@ -261,6 +263,7 @@ TEST(Training, WRanksMatchOneRankForEveryExpertParallelSize) {
       const Curve b = read_curve(run);
       expect_close(a.loss, b.loss, 1e-5, run + " loss");
       expect_close(a.grad_norm, b.grad_norm, 1e-5, run + " grad_norm");
+      expect_close(a.valid_loss, b.valid_loss, 1e-5, run + " validation loss");
       expect_close(a.consistency, b.consistency, 1e-5, run + " consistency");
       EXPECT_EQ(a.dropped, b.dropped) << run;
       EXPECT_EQ(a.experts_per_token, b.experts_per_token) << run;

@@ -177,20 +177,24 @@ TEST(Gates, HashRoutingIsAPureFunctionOfTheTokenId) {
 }
 
 TEST(Thor, TwoPassesDrawIndependentExpertsSharedByEveryRank) {
-  const ThorGate gate(4, "batch", "sequence");
+  const ThorGate gate(4, ThorDraw::Batch, ThorDraw::Position);
   std::vector<float> x(16 * 2);
   Arena arena;
   RouteContext c = context(16, 16);
   c.seq_len = 4;
   c.training = true;
-  int differ = 0;
+  int differ = 0, layers_differ = 0;
   for (uint64_t key = 0; key < 40; ++key) {
     c.key = key;
     c.pass = 0;
+    c.layer = 0;
     const Routing a = gate.route(arena, Tensor{x.data(), {16, 2}}, c);
     const Routing again = gate.route(arena, Tensor{x.data(), {16, 2}}, c);
     c.pass = 1;
     const Routing b = gate.route(arena, Tensor{x.data(), {16, 2}}, c);
+    c.pass = 0;
+    c.layer = 1;
+    const Routing other_layer = gate.route(arena, Tensor{x.data(), {16, 2}}, c);
     // Batch granularity: one expert for every token; a pure function of (key, layer, pass).
     for (int t = 0; t < 16; ++t) {
       EXPECT_EQ(a.expert.i32()[t], a.expert.i32()[0]);
@@ -198,25 +202,53 @@ TEST(Thor, TwoPassesDrawIndependentExpertsSharedByEveryRank) {
       EXPECT_EQ(a.weight.f32()[t], 1.0f);
     }
     differ += a.expert.i32()[0] != b.expert.i32()[0];
+    layers_differ += a.expert.i32()[0] != other_layer.expert.i32()[0];
   }
   // Independent draws agree with probability 1/4: over 40 keys, about 30 differ.
   EXPECT_GT(differ, 20);
   EXPECT_LT(differ, 40);
+  EXPECT_GT(layers_differ, 20);  // each layer draws its own expert
+  EXPECT_LT(layers_differ, 40);
 }
 
-TEST(Thor, EvaluationFixesOneExpertPerSequence) {
-  const ThorGate gate(8, "batch", "sequence");
-  std::vector<float> x(12 * 2);
+// Evaluation: 3 sequences of 8 tokens, 8 experts, for each granularity; draws are functions of
+// the global token and change with the evaluation batch (ctx.step).
+TEST(Thor, EvaluationDrawsPerPositionTokenOrSequence) {
+  const int64_t S = 8, N = 3, T = S * N;
+  std::vector<float> x(T * 2);
   Arena arena;
-  RouteContext c = context(12, 12);
-  c.seq_len = 4;
+  RouteContext c = context(T, T);
+  c.seq_len = S;
   c.training = false;
-  const Routing a = gate.route(arena, Tensor{x.data(), {12, 2}}, c);
-  for (int t = 0; t < 12; ++t) EXPECT_EQ(a.expert.i32()[t], a.expert.i32()[(t / 4) * 4]);
-  // The same global sequence gets the same expert when it sits elsewhere in another rank's batch.
-  c.first_token = 4;
-  const Routing b = gate.route(arena, Tensor{x.data(), {8, 2}}, c);
-  for (int t = 0; t < 8; ++t) EXPECT_EQ(b.expert.i32()[t], a.expert.i32()[t + 4]);
+  for (ThorDraw draw : {ThorDraw::Position, ThorDraw::Token, ThorDraw::Sequence}) {
+    const ThorGate gate(8, ThorDraw::Batch, draw);
+    c.step = 0;
+    c.first_token = 0;
+    const Routing a = gate.route(arena, Tensor{x.data(), {T, 2}}, c);
+    const int32_t* e = a.expert.i32();
+    int across_positions = 0, across_sequences = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t s = t / S, i = t % S;
+      if (draw == ThorDraw::Position) EXPECT_EQ(e[t], e[i]) << "shared by the batch's sequences";
+      if (draw == ThorDraw::Sequence) EXPECT_EQ(e[t], e[s * S]) << "one expert per sequence";
+      across_positions += i > 0 && e[t] != e[t - 1];
+      across_sequences += s > 0 && e[t] != e[t - S];
+    }
+    // What each granularity lets vary (8 experts: most neighbours differ).
+    EXPECT_EQ(across_positions > 0, draw != ThorDraw::Sequence);
+    EXPECT_EQ(across_sequences > 0, draw != ThorDraw::Position);
+    // The same global tokens routed by a rank that holds only sequences 1 and 2.
+    c.first_token = S;
+    const Routing b = gate.route(arena, Tensor{x.data(), {T - S, 2}}, c);
+    for (int64_t t = 0; t < T - S; ++t) EXPECT_EQ(b.expert.i32()[t], e[t + S]);
+    // Another evaluation batch draws afresh.
+    c.first_token = 0;
+    c.step = 1;
+    const Routing next = gate.route(arena, Tensor{x.data(), {T, 2}}, c);
+    int changed = 0;
+    for (int64_t t = 0; t < T; ++t) changed += next.expert.i32()[t] != e[t];
+    EXPECT_GT(changed, 0);
+  }
 }
 
 TEST(EvoMoe, DenseToSparseGateIsDenseWhenHotAndTopOneWhenCold) {

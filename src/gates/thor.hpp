@@ -1,9 +1,11 @@
 // THOR stochastic experts (Zuo et al. 2022; ALGORITHMS.md 1): no router and no gate parameters;
 // every token goes to a uniformly drawn expert with weight 1, no capacity, no auxiliary loss.
-// Training draws per layer and forward pass: one expert for the whole batch (granularity batch,
-// as the reference code), or one per sequence or per token; the draw is keyed by the step's
-// routing key, the layer and the pass, so every rank agrees. Evaluation fixes one random expert
-// per sequence (eval granularity sequence) or draws per token.
+// Training draws per layer and forward pass: one expert for the whole (micro-)batch
+// (granularity batch, as the reference code), or one per sequence or per token; the draw is keyed
+// by the step's routing key, the layer and the pass, so every rank agrees. Evaluation draws per
+// layer and evaluation batch, as the reference's --inference-level: one expert per position
+// shared by every sequence of the batch (position, level 1, what its scripts run), one per
+// (position, sequence) (token, level 0), or one per sequence.
 #pragma once
 #include <string>
 
@@ -11,15 +13,19 @@
 
 namespace mt {
 
+enum class ThorDraw { Batch, Sequence, Token, Position };
+// "batch" | "sequence" | "token" | "position"; anything else is an error naming `key`.
+ThorDraw parse_thor_draw(const std::string& s, const std::string& key);
+
 class ThorGate : public Gate {
  public:
-  ThorGate(int num_experts, std::string granularity, std::string eval_granularity);
+  ThorGate(int num_experts, ThorDraw train, ThorDraw eval);
   Routing route(Arena& arena, const Tensor& x, const RouteContext& ctx) const override;
   void backward(Arena&, const Routing&, const Tensor&, const Tensor&) const override {}
 
  private:
   int num_experts_;
-  std::string granularity_, eval_granularity_;
+  ThorDraw train_, eval_;
 };
 
 }  // namespace mt

@@ -48,7 +48,7 @@ po::options_description options(Config& c) {
     ("moe.hash", po::value(&e.hash)->default_value(e.hash), "hash table: balanced (unigram counts) | random")
     ("thor.alpha", po::value(&e.thor_alpha)->default_value(e.thor_alpha), "THOR: weight of the consistency term (symmetric KL of the two passes)")
     ("thor.granularity", po::value(&e.thor_granularity)->default_value(e.thor_granularity), "THOR training draw: one expert per batch | sequence | token")
-    ("thor.eval_granularity", po::value(&e.thor_eval_granularity)->default_value(e.thor_eval_granularity), "THOR evaluation draw: sequence | token")
+    ("thor.eval_granularity", po::value(&e.thor_eval_granularity)->default_value(e.thor_eval_granularity), "THOR evaluation draw per layer and batch: position (one expert per position shared by the batch; the reference's --inference-level 1) | token (per position and sequence; level 0) | sequence")
     ("evo.diversify_step", po::value(&e.evo_diversify_step)->default_value(e.evo_diversify_step), "EvoMoE: step at which E experts are spawned from the one trained expert (0: 15% of train.steps)")
     ("evo.mask_ratio", po::value(&e.evo_mask_ratio)->default_value(e.evo_mask_ratio), "EvoMoE: fraction of each spawned expert's weights masked to zero")
     ("evo.threshold", po::value(&e.evo_threshold)->default_value(e.evo_threshold), "EvoMoE: dense-to-sparse gate activation threshold")
@@ -154,8 +154,10 @@ void validate(const Config& c) {
   MT_CHECK(e.thor_granularity == "batch" || e.thor_granularity == "sequence" ||
                e.thor_granularity == "token",
            "config: thor.granularity = '{}' (batch, sequence or token)", e.thor_granularity);
-  MT_CHECK(e.thor_eval_granularity == "sequence" || e.thor_eval_granularity == "token",
-           "config: thor.eval_granularity = '{}' (sequence or token)", e.thor_eval_granularity);
+  MT_CHECK(e.thor_eval_granularity == "sequence" || e.thor_eval_granularity == "token" ||
+               e.thor_eval_granularity == "position",
+           "config: thor.eval_granularity = '{}' (position, token or sequence)",
+           e.thor_eval_granularity);
   MT_CHECK(e.thor_alpha >= 0, "config: thor.alpha must be >= 0");
   MT_CHECK(e.hash == "balanced" || e.hash == "random",
            "config: moe.hash = '{}' (balanced or random)", e.hash);

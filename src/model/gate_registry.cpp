@@ -31,8 +31,9 @@ const std::vector<GateEntry>& gate_registry() {
        }},
       {"thor", false,
        [](const GateArgs& a) -> std::unique_ptr<Gate> {
-         return std::make_unique<ThorGate>(a.moe.num_experts, a.moe.thor_granularity,
-                                           a.moe.thor_eval_granularity);
+         return std::make_unique<ThorGate>(
+             a.moe.num_experts, parse_thor_draw(a.moe.thor_granularity, "thor.granularity"),
+             parse_thor_draw(a.moe.thor_eval_granularity, "thor.eval_granularity"));
        }},
       {"evomoe", false,
        [](const GateArgs& a) -> std::unique_ptr<Gate> {

@@ -28,7 +28,7 @@ struct MoeConfig {
   std::string gd_weight = "gate";     // gate (the local expert's probability, constant) | one
   std::string gd_coin = "step";       // step (one coin for every MoE layer) | layer
   double thor_alpha = 1.0;            // THOR consistency weight
-  std::string thor_granularity = "batch", thor_eval_granularity = "sequence";
+  std::string thor_granularity = "batch", thor_eval_granularity = "position";
   int64_t evo_diversify_step = 0;  // EvoMoE: step of the spawn (0: 15% of train.steps)
   int64_t evo_anneal_steps = 0;    // temperature annealing steps (0: 50% of train.steps)
   double evo_mask_ratio = 0.5, evo_threshold = 0.001, evo_tau_max = 2.0, evo_tau_min = 0.5;

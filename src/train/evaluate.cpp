@@ -32,6 +32,7 @@ LossValue evaluate(const Gpt& model, Arena& arena, const Batches& batches, int64
     PassContext ctx = base;
     ctx.a2a = rt.a2a.get();
     ctx.training = false;
+    ctx.step = first / batch_size;  // keys THOR's evaluation draws: a fresh draw per batch
     ctx.global_sequences = batch_size;
     ctx.first_sequence = rt.rank() * local;
     Tensor logits = model.forward(arena, tokens, acts, ctx);
