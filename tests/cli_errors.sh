@@ -82,6 +82,8 @@ expect "experts not divisible by ep_size" "rank 0: error: moe.experts = 3 is not
   "${mpi[@]}" "$bin" train $good --moe.experts 3 --moe.every 1
 expect "batch not divisible by ranks" "error: train.batch_size = 3 is not divisible by the 2 ranks" \
   "${mpi[@]}" "$bin" train $good $moe --train.batch_size 3
+expect "micro-batch not dividing the local batch" "rank 1: error: train.micro_batch_size = 3 does not divide the 4 sequences per rank" \
+  "${mpi[@]}" "$bin" train $good $moe --train.batch_size 8 --train.micro_batch_size 3
 expect "hierarchical on a bad layout" "error: dist.ranks_per_node = 3 does not divide the world size 2" \
   "${mpi[@]}" "$bin" train $good $moe --dist.a2a hierarchical --dist.ranks_per_node 3
 

@@ -116,7 +116,8 @@ Config tiny(const std::string& name, int ep_size, const std::string& gate,
 }
 
 struct Curve {
-  std::vector<float> loss, grad_norm, valid_loss, gate_drop, a2a_calls, a2a_bytes, consistency, tau, phase;
+  std::vector<float> loss, grad_norm, valid_loss, gate_drop, a2a_calls, a2a_bytes, consistency, tau,
+      phase;
   std::vector<std::vector<float>> dropped, experts_per_token;  // per MoE block
 };
 Curve read_curve(const std::string& run) {
@@ -221,9 +222,12 @@ TEST(Training, EveryRegisteredGateHasAnEquivalenceCase) {
 // What a case's reference run must show, so that the comparison is not vacuous.
 void expect_case_ran_as_intended(const Case& c, const Curve& a) {
   const std::string& run = c.name;
-  if (c.gate == "switch" && c.extra.empty())
+  if (c.gate == "switch" && c.extra.empty()) {
     for (const auto& d : a.dropped) EXPECT_GT(total(d), 0) << run << ": capacity drops no tokens";
-  if (c.gate == "thor") EXPECT_GT(total(a.consistency), 0) << run << ": consistency term is zero";
+  }
+  if (c.gate == "thor") {
+    EXPECT_GT(total(a.consistency), 0) << run << ": consistency term is zero";
+  }
   EXPECT_EQ(a.valid_loss.size(), 1u) << run << ": no validation at the end";
   if (c.gate == "evomoe") {
     EXPECT_EQ(a.phase, (std::vector<float>{0, 1, 2})) << run << ": not all three phases ran";
@@ -239,38 +243,70 @@ void expect_case_ran_as_intended(const Case& c, const Curve& a) {
   }
 }
 
+// Compares a run with its reference: curves within rel, routing statistics exactly, parameters
+// within 1e-5 (norm-relative, after 5 Adam steps).
+void expect_same_run(const std::string& ref, const std::string& run, const Config& cfg,
+                     double rel) {
+  const Curve a = read_curve(ref), b = read_curve(run);
+  expect_close(a.loss, b.loss, rel, run + " loss");
+  expect_close(a.grad_norm, b.grad_norm, rel, run + " grad_norm");
+  expect_close(a.valid_loss, b.valid_loss, rel, run + " validation loss");
+  expect_close(a.consistency, b.consistency, rel, run + " consistency");
+  EXPECT_EQ(a.dropped, b.dropped) << run;
+  EXPECT_EQ(a.experts_per_token, b.experts_per_token) << run;
+  EXPECT_EQ(a.gate_drop, b.gate_drop) << run;
+  EXPECT_EQ(a.tau, b.tau) << run;
+  EXPECT_EQ(a.phase, b.phase) << run;
+  EXPECT_LT(parameter_difference(ref, run, cfg), 1e-5) << run;
+}
+
+// W ranks at every ep_size against one rank, with the step's 8 sequences in one forward per rank
+// or in 2 micro-batches (train.micro_batch_size 4 / W per rank against 4 on one rank: the same
+// global micro-batches). One rank's 2 micro-batches also equal its single batch, but for THOR,
+// which draws its experts per micro-batch.
 TEST(Training, WRanksMatchOneRankForEveryExpertParallelSize) {
   const int W = world_size(), me = world_rank();
   for (const Case& c : equivalence_cases()) {
     const std::string gate = c.gate.empty() ? "switch" : c.gate;
-    // The reference: the same global batch on one rank (every rank computes it alone).
-    const std::string ref = fmt::format("ref_{}_r{}", c.name, me);
-    {
-      const Config cfg = tiny(ref, 1, gate, c.extra);
-      Runtime rt = make_runtime(cfg, Device::CPU, MPI_COMM_SELF);
-      train(cfg, rt, true);
-    }
-    const Curve a = read_curve(ref);
-    if (me == 0) expect_case_ran_as_intended(c, a);
-    for (int ep = 1; ep <= (c.all_ep ? W : 1); ep *= 2) {
-      if (W % ep) continue;
-      const std::string run = fmt::format("w{}_ep{}_{}", W, ep, c.name);
-      const Config cfg = tiny(run, ep, gate, c.extra);
-      Runtime rt = make_runtime(cfg);
-      train(cfg, rt, true);
-      MPI_Barrier(MPI_COMM_WORLD);
-      if (me != 0) continue;
-      const Curve b = read_curve(run);
-      expect_close(a.loss, b.loss, 1e-5, run + " loss");
-      expect_close(a.grad_norm, b.grad_norm, 1e-5, run + " grad_norm");
-      expect_close(a.valid_loss, b.valid_loss, 1e-5, run + " validation loss");
-      expect_close(a.consistency, b.consistency, 1e-5, run + " consistency");
-      EXPECT_EQ(a.dropped, b.dropped) << run;
-      EXPECT_EQ(a.experts_per_token, b.experts_per_token) << run;
-      EXPECT_EQ(a.gate_drop, b.gate_drop) << run;
-      EXPECT_EQ(a.tau, b.tau) << run;
-      EXPECT_EQ(a.phase, b.phase) << run;
-      EXPECT_LT(parameter_difference(ref, run, cfg), 1e-5) << run;
+    size_t arena_bytes = 0;  // of the single-batch reference
+    for (int micro_batches : {1, 2}) {
+      auto with_micro = [&](int ranks) {
+        std::vector<std::string> e = c.extra;
+        e.insert(e.end(), {"--train.micro_batch_size", std::to_string(8 / micro_batches / ranks)});
+        return e;
+      };
+      // The reference: the same global batch on one rank (every rank computes it alone).
+      const std::string ref = fmt::format("ref_{}_m{}_r{}", c.name, micro_batches, me);
+      {
+        const Config cfg = tiny(ref, 1, gate, with_micro(1));
+        Runtime rt = make_runtime(cfg, Device::CPU, MPI_COMM_SELF);
+        const TrainResult r = train(cfg, rt, true);
+        // Activations of one micro-batch at a time: about half the arena with two.
+        if (micro_batches == 1) {
+          arena_bytes = r.arena_peak_bytes;
+        } else {
+          EXPECT_LT(r.arena_peak_bytes, 0.75 * double(arena_bytes)) << ref;
+        }
+      }
+      if (me == 0) expect_case_ran_as_intended(c, read_curve(ref));
+      if (me == 0 && micro_batches == 2) {
+        const std::string one = fmt::format("ref_{}_m1_r0", c.name);
+        if (c.gate != "thor") {
+          expect_same_run(one, ref, tiny(ref, 1, gate, c.extra), 1e-6);
+        } else {
+          EXPECT_NE(read_curve(one).loss, read_curve(ref).loss) << ref << ": THOR draws per "
+                                                                << "micro-batch";
+        }
+      }
+      for (int ep = 1; ep <= (c.all_ep ? W : 1); ep *= 2) {
+        if (W % ep) continue;
+        const std::string run = fmt::format("w{}_ep{}_m{}_{}", W, ep, micro_batches, c.name);
+        const Config cfg = tiny(run, ep, gate, with_micro(W));
+        Runtime rt = make_runtime(cfg);
+        train(cfg, rt, true);
+        MPI_Barrier(MPI_COMM_WORLD);
+        if (me == 0) expect_same_run(ref, run, cfg, 1e-5);
+      }
     }
   }
 }
@@ -382,7 +418,9 @@ TEST(GatingDropout, TrainingSkipsTheExchangeOnDropSteps) {
         halves += dropped == 0.5f;
         // 5 exchange calls per MoE block that routes normally, none for one that drops.
         EXPECT_EQ(c.a2a_calls[i], 2 * 5 * (1 - dropped)) << run << " step " << i;
-        if (dropped == 1) EXPECT_EQ(c.a2a_bytes[i], 0) << run << " step " << i;
+        if (dropped == 1) {
+          EXPECT_EQ(c.a2a_bytes[i], 0) << run << " step " << i;
+        }
       }
       EXPECT_GT(drops, 0) << run;
       EXPECT_LT(drops, int(c.gate_drop.size())) << run;

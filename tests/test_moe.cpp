@@ -229,8 +229,12 @@ TEST(Thor, EvaluationDrawsPerPositionTokenOrSequence) {
     int across_positions = 0, across_sequences = 0;
     for (int64_t t = 0; t < T; ++t) {
       const int64_t s = t / S, i = t % S;
-      if (draw == ThorDraw::Position) EXPECT_EQ(e[t], e[i]) << "shared by the batch's sequences";
-      if (draw == ThorDraw::Sequence) EXPECT_EQ(e[t], e[s * S]) << "one expert per sequence";
+      if (draw == ThorDraw::Position) {
+        EXPECT_EQ(e[t], e[i]) << "shared by the batch's sequences";
+      }
+      if (draw == ThorDraw::Sequence) {
+        EXPECT_EQ(e[t], e[s * S]) << "one expert per sequence";
+      }
       across_positions += i > 0 && e[t] != e[t - 1];
       across_sequences += s > 0 && e[t] != e[t - S];
     }
@@ -338,7 +342,9 @@ TEST(EvoMoe, GateFollowsTheAuthorsCode) {
           if (r.k == 1 && !on[j]) continue;
           col = r.k == E ? j : 0;
           EXPECT_EQ(r.expert.i32()[t * r.k + col], on[j] ? j : -1) << phase << " " << t;
-          if (on[j]) EXPECT_NEAR(r.weight.f32()[t * r.k + col], p[j], 1e-6) << phase << " " << t;
+          if (on[j]) {
+            EXPECT_NEAR(r.weight.f32()[t * r.k + col], p[j], 1e-6) << phase << " " << t;
+          }
           me[j] += on[j] * p[j] / T;
           ce[j] += on[j] / double(T);
         }
@@ -347,7 +353,9 @@ TEST(EvoMoe, GateFollowsTheAuthorsCode) {
       for (int64_t j = 0; j < E; ++j) aux += me[j] * ce[j];
       EXPECT_NEAR(r.aux, alpha * E * aux, 1e-6) << phase;
       // Top-1 in training samples: some tokens leave the argmax (about 1 - E max p of them).
-      if (phase == 2) EXPECT_EQ(sampled_off_argmax > T / 20, training) << sampled_off_argmax;
+      if (phase == 2) {
+        EXPECT_EQ(sampled_off_argmax > T / 20, training) << sampled_off_argmax;
+      }
     }
 }
 

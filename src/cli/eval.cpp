@@ -49,7 +49,7 @@ int eval(const Args& args) {
   const Config cfg = parse_config(rest, checkpoint_config(checkpoint));
   const TokenSplit data = read_tokens(cfg.data_dir + "/" + split + ".h5");
   Runtime rt = make_runtime(cfg, parse_device(device));
-  local_batch(cfg, rt);
+  const int64_t micro = micro_batch(cfg, rt);
   GptConfig mc = cfg.model;
   mc.vocab = data.vocab;
   ParamRegistry reg;
@@ -60,7 +60,7 @@ int eval(const Args& args) {
   // The phase of the step the checkpoint was written after (EvoMoE routes by phase).
   const StepPlan plan = Scheduler(cfg).plan(std::max<int64_t>(checkpoint_step(checkpoint) - 1, 0));
   const LossValue l = evaluate(model, arena, Batches(data, mc.seq_len), cfg.batch_size, batches, rt,
-                               eval_context(cfg.seed, plan));
+                               eval_context(cfg.seed, plan), micro);
   if (rt.root())
     fmt::print("eval: {} on {} | {} | {} tokens | loss {:.6f} | ppl {:.3f}\n", checkpoint,
                data.path, rt.describe(), l.count, l.mean(), std::exp(l.mean()));

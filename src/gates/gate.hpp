@@ -21,6 +21,7 @@ struct RouteContext {
   int64_t first_token = 0;             // index of this rank's first token in the global batch
   int64_t seq_len = 1;                 // tokens per sequence
   uint64_t key = 0;                    // the step's routing key (StepPlan::key)
+  int micro = 0;                       // micro-batch within the step (THOR draws per micro-batch)
   int pass = 0;                        // forward pass within the step (THOR runs two)
   int phase = 0;                       // EvoMoE: 0 one expert, 1 dense-to-sparse, 2 top-1
   float tau = 1.0f;                    // EvoMoE dense-to-sparse temperature

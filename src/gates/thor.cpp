@@ -22,11 +22,10 @@ Routing ThorGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) 
   const ThorDraw draw = ctx.training ? train_ : eval_;
   // Training draws change with every step, micro-batch and pass; evaluation draws with every
   // evaluation batch (ctx.step there).
-  const Rng rng(
-      ctx.seed,
-      ctx.training
-          ? stream_id({name_hash("thor"), ctx.key, uint64_t(ctx.layer), uint64_t(ctx.pass)})
-          : stream_id({name_hash("thor-eval"), uint64_t(ctx.layer), uint64_t(ctx.step)}));
+  const Rng rng(ctx.seed, ctx.training ? stream_id({name_hash("thor"), ctx.key, uint64_t(ctx.layer),
+                                                    uint64_t(ctx.pass), uint64_t(ctx.micro)})
+                                       : stream_id({name_hash("thor-eval"), uint64_t(ctx.layer),
+                                                    uint64_t(ctx.step)}));
   Routing r = one_choice(arena, T, num_experts_, ctx);
   for (int64_t t = 0; t < T; ++t) {
     const int64_t token = ctx.first_token + t;  // global index: the same draw on any world size

@@ -65,6 +65,7 @@ po::options_description options(Config& c) {
     ("dist.a2a", po::value(&c.a2a)->default_value(c.a2a), "token all-to-all: flat | hierarchical")
     ("dist.ranks_per_node", po::value(&c.ranks_per_node)->default_value(c.ranks_per_node), "ranks per node (0: detect; >0: one machine stands for several nodes)")
     ("train.batch_size", po::value(&c.batch_size)->default_value(c.batch_size), "sequences per step")
+    ("train.micro_batch_size", po::value(&c.micro_batch_size)->default_value(c.micro_batch_size), "sequences per rank per forward and backward, accumulated into train.batch_size (0: the whole batch at once)")
     ("train.steps", po::value(&c.steps)->default_value(c.steps), "optimizer steps")
     ("train.lr", po::value(&s.lr)->default_value(s.lr), "peak learning rate")
     ("train.min_lr", po::value(&s.min_lr)->default_value(s.min_lr), "final learning rate (cosine)")
@@ -126,6 +127,7 @@ void validate(const Config& c) {
   positive(m.d_ff, "model.d_ff");
   positive(c.batch_size, "train.batch_size");
   positive(c.steps, "train.steps");
+  MT_CHECK(c.micro_batch_size >= 0, "config: train.micro_batch_size must be >= 0");
   positive(c.log_every, "train.log_every");
   MT_CHECK(m.d_model % m.n_head == 0,
            "config: model.d_model = {} is not divisible by model.n_head = {}", m.d_model, m.n_head);

@@ -22,6 +22,7 @@ struct Config {
   GptConfig model;
   // [train]
   int64_t batch_size = 16;
+  int64_t micro_batch_size = 0;  // sequences per rank per forward/backward (0: batch_size / ranks)
   int64_t steps = 1000;
   ScheduleConfig schedule;
   AdamWConfig adamw;

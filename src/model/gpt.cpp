@@ -80,6 +80,7 @@ Tensor Gpt::forward(Arena& arena, const Tensor& tokens, Activations& acts,
   r.first_token = ctx.first_sequence * T;
   r.seq_len = T;
   r.key = ctx.key;
+  r.micro = ctx.micro;
   r.pass = ctx.pass;
   r.phase = ctx.phase;
   r.tau = ctx.tau;

@@ -34,6 +34,7 @@ struct PassContext {
   int64_t first_sequence = 0;    // this rank's first sequence in the global batch
   uint64_t gate_drop = 0;        // Gating Dropout: bit i, block i drops (training only)
   uint64_t key = 0;              // the step's routing key (StepPlan::key)
+  int micro = 0;                 // micro-batch within the step
   int pass = 0;                  // forward pass within the step (THOR runs two)
   int phase = 0;                 // EvoMoE phase (StepPlan::phase)
   float tau = 1.0f;              // EvoMoE temperature (StepPlan::tau)

@@ -1,6 +1,8 @@
 // Arena implementation: 64-byte aligned bump allocation over a list of Buffers.
 #include "tensor/arena.hpp"
 
+#include <algorithm>
+
 #include "tensor/ops.hpp"
 
 namespace mt {
@@ -46,6 +48,7 @@ Tensor Arena::alloc(Shape s, DType t) {
   Tensor out{reinterpret_cast<char*>(blocks_[current_].data()) + offset_, s, t, device_};
   offset_ += bytes;
   used_ += bytes;
+  peak_ = std::max(peak_, used_);
   return out;
 }
 

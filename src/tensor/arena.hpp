@@ -31,6 +31,7 @@ class Arena {
 
   size_t system_allocations() const;
   size_t capacity() const;
+  size_t peak_bytes() const { return peak_; }  // the most bytes one cycle used (this device)
 
  private:
   void add_block(size_t min_bytes);
@@ -41,6 +42,7 @@ class Arena {
   size_t offset_ = 0;   // bytes used in blocks_[current_]
   size_t used_ = 0;     // bytes used in this cycle over all blocks
   size_t system_allocations_ = 0;
+  size_t peak_ = 0;
 };
 
 }  // namespace mt

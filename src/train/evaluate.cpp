@@ -14,15 +14,17 @@ PassContext eval_context(uint64_t seed, const StepPlan& plan) {
 }
 
 LossValue evaluate(const Gpt& model, Arena& arena, const Batches& batches, int64_t batch_size,
-                   int64_t max_batches, const Runtime& rt, const PassContext& base) {
+                   int64_t max_batches, const Runtime& rt, const PassContext& base,
+                   int64_t micro) {
   const int64_t T = model.config().seq_len;
-  const int64_t local = batch_size / rt.ranks();
+  const int64_t local = micro > 0 ? micro : batch_size / rt.ranks();
+  const int64_t chunk = local * rt.ranks();  // windows per forward, over all ranks
   const int64_t all = batches.windows();
   const int64_t used = max_batches > 0 ? std::min(all, max_batches * batch_size) : all;
   const int64_t stride = all / used;
   double sums[2] = {0, 0};  // loss sum, counted tokens
   Gpt::Activations acts;
-  for (int64_t first = 0; first < used; first += batch_size) {
+  for (int64_t first = 0; first < used; first += chunk) {
     arena.reset();
     Tensor tokens = arena.host().alloc({local, T}, DType::I32);
     Tensor targets = arena.host().alloc({local, T}, DType::I32);
@@ -32,8 +34,8 @@ LossValue evaluate(const Gpt& model, Arena& arena, const Batches& batches, int64
     PassContext ctx = base;
     ctx.a2a = rt.a2a.get();
     ctx.training = false;
-    ctx.step = first / batch_size;  // keys THOR's evaluation draws: a fresh draw per batch
-    ctx.global_sequences = batch_size;
+    ctx.step = first / chunk;  // keys THOR's evaluation draws: a fresh draw per forward
+    ctx.global_sequences = chunk;
     ctx.first_sequence = rt.rank() * local;
     Tensor logits = model.forward(arena, tokens, acts, ctx);
     const LossValue l = lm_loss(arena, logits, targets);

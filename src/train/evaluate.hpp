@@ -12,10 +12,12 @@ namespace mt {
 // temperature of the last plan.
 PassContext eval_context(uint64_t seed, const StepPlan& plan);
 
-// Mean token loss over max_batches batches of evenly spaced, non-overlapping windows
-// (max_batches = 0: every window of the split). Each batch of batch_size windows is split by rows
-// over the ranks; the result is summed over them. Uses the arena and resets it.
+// Mean token loss over max_batches batches of batch_size evenly spaced, non-overlapping windows
+// (max_batches = 0: every window of the split). Each forward takes `micro` windows per rank (as
+// training's micro-batches; 0: batch_size / ranks); the result is summed over the ranks. Uses the
+// arena and resets it.
 LossValue evaluate(const Gpt& model, Arena& arena, const Batches& batches, int64_t batch_size,
-                   int64_t max_batches, const Runtime& rt, const PassContext& base);
+                   int64_t max_batches, const Runtime& rt, const PassContext& base,
+                   int64_t micro = 0);
 
 }  // namespace mt

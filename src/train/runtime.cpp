@@ -75,11 +75,20 @@ std::string Runtime::describe() const {
 int64_t local_batch(const Config& cfg, const Runtime& rt) {
   MT_CHECK(cfg.batch_size % rt.ranks() == 0,
            "train.batch_size = {} is not divisible by the {} ranks", cfg.batch_size, rt.ranks());
-  const int64_t b = cfg.batch_size / rt.ranks();
-  MT_CHECK(cfg.model.moe.num_experts == 0 || b % cfg.model.moe.group_sequences == 0,
-           "moe.group_sequences = {} does not divide the {} sequences per rank",
-           cfg.model.moe.group_sequences, b);
-  return b;
+  return cfg.batch_size / rt.ranks();
+}
+
+int64_t micro_batch(const Config& cfg, const Runtime& rt) {
+  const int64_t b = local_batch(cfg, rt);
+  const int64_t m = cfg.micro_batch_size > 0 ? cfg.micro_batch_size : b;
+  MT_CHECK(b % m == 0,
+           "train.micro_batch_size = {} does not divide the {} sequences per rank "
+           "(train.batch_size {} over {} ranks)",
+           m, b, cfg.batch_size, rt.ranks());
+  MT_CHECK(cfg.model.moe.num_experts == 0 || m % cfg.model.moe.group_sequences == 0,
+           "moe.group_sequences = {} does not divide the {} sequences per rank and micro-batch",
+           cfg.model.moe.group_sequences, m);
+  return m;
 }
 
 std::vector<int32_t> hash_table(const Config& cfg, int64_t vocab) {

@@ -36,8 +36,11 @@ struct Runtime {
 Runtime make_runtime(const Config& cfg, Device device = Device::CPU,
                      MPI_Comm base = MPI_COMM_WORLD);
 
-// Checks that the batch splits into whole capacity groups on every rank.
+// Sequences per rank and step; checks that the batch splits over the ranks.
 int64_t local_batch(const Config& cfg, const Runtime& rt);
+// Sequences per rank and forward pass (train.micro_batch_size, 0: the whole local batch); checks
+// that they divide the local batch and split into whole capacity groups.
+int64_t micro_batch(const Config& cfg, const Runtime& rt);
 
 // The hash gate's table (empty unless moe.gate = hash): balanced from the unigram counts of the
 // data's training split, or random from the seed.

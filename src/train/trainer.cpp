@@ -47,7 +47,8 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
   const TokenSplit valid_split = read_tokens(cfg.data_dir + "/valid.h5");
   MT_CHECK(train_split.vocab == valid_split.vocab, "{}: vocabulary {} differs from {}'s {}",
            valid_split.path, valid_split.vocab, train_split.path, train_split.vocab);
-  const int64_t B = local_batch(cfg, rt);
+  const int64_t B = local_batch(cfg, rt), M = micro_batch(cfg, rt);
+  const int64_t micro_batches = B / M;
   MT_CHECK(cfg.precision == "fp32" || rt.device == Device::CUDA,
            "train.precision = bf16 needs --device cuda (matmuls on the CPU are fp32)");
 
@@ -98,7 +99,9 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
   const auto start = Clock::now();
   double train_seconds = 0;
   size_t allocations_after_first = 0;
-  std::vector<double> load;
+  // Per MoE block: tokens per expert (first choices) and, last, the dropped choices.
+  std::vector<std::vector<double>> block_load(moe_blocks.size(),
+                                              std::vector<double>(mc.moe.num_experts + 1));
   StepPlan last_plan;
   // /phase records changes; a resumed run continues from the phase of the step before it.
   int recorded_phase = first > 0 ? scheduler.plan(first - 1).phase : -1;
@@ -116,29 +119,53 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
     arena.reset();  // merges the blocks the previous step grew into one
     const size_t allocs_before = arena.system_allocations();
     rt.a2a->reset_stats();
-    Tensor tokens = arena.host().alloc({B, mc.seq_len}, DType::I32);
-    Tensor targets = arena.host().alloc({B, mc.seq_len}, DType::I32);
-    train_batches.random(cfg.seed, plan.step, rt.rank() * B, tokens, targets);
     reg.zero_grads();
     if (plan.diversify) spawn_experts(reg, opt, rt.groups, cfg.seed, mc.moe.evo_mask_ratio);
-    PassContext ctx{rt.a2a.get(),   cfg.seed,      plan.step,      true,
-                    cfg.batch_size, rt.rank() * B, plan.gate_drop, plan.key};
-    ctx.phase = plan.phase;
-    ctx.tau = plan.tau;
     last_plan = plan;
-    Tensor logits = model.forward(arena, tokens, acts, ctx);
     // sums: cross-entropy (summed over tokens and passes), gate losses, consistency.
-    double sums[3] = {0, model.gate_loss(acts), 0};
-    Tensor logits2;
-    if (thor) {
-      ctx.pass = 1;
-      logits2 = model.forward(arena, tokens, acts2, ctx);
-      const ThorLoss t =
-          thor_loss(arena, logits, logits2, targets, mc.moe.thor_alpha, double(tokens_per_step));
-      sums[0] = t.ce_sum;
-      sums[2] = t.cr_sum;
-    } else {
-      sums[0] = lm_loss(arena, logits, targets, double(tokens_per_step)).sum;
+    double sums[3] = {0, 0, 0};
+    for (auto& l : block_load) std::fill(l.begin(), l.end(), 0.0);
+    // Micro-batch m holds global rows [m W M, (m + 1) W M), M of them on each rank; gradients
+    // accumulate over the micro-batches, every loss normalised by the whole step's tokens.
+    for (int64_t m = 0; m < micro_batches; ++m) {
+      if (m > 0) arena.reset();  // one micro-batch's activations at a time
+      const int64_t first_row = m * rt.ranks() * M + rt.rank() * M;
+      Tensor tokens = arena.host().alloc({M, mc.seq_len}, DType::I32);
+      Tensor targets = arena.host().alloc({M, mc.seq_len}, DType::I32);
+      train_batches.random(cfg.seed, plan.step, first_row, tokens, targets);
+      PassContext ctx{.a2a = rt.a2a.get(),
+                      .seed = cfg.seed,
+                      .step = plan.step,
+                      .training = true,
+                      .global_sequences = cfg.batch_size,
+                      .first_sequence = first_row,
+                      .gate_drop = plan.gate_drop,
+                      .key = plan.key,
+                      .micro = int(m),
+                      .phase = plan.phase,
+                      .tau = plan.tau};
+      Tensor logits = model.forward(arena, tokens, acts, ctx);
+      sums[1] += model.gate_loss(acts);
+      Tensor logits2;
+      if (thor) {
+        ctx.pass = 1;
+        logits2 = model.forward(arena, tokens, acts2, ctx);
+        const ThorLoss t =
+            thor_loss(arena, logits, logits2, targets, mc.moe.thor_alpha, double(tokens_per_step));
+        sums[0] += t.ce_sum;
+        sums[2] += t.cr_sum;
+      } else {
+        sums[0] += lm_loss(arena, logits, targets, double(tokens_per_step)).sum;
+      }
+      model.backward(arena, logits, acts);
+      if (thor) model.backward(arena, logits2, acts2);
+      // Routing statistics (the first pass's): first-choice load per expert, then dropped choices.
+      for (size_t b = 0; b < moe_blocks.size(); ++b) {
+        const Routing& routing = acts.blocks[moe_blocks[b]].moe.routing;
+        for (size_t e = 0; e < routing.load.size(); ++e)
+          block_load[b][e] += double(routing.load[e]);
+        block_load[b].back() += double(routing.dropped);
+      }
     }
     rt.groups.world->all_reduce_sum(sums, 3);
     const int passes = thor ? 2 : 1;
@@ -148,8 +175,6 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
     const double loss = ce_mean * passes + aux + mc.moe.thor_alpha * consistency;
     MT_CHECK(std::isfinite(loss), "training diverged: loss is {} at step {} (lower train.lr?)",
              loss, plan.step);
-    model.backward(arena, logits, acts);
-    if (thor) model.backward(arena, logits2, acts2);
     sync_gradients(reg, *rt.payload.world, *rt.payload.expert_dp);
     const double norm = clip_grad_norm(reg, cfg.grad_clip, rt.groups.ep.get());
     opt.step(float(plan.lr));
@@ -158,18 +183,15 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
     if (step > first) allocations_after_first += arena.system_allocations() - allocs_before;
     train_seconds += step_s;
 
-    // Routing statistics of every MoE block: first-choice load per expert and dropped choices,
-    // summed over the ranks.
-    for (int i : moe_blocks) {
-      const Routing& routing = acts.blocks[i].moe.routing;
-      load.assign(routing.load.begin(), routing.load.end());
-      load.push_back(double(routing.dropped));
-      rt.groups.world->all_reduce_sum(load.data(), int64_t(load.size()));
+    // Routing statistics of every MoE block, summed over the micro-batches and the ranks.
+    for (size_t b = 0; b < moe_blocks.size(); ++b) {
+      const int i = moe_blocks[b];
+      std::vector<double>& counts = block_load[b];
+      rt.groups.world->all_reduce_sum(counts.data(), int64_t(counts.size()));
       if (root) {
-        const double dropped = load.back();
-        load.pop_back();
+        const std::vector<double> load(counts.begin(), counts.end() - 1);
         results->record_row(fmt::format("/routing/block{}/load", i), load);
-        results->record(fmt::format("/routing/block{}/dropped", i), dropped);
+        results->record(fmt::format("/routing/block{}/dropped", i), counts.back());
         double pairs = 0;
         for (double v : load) pairs += v;  // counted (token, expert) pairs
         results->record(fmt::format("/routing/block{}/experts_per_token", i),
@@ -212,7 +234,7 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
     }
     if (plan.eval) {
       const LossValue v = evaluate(model, arena, valid_batches, cfg.batch_size, cfg.eval_batches,
-                                   rt, eval_context(cfg.seed, last_plan));
+                                   rt, eval_context(cfg.seed, last_plan), M);
       r.valid_loss = v.mean();
       r.valid_ppl = std::exp(v.mean());
       if (root) {
@@ -237,6 +259,7 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
   r.steps = steps_done;
   r.tokens_per_s = tokens_per_step * double(steps_done - first) / train_seconds;
   r.arena_allocations_after_first_step = allocations_after_first;
+  r.arena_peak_bytes = arena.peak_bytes();
   if (steps_done < cfg.steps) {
     say(fmt::format("moetrain: stopped after step {} of {} ({}); resume with --resume latest",
                     steps_done, cfg.steps,

@@ -17,6 +17,7 @@ struct TrainResult {
   double valid_loss = 0, valid_ppl = 0, unigram_ppl = 0;
   double tokens_per_s = 0;
   size_t arena_allocations_after_first_step = 0;  // system allocations in steps 2..N
+  size_t arena_peak_bytes = 0;  // the most activation memory one micro-batch (or evaluation) used
 };
 
 // Trains as configured on every rank of rt: from scratch, or from the checkpoint file `resume`,
