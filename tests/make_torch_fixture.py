@@ -1,9 +1,14 @@
 #!/usr/bin/python3
-"""Writes tests/fixtures/gpt_tiny.h5: a tiny GPT's weights, a batch, and PyTorch's loss and
-gradients for it, computed in float64 from the model contract of DESIGN.md (independently of
-moetrain's code). The file uses the checkpoint layout, so moetrain loads it with load_model.
+"""Writes the PyTorch fixtures into DIR (default tests/fixtures), computed in float64
+independently of moetrain's code:
+- gpt_tiny.h5: a tiny GPT's weights, a batch, and PyTorch's loss and gradients for it, from the
+  model contract of DESIGN.md. The file uses the checkpoint layout, so moetrain loads it with
+  load_model.
+- label_smoothing.h5: logits, targets (one ignored), fairseq's epsilon and PyTorch's
+  cross_entropy(label_smoothing=...) per row and its gradient. fairseq's eps puts 1 - eps on the
+  target and eps / (V - 1) on the others, which is PyTorch's label_smoothing = eps V / (V - 1).
 
-usage: /usr/bin/python3 tests/make_torch_fixture.py [OUT.h5]
+usage: /usr/bin/python3 tests/make_torch_fixture.py [DIR]
 """
 import math
 import sys
@@ -62,8 +67,28 @@ def shapes(c):
     return out
 
 
+def write_label_smoothing(out):
+    g = torch.Generator().manual_seed(20261201)
+    n, vocab, eps = 6, 7, 0.1
+    logits = (2.0 * torch.randn(n, vocab, generator=g)).float().double().requires_grad_(True)
+    targets = torch.randint(0, vocab, (n,), generator=g)
+    targets[3] = -1  # ignored
+    losses = torch.nn.functional.cross_entropy(logits, targets, ignore_index=-1, reduction="none",
+                                               label_smoothing=eps * vocab / (vocab - 1))
+    losses.sum().backward()
+    with h5py.File(out, "w") as f:
+        f.attrs["generator"] = np.bytes_(f"tests/make_torch_fixture.py, torch {torch.__version__}")
+        f.attrs["epsilon"] = eps
+        f["logits"] = logits.detach().float().numpy()
+        f["targets"] = targets.numpy().astype(np.int32)
+        f["losses"] = losses.detach().numpy()  # float64
+        f["grad"] = logits.grad.numpy()
+    print(f"wrote {out}: loss {losses.sum().item():.10f}")
+
+
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/gpt_tiny.h5"
+    folder = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures"
+    out = folder + "/gpt_tiny.h5"
     c = CFG
     g = torch.Generator().manual_seed(20261123)
     params = {}
@@ -90,6 +115,7 @@ def main():
         f["targets"] = targets.numpy().astype(np.int32)
         f["loss"] = np.array([loss.item()])
     print(f"wrote {out}: loss {loss.item():.10f}")
+    write_label_smoothing(folder + "/label_smoothing.h5")
 
 
 if __name__ == "__main__":

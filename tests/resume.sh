@@ -36,6 +36,11 @@ evo=(--moe.gate evomoe --evo.diversify_step 3 --evo.anneal_steps 4 --evo.thresho
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${evo[@]}" --run.name evo_whole
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${evo[@]}" --run.name evo_cut --train.run_steps 5
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${evo[@]}" --run.name evo_cut --resume latest
+# Dropout and label smoothing: the masks continue after a resume (2 micro-batches per rank too).
+drop=(--model.dropout 0.2 --train.label_smoothing 0.1 --train.micro_batch_size 2)
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${drop[@]}" --run.name drop_whole
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${drop[@]}" --run.name drop_cut --train.run_steps 5
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${drop[@]}" --run.name drop_cut --resume latest
 # Resharding: 4 ranks (ep 4) for 5 steps, then 2 ranks (ep 2) to step 9, then 1 rank to the end.
 run "${mpi[@]}" -np 4 "$bin" train "${args[@]}" --run.name reshard --train.run_steps 5
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name reshard --resume latest --train.run_steps 4
@@ -66,6 +71,12 @@ with h5py.File(f"{d}/evo_whole/results.h5") as a, h5py.File(f"{d}/evo_cut/result
 pe, pc = params("evo_whole"), params("evo_cut")
 assert all(np.array_equal(pe[k], pc[k]) for k in pe), "evomoe: checkpoint differs"
 print("ok: evomoe resumed in its gate-sparsify phase: curves, phases and checkpoint bitwise equal")
+dw, dc = curves("drop_whole"), curves("drop_cut")
+assert all(np.array_equal(dw[k], dc[k]) for k in dw), "dropout: curves differ after the resume"
+assert not np.array_equal(dw["train/loss"], whole["train/loss"]), "dropout changed nothing"
+pd, pdc = params("drop_whole"), params("drop_cut")
+assert all(np.array_equal(pd[k], pdc[k]) for k in pd), "dropout: checkpoint differs"
+print("ok: dropout + label smoothing + micro-batches resumed: curves and checkpoint bitwise equal")
 r = curves("reshard")
 rel = np.abs(r["train/loss"] - whole["train/loss"]) / np.abs(whole["train/loss"])
 assert r["train/loss"].shape == (12,) and rel.max() < 1e-5, f"reshard: loss differs by {rel.max()}"

@@ -83,6 +83,9 @@ TEST_F(CudaOps, ElementwiseAndReductions) {
   const Shape s{33, 130};
   Tensor a = host(s, "a"), b = host(s, "b"), out = host(s, "out"), bias = host({130}, "bias");
   Tensor da = on_gpu(a), db = on_gpu(b), dout = on_gpu(out), dbias = on_gpu(bias);
+  ops::mul(da, db, dout);
+  ops::mul(a, b, out);
+  expect_close(dout, out, "mul");
   ops::add(da, db, dout);
   ops::add(a, b, out);
   expect_close(dout, out, "add");
@@ -156,6 +159,17 @@ TEST_F(CudaOps, AttentionForwardBackward) {
     ops::attention_backward(gdout, gqkv, gprobs, int(H), gdqkv, gscratch);
     ops::attention_backward(dout, qkv, probs, int(H), dqkv, scratch);
     expect_close(gdqkv, dqkv, "attention dqkv");
+    // With a dropout mask on the probabilities (scale factors 0 or 2).
+    Tensor mask = host({B, H, T, T}, "mask"), dropped = host({B, H, T, T}, "dropped");
+    for (int64_t i = 0; i < mask.numel(); ++i) mask.f32()[i] = mask.f32()[i] > 0 ? 2.0f : 0.0f;
+    Tensor gmask = on_gpu(mask), gdropped = on_gpu(dropped);
+    ops::attention_forward(gqkv, int(H), gout, gprobs, gmask, gdropped);
+    ops::attention_forward(qkv, int(H), out, probs, mask, dropped);
+    expect_close(gdropped, dropped, "attention dropped probs");
+    expect_close(gout, out, "attention out with dropout");
+    ops::attention_backward(gdout, gqkv, gprobs, int(H), gdqkv, gscratch, gmask, gdropped);
+    ops::attention_backward(dout, qkv, probs, int(H), dqkv, scratch, mask, dropped);
+    expect_close(gdqkv, dqkv, "attention dqkv with dropout");
   }
 }
 
@@ -202,6 +216,13 @@ TEST_F(CudaOps, CrossEntropyAndSymmetricKl) {
   EXPECT_NEAR(ce_gpu, ce_cpu, 1e-5 * ce_cpu);
   expect_close(glosses, losses, "cross_entropy losses");
   expect_close(g1, z1, "cross_entropy dlogits");
+  // With label smoothing (z2's copies: z1 now holds its gradient).
+  Tensor s = host({N, V}, "z2", 3.0f), gs = on_gpu(s);
+  const double ls_gpu = ops::cross_entropy(gs, gtargets, gs, glosses, 0.25f, &count_gpu, 0.1f);
+  const double ls_cpu = ops::cross_entropy(s, targets, s, losses, 0.25f, &count_cpu, 0.1f);
+  EXPECT_NEAR(ls_gpu, ls_cpu, 1e-5 * ls_cpu);
+  expect_close(glosses, losses, "label-smoothed cross_entropy losses");
+  expect_close(gs, s, "label-smoothed cross_entropy dlogits");
 }
 
 }  // namespace

@@ -194,6 +194,10 @@ std::vector<Case> equivalence_cases() {
                                         "--evo.threshold",      "0.05"};
   return {
       {"dense", "", {"--moe.experts", "0"}},
+      {"dense_dropout_ls",
+       "",
+       {"--moe.experts", "0", "--model.dropout", "0.1", "--train.label_smoothing", "0.1"}},
+      {"switch_dropout", "switch", {"--model.dropout", "0.1"}},
       {"switch", "switch", {}},
       {"switch_dropless", "switch", {"--moe.dropless", "true"}},
       {"gshard", "gshard", {}},

@@ -4,7 +4,9 @@
 #include <vector>
 
 #include "gradcheck.hpp"
+#include "io/h5.hpp"
 #include "model/attention.hpp"
+#include "model/dropout.hpp"
 #include "model/embedding.hpp"
 #include "model/ffn.hpp"
 #include "model/layernorm.hpp"
@@ -124,6 +126,93 @@ TEST(Layers, AttentionMatchesFiniteDifferences) {
   check_layer(
       c, [&](Arena& a, const Tensor& x) { return layer.forward(a, x, cache); },
       [&](Arena& a, const Tensor& dy) { return layer.backward(a, dy, cache); }, "attention");
+}
+
+// Dropout on the probabilities with a fixed mask (a pure function of the pass context): the
+// backward against finite differences.
+TEST(Layers, AttentionWithDropoutMatchesFiniteDifferences) {
+  Case c;
+  Attention layer(c.reg, "attn", 8, 2, 0.3f);
+  c.reg.allocate();
+  c.xs = {2, 5, 8};
+  c.x.resize(c.xs.numel());
+  Attention::Cache cache;
+  RouteContext pass;
+  pass.seed = 4;
+  pass.step = 2;
+  pass.first_token = 15;  // sequences 3 and 4 of the global batch
+  const DropoutSite site{0.3f, &pass, 1, "attn-probs"};
+  check_layer(
+      c, [&](Arena& a, const Tensor& x) { return layer.forward(a, x, cache, site); },
+      [&](Arena& a, const Tensor& dy) { return layer.backward(a, dy, cache); }, "attention");
+  int zeros = 0;
+  for (int64_t i = 0; i < cache.mask.numel(); ++i) zeros += cache.mask.f32()[i] == 0.0f;
+  EXPECT_GT(zeros, 0) << "no probability was dropped";
+}
+
+// Masks: the rate, the scale, a pure function of the global element, and independent between
+// purposes, layers, passes and steps; none at evaluation.
+TEST(Dropout, MasksKeepAtTheRateScaledAndArePureFunctionsOfThePosition) {
+  Arena arena;
+  RouteContext pass;
+  pass.seed = 7;
+  const int64_t n = 200000;
+  const DropoutSite site{0.3f, &pass, 2, "ffn-out"};
+  const Tensor m = dropout_mask(arena, site, {n}, 0);
+  int64_t zeros = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = m.f32()[i];
+    zeros += v == 0.0f;
+    if (v != 0.0f) {
+      ASSERT_EQ(v, 1.0f / 0.7f);
+    }
+  }
+  EXPECT_NEAR(double(zeros) / n, 0.3, 0.005);  // 0.3 +- 5 standard deviations
+  const Tensor part = dropout_mask(arena, site, {50}, 1001);
+  for (int64_t i = 0; i < 50; ++i) ASSERT_EQ(part.f32()[i], m.f32()[1001 + i]);
+  auto differs = [&](const DropoutSite& other) {
+    const Tensor o = dropout_mask(arena, other, {1000}, 0);
+    int d = 0;
+    for (int64_t i = 0; i < 1000; ++i) d += o.f32()[i] != m.f32()[i];
+    return d;
+  };
+  EXPECT_GT(differs({0.3f, &pass, 2, "attn-out"}), 200);
+  EXPECT_GT(differs({0.3f, &pass, 3, "ffn-out"}), 200);
+  RouteContext second = pass;
+  second.pass = 1;
+  EXPECT_GT(differs({0.3f, &second, 2, "ffn-out"}), 200);
+  RouteContext next = pass;
+  next.step = 1;
+  EXPECT_GT(differs({0.3f, &next, 2, "ffn-out"}), 200);
+  RouteContext eval = pass;
+  eval.training = false;
+  EXPECT_TRUE(dropout_mask(arena, {0.3f, &eval, 2, "ffn-out"}, {n}, 0).empty());
+}
+
+// fairseq's label-smoothed cross-entropy against PyTorch's cross_entropy(label_smoothing =
+// eps V / (V - 1)) on the fixture from make_torch_fixture.py: every row's loss and the gradient.
+TEST(Layers, LabelSmoothedCrossEntropyMatchesPyTorch) {
+  h5::File f(MT_SOURCE_DIR "/tests/fixtures/label_smoothing.h5", h5::File::Read);
+  const Shape s = h5::shape_of(f, "/logits");
+  const int64_t N = s[0], V = s[1];
+  std::vector<float> logits(N * V), want_grad(N * V), want_loss(N), losses(N);
+  h5::read(f, "/logits", logits.data(), s);
+  h5::read(f, "/grad", want_grad.data(), s);
+  h5::read(f, "/losses", want_loss.data(), {N});
+  std::vector<int32_t> targets = h5::read_i32(f, "/targets");
+  const float eps = float(h5::attr_double(f, "/", "epsilon"));
+  int64_t count = 0;
+  const double total =
+      ops::cross_entropy(Tensor{logits.data(), s}, Tensor{targets.data(), {N}, DType::I32},
+                         Tensor{logits.data(), s}, Tensor{losses.data(), {N}}, 1.0f, &count, eps);
+  EXPECT_EQ(count, N - 1);
+  double want_total = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    EXPECT_NEAR(losses[i], want_loss[i], 1e-5 * std::max(1.0f, want_loss[i])) << "row " << i;
+    want_total += want_loss[i];
+  }
+  EXPECT_NEAR(total, want_total, 1e-5 * want_total);
+  for (int64_t i = 0; i < N * V; ++i) EXPECT_NEAR(logits[i], want_grad[i], 1e-6) << i;
 }
 
 TEST(Layers, AttentionIsCausal) {

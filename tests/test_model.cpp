@@ -2,6 +2,7 @@
 // and against finite differences on a fresh random model.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "gradcheck.hpp"
@@ -102,6 +103,60 @@ TEST(Gpt, EveryParameterMatchesFiniteDifferences) {
   for (const auto& p : reg.all())
     test::check_gradient("gpt." + p.name, reg.values() + p.offset, res.grads.data() + p.offset,
                          p.shape.numel(), loss, 8, 1e-2, 3e-2, 3e-4);
+}
+
+// Dropout at every place (embeddings, attention probabilities and output, FFN output) with the
+// training pass's fixed masks, and label smoothing: every parameter against finite differences.
+// At evaluation the same model gives dropout 0's logits bitwise.
+TEST(Gpt, DropoutAndLabelSmoothingMatchFiniteDifferencesAndEvaluationIgnoresThem) {
+  GptConfig c{
+      .vocab = 23, .seq_len = 6, .d_model = 8, .n_layer = 2, .n_head = 2, .d_ff = 12, .moe = {}};
+  c.dropout = 0.25f;
+  ParamRegistry reg;
+  const Gpt model(c, reg);
+  reg.allocate();
+  reg.initialize(11);
+  test::randn(reg.values(), reg.total_elements(), "gpt-params", 0.2f);
+  std::vector<int32_t> tok(2 * 6), tgt(2 * 6);
+  const Rng r(3, 4);
+  for (size_t i = 0; i < tok.size(); ++i) tok[i] = int32_t(r.below(i, 23));
+  for (size_t i = 0; i < tgt.size(); ++i) tgt[i] = int32_t(r.below(100 + i, 23));
+  const Tensor tokens{tok.data(), {2, 6}, DType::I32}, targets{tgt.data(), {12}, DType::I32};
+  PassContext ctx;
+  ctx.seed = 5;
+  ctx.step = 3;
+  Arena arena;
+  Gpt::Activations acts;
+  reg.zero_grads();
+  Tensor logits = model.forward(arena, tokens, acts, ctx);
+  lm_loss(arena, logits, targets, 0, 0.1f);
+  model.backward(arena, logits, acts);
+  const std::vector<float> grads(reg.grads(), reg.grads() + reg.total_elements());
+  ASSERT_FALSE(acts.emb_mask.empty());
+  auto loss = [&] {
+    Gpt::Activations a;
+    arena.reset();
+    Tensor z = model.forward(arena, tokens, a, ctx);
+    return lm_loss(arena, z, targets, 0, 0.1f).mean();
+  };
+  for (const auto& p : reg.all())
+    test::check_gradient("gpt-dropout." + p.name, reg.values() + p.offset, grads.data() + p.offset,
+                         p.shape.numel(), loss, 8, 1e-2, 3e-2, 3e-4);
+  // Evaluation: no masks, the logits of the same weights without dropout.
+  ctx.training = false;
+  GptConfig plain = c;
+  plain.dropout = 0;
+  ParamRegistry reg0;
+  const Gpt model0(plain, reg0);
+  reg0.allocate();
+  std::copy(reg.values(), reg.values() + reg.total_elements(), reg0.values());
+  arena.reset();
+  const Tensor z = model.forward(arena, tokens, acts, ctx);
+  Arena arena0;
+  Gpt::Activations acts0;
+  const Tensor z0 = model0.forward(arena0, tokens, acts0, ctx);
+  EXPECT_TRUE(acts.emb_mask.empty());
+  EXPECT_TRUE(std::equal(z.f32(), z.f32() + z.numel(), z0.f32()));
 }
 
 TEST(Gpt, ForwardBackwardIsBitwiseRepeatable) {

@@ -35,6 +35,7 @@ po::options_description options(Config& c) {
     ("model.n_layer", po::value(&m.n_layer)->default_value(m.n_layer), "number of blocks")
     ("model.n_head", po::value(&m.n_head)->default_value(m.n_head), "attention heads (divides d_model)")
     ("model.d_ff", po::value(&m.d_ff)->default_value(m.d_ff), "FFN hidden width")
+    ("model.dropout", po::value(&m.dropout)->default_value(m.dropout), "dropout in training at the embeddings, attention probabilities, attention output and FFN/MoE output (0: off)")
     ("moe.experts", po::value(&e.num_experts)->default_value(e.num_experts), "experts per MoE layer (0: dense model)")
     ("moe.every", po::value(&e.every)->default_value(e.every), "block i is MoE when i % every == every - 1")
     ("moe.gate", po::value(&e.gate)->default_value(e.gate), ("router: " + gate_names()).c_str())
@@ -77,6 +78,7 @@ po::options_description options(Config& c) {
     ("train.eps", po::value(&a.eps)->default_value(a.eps), "AdamW epsilon")
     ("train.weight_decay", po::value(&a.weight_decay)->default_value(a.weight_decay), "decoupled weight decay (matrices only)")
     ("train.grad_clip", po::value(&c.grad_clip)->default_value(c.grad_clip), "global gradient-norm limit (0: off)")
+    ("train.label_smoothing", po::value(&c.label_smoothing)->default_value(c.label_smoothing), "label smoothing eps in training, as fairseq's: 1 - eps on the target, eps / (V - 1) on every other token (0: off)")
     ("train.log_every", po::value(&c.log_every)->default_value(c.log_every), "steps between progress lines and results flushes")
     ("train.eval_every", po::value(&c.eval_every)->default_value(c.eval_every), "steps between validations (0: only at the end)")
     ("train.eval_batches", po::value(&c.eval_batches)->default_value(c.eval_batches), "validation batches (0: the whole split)")
@@ -128,6 +130,9 @@ void validate(const Config& c) {
   positive(c.batch_size, "train.batch_size");
   positive(c.steps, "train.steps");
   MT_CHECK(c.micro_batch_size >= 0, "config: train.micro_batch_size must be >= 0");
+  MT_CHECK(m.dropout >= 0 && m.dropout < 1, "config: model.dropout = {} (0 <= p < 1)", m.dropout);
+  MT_CHECK(c.label_smoothing >= 0 && c.label_smoothing < 1,
+           "config: train.label_smoothing = {} (0 <= eps < 1)", c.label_smoothing);
   positive(c.log_every, "train.log_every");
   MT_CHECK(m.d_model % m.n_head == 0,
            "config: model.d_model = {} is not divisible by model.n_head = {}", m.d_model, m.n_head);

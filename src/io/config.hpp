@@ -27,6 +27,7 @@ struct Config {
   ScheduleConfig schedule;
   AdamWConfig adamw;
   double grad_clip = 1.0;
+  double label_smoothing = 0;      // fairseq's label-smoothed cross-entropy in training (0: off)
   std::string precision = "fp32";  // fp32 | bf16 (GPU matmuls in bf16, fp32 master weights)
   int64_t log_every = 10;
   int64_t eval_every = 200;

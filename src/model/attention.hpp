@@ -2,6 +2,7 @@
 #pragma once
 #include <string>
 
+#include "model/dropout.hpp"
 #include "model/linear.hpp"
 
 namespace mt {
@@ -12,8 +13,11 @@ class Attention {
   struct Cache {
     Linear::Cache qkv, proj;
     Tensor qkv_out, probs;
+    Tensor mask, dropped;  // attention-probability dropout (empty without)
   };
-  Tensor forward(Arena& arena, const Tensor& x, Cache& cache) const;
+  // probs_dropout: where the probabilities' dropout mask is drawn (inactive: none).
+  Tensor forward(Arena& arena, const Tensor& x, Cache& cache,
+                 const DropoutSite& probs_dropout = {}) const;
   Tensor backward(Arena& arena, const Tensor& dy, const Cache& cache) const;  // returns dx
 
  private:

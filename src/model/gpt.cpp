@@ -22,7 +22,9 @@ Block::Block(ParamRegistry& reg, const GptConfig& c, int index, const ExpertLayo
              const std::vector<int32_t>& hash_table)
     : ln1_(reg, block_name(index) + "/ln1", c.d_model),
       ln2_(reg, block_name(index) + "/ln2", c.d_model),
-      attn_(reg, block_name(index) + "/attn", c.d_model, int(c.n_head), proj_std(c)) {
+      attn_(reg, block_name(index) + "/attn", c.d_model, int(c.n_head), proj_std(c)),
+      index_(index),
+      dropout_(c.dropout) {
   if (c.is_moe_block(index))
     moe_ = std::make_unique<MoeLayer>(reg, block_name(index) + "/moe", c.d_model,
                                       c.moe.d_ff > 0 ? c.moe.d_ff : c.d_ff, c.moe, layout.rank,
@@ -32,13 +34,23 @@ Block::Block(ParamRegistry& reg, const GptConfig& c, int index, const ExpertLayo
 }
 
 Tensor Block::forward(Arena& arena, const Tensor& x, Cache& cache, const MoeStep& step) const {
-  Tensor a = attn_.forward(arena, ln1_.forward(arena, x, cache.ln1), cache.attn);
+  // Dropout masks of this pass and block; [B, T, d] outputs start at the rank's first token.
+  auto site = [&](const char* purpose) {
+    return DropoutSite{dropout_, &step.route, index_, purpose};
+  };
+  const int64_t first = step.route.first_token * x.size(-1);
+  Tensor a =
+      attn_.forward(arena, ln1_.forward(arena, x, cache.ln1), cache.attn, site("attn-probs"));
+  cache.attn_mask = dropout_mask(arena, site("attn-out"), x.shape, first);
+  a = apply_mask(arena, a, cache.attn_mask);
   Tensor x1 = arena.alloc(x.shape);
   ops::add(x, a, x1);
   Tensor h = ln2_.forward(arena, x1, cache.ln2);
   Tensor f =
       moe_ ? moe_->forward(arena, h.view({h.numel() / h.size(-1), h.size(-1)}), step, cache.moe)
            : ffn_->forward(arena, h, cache.ffn);
+  cache.ffn_mask = dropout_mask(arena, site("ffn-out"), f.shape, first);
+  f = apply_mask(arena, f, cache.ffn_mask);
   Tensor x2 = arena.alloc(x.shape);
   ops::add(x1, f, x2);
   return x2;
@@ -46,12 +58,13 @@ Tensor Block::forward(Arena& arena, const Tensor& x, Cache& cache, const MoeStep
 
 void Block::backward(Arena& arena, const Tensor& dres, const Cache& cache,
                      const MoeStep& step) const {
-  const Tensor dh =
-      moe_ ? moe_->backward(arena, dres.view({dres.numel() / dres.size(-1), dres.size(-1)}), step,
-                            cache.moe)
-           : ffn_->backward(arena, dres, cache.ffn);
+  const Tensor df = apply_mask(arena, dres, cache.ffn_mask);
+  const Tensor dh = moe_ ? moe_->backward(arena, df.view({df.numel() / df.size(-1), df.size(-1)}),
+                                          step, cache.moe)
+                         : ffn_->backward(arena, df, cache.ffn);
   ln2_.backward(dh, cache.ln2, dres);
-  ln1_.backward(attn_.backward(arena, dres, cache.attn), cache.ln1, dres);
+  const Tensor da = apply_mask(arena, dres, cache.attn_mask);
+  ln1_.backward(attn_.backward(arena, da, cache.attn), cache.ln1, dres);
 }
 
 Gpt::Gpt(const GptConfig& c, ParamRegistry& reg, const ExpertLayout& layout,
@@ -85,6 +98,9 @@ Tensor Gpt::forward(Arena& arena, const Tensor& tokens, Activations& acts,
   r.phase = ctx.phase;
   r.tau = ctx.tau;
   Tensor x = emb_.forward(arena, acts.tokens);
+  acts.emb_mask = dropout_mask(arena, DropoutSite{cfg_.dropout, &r, 0, "embed"}, x.shape,
+                               r.first_token * cfg_.d_model);
+  x = apply_mask(arena, x, acts.emb_mask);
   for (size_t i = 0; i < blocks_.size(); ++i) {
     r.layer = int(i);
     x = blocks_[i].forward(arena, x, acts.blocks[i], acts.step);
@@ -105,6 +121,7 @@ void Gpt::backward(Arena& arena, const Tensor& dlogits, const Activations& acts)
   lnf_.backward(dxf, acts.lnf, dres);
   for (size_t i = blocks_.size(); i-- > 0;)
     blocks_[i].backward(arena, dres, acts.blocks[i], acts.step);
+  if (!acts.emb_mask.empty()) ops::mul(dres, acts.emb_mask, dres);
   emb_.backward(acts.tokens, dres);
 }
 

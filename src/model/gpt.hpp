@@ -15,6 +15,7 @@ namespace mt {
 
 struct GptConfig {
   int64_t vocab = 0, seq_len = 128, d_model = 256, n_layer = 4, n_head = 4, d_ff = 1024;
+  float dropout = 0;  // GPT-2's dropout places (model/dropout.hpp); 0: off
   MoeConfig moe;
   bool is_moe_block(int i) const { return moe.num_experts > 0 && i % moe.every == moe.every - 1; }
 };
@@ -49,6 +50,7 @@ class Block {
     Attention::Cache attn;
     Ffn::Cache ffn;
     MoeLayer::Cache moe;
+    Tensor attn_mask, ffn_mask;  // dropout of the attention and FFN/MoE outputs (empty: none)
   };
   Tensor forward(Arena& arena, const Tensor& x, Cache& cache, const MoeStep& step) const;
   // dres is the gradient of the block's output; on return it holds the gradient of its input.
@@ -60,6 +62,8 @@ class Block {
   Attention attn_;
   std::unique_ptr<Ffn> ffn_;
   std::unique_ptr<MoeLayer> moe_;
+  int index_;
+  float dropout_;
 };
 
 class Gpt {
@@ -74,7 +78,8 @@ class Gpt {
     Tensor tokens;  // on the arena's device
     std::vector<Block::Cache> blocks;
     LayerNorm::Cache lnf;
-    Tensor xf;  // lnf output
+    Tensor xf;        // lnf output
+    Tensor emb_mask;  // the embeddings' dropout (empty: none)
     MoeStep step;
   };
   // tokens [B, T] i32 on the host (hash routing reads them there) -> logits [B*T, V] on the

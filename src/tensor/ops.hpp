@@ -20,6 +20,7 @@ void copy(const Tensor& src, const Tensor& dst);
 // Elementwise and reductions.
 void fill(const Tensor& t, float v);
 void add(const Tensor& a, const Tensor& b, const Tensor& out);  // out = a + b
+void mul(const Tensor& a, const Tensor& b, const Tensor& out);  // out = a * b (dropout masks)
 void add_rows(const Tensor& y, const Tensor& bias);             // y[r, :] += bias
 void sum_rows_accumulate(const Tensor& dy, const Tensor& db);   // db += sum_r dy[r, :]
 double sum_squares(const Tensor& t);
@@ -38,11 +39,14 @@ void layernorm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, 
                         const Tensor& dbeta);
 
 // Causal multi-head self-attention on packed qkv [B, T, 3d] -> out [B, T, d];
-// probs [B, H, T, T] keeps the softmax for the backward pass.
-void attention_forward(const Tensor& qkv, int n_head, const Tensor& out, const Tensor& probs);
-// dqkv [B, T, 3d] is overwritten; scratch [B, H, T, T].
+// probs [B, H, T, T] keeps the softmax for the backward pass. With a dropout mask [B, H, T, T]
+// (scale factors; empty: none) the values are weighted by dropped = probs * mask.
+void attention_forward(const Tensor& qkv, int n_head, const Tensor& out, const Tensor& probs,
+                       const Tensor& mask = {}, const Tensor& dropped = {});
+// dqkv [B, T, 3d] is overwritten; scratch [B, H, T, T]; mask and dropped as in the forward.
 void attention_backward(const Tensor& dout, const Tensor& qkv, const Tensor& probs, int n_head,
-                        const Tensor& dqkv, const Tensor& scratch);
+                        const Tensor& dqkv, const Tensor& scratch, const Tensor& mask = {},
+                        const Tensor& dropped = {});
 
 // out[b, t] = wte[tokens[b, t]] + wpe[t]; the backward accumulates into dwte and dwpe.
 void embedding_forward(const Tensor& tokens, const Tensor& wte, const Tensor& wpe,
@@ -50,11 +54,14 @@ void embedding_forward(const Tensor& tokens, const Tensor& wte, const Tensor& wp
 void embedding_backward(const Tensor& tokens, const Tensor& dout, const Tensor& dwte,
                         const Tensor& dwpe);
 
-// Softmax cross-entropy of logits [N, V] against targets [N] (a target < 0 is ignored).
-// Writes each row's loss to losses [N] and dlogits = (softmax - onehot) * grad_scale (dlogits may
-// alias logits). Returns the loss summed in row order; *count gets the number of counted rows.
+// Softmax cross-entropy of logits [N, V] against targets [N] (a target < 0 is ignored), with
+// fairseq's label smoothing eps: the target distribution q puts 1 - eps on the target and
+// eps / (V - 1) on every other class (eps = 0: one-hot). Writes each row's loss -sum_v q_v log p_v
+// to losses [N] and dlogits = (softmax - q) * grad_scale (dlogits may alias logits). Returns the
+// loss summed in row order; *count gets the number of counted rows.
 double cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& dlogits,
-                     const Tensor& losses, float grad_scale, int64_t* count);
+                     const Tensor& losses, float grad_scale, int64_t* count,
+                     float smoothing = 0.0f);
 
 // THOR's consistency regularisation: per row with target >= 0, the symmetric KL
 // CR = 0.5 sum_v (P1 - P2)(log P1 - log P2) of P = softmax(z). Writes each row's value to

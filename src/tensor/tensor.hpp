@@ -39,6 +39,7 @@ struct Tensor {
   DType dtype = DType::F32;
   Device device = Device::CPU;
 
+  bool empty() const { return data == nullptr; }  // Tensor{}: "none" where an op takes one
   int64_t numel() const { return shape.numel(); }
   int64_t size(int i) const { return shape[i]; }
   int ndim() const { return shape.ndim(); }

@@ -14,8 +14,7 @@ PassContext eval_context(uint64_t seed, const StepPlan& plan) {
 }
 
 LossValue evaluate(const Gpt& model, Arena& arena, const Batches& batches, int64_t batch_size,
-                   int64_t max_batches, const Runtime& rt, const PassContext& base,
-                   int64_t micro) {
+                   int64_t max_batches, const Runtime& rt, const PassContext& base, int64_t micro) {
   const int64_t T = model.config().seq_len;
   const int64_t local = micro > 0 ? micro : batch_size / rt.ranks();
   const int64_t chunk = local * rt.ranks();  // windows per forward, over all ranks

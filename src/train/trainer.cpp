@@ -150,12 +150,14 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
       if (thor) {
         ctx.pass = 1;
         logits2 = model.forward(arena, tokens, acts2, ctx);
-        const ThorLoss t =
-            thor_loss(arena, logits, logits2, targets, mc.moe.thor_alpha, double(tokens_per_step));
+        const ThorLoss t = thor_loss(arena, logits, logits2, targets, mc.moe.thor_alpha,
+                                     double(tokens_per_step), float(cfg.label_smoothing));
         sums[0] += t.ce_sum;
         sums[2] += t.cr_sum;
       } else {
-        sums[0] += lm_loss(arena, logits, targets, double(tokens_per_step)).sum;
+        sums[0] +=
+            lm_loss(arena, logits, targets, double(tokens_per_step), float(cfg.label_smoothing))
+                .sum;
       }
       model.backward(arena, logits, acts);
       if (thor) model.backward(arena, logits2, acts2);

@@ -38,8 +38,8 @@ __global__ void causal_softmax_backward(const float* probs, float* ds, int64_t T
 
 }  // namespace
 
-void attention_forward(const float* qkv, float* out, float* probs, int64_t B, int64_t T, int64_t H,
-                       int64_t hd) {
+void attention_forward(const float* qkv, float* out, float* probs, const float* mask,
+                       float* dropped, int64_t B, int64_t T, int64_t H, int64_t hd) {
   const int64_t d = H * hd, ld = 3 * d, TT = T * T;
   const float scale = 1.0f / sqrtf(float(hd));
   for (int64_t b = 0; b < B; ++b) {
@@ -50,22 +50,27 @@ void attention_forward(const float* qkv, float* out, float* probs, int64_t B, in
   causal_softmax<<<unsigned(B * H * T), row_threads(std::min<int64_t>(T, 256)), 0, cu_stream()>>>(
       probs, T);
   check_launch("causal_softmax");
+  if (mask) mul(probs, mask, dropped, B * H * TT);
+  const float* weights = mask ? dropped : probs;
   for (int64_t b = 0; b < B; ++b)
-    gemm(false, false, T, hd, T, 1.0f, probs + b * H * TT, T, TT, qkv + b * T * ld + 2 * d, ld, hd,
-         0.0f, out + b * T * d, d, hd, H);
+    gemm(false, false, T, hd, T, 1.0f, weights + b * H * TT, T, TT, qkv + b * T * ld + 2 * d, ld,
+         hd, 0.0f, out + b * T * d, d, hd, H);
 }
 
-void attention_backward(const float* dout, const float* qkv, const float* probs, float* dqkv,
-                        float* scratch, int64_t B, int64_t T, int64_t H, int64_t hd) {
+void attention_backward(const float* dout, const float* qkv, const float* probs, const float* mask,
+                        const float* dropped, float* dqkv, float* scratch, int64_t B, int64_t T,
+                        int64_t H, int64_t hd) {
   const int64_t d = H * hd, ld = 3 * d, TT = T * T;
   const float scale = 1.0f / sqrtf(float(hd));
+  const float* weights = mask ? dropped : probs;
   for (int64_t b = 0; b < B; ++b) {
-    const float *q = qkv + b * T * ld, *p = probs + b * H * TT, *dO = dout + b * T * d;
+    const float *q = qkv + b * T * ld, *p = weights + b * H * TT, *dO = dout + b * T * d;
     float *dq = dqkv + b * T * ld, *ds = scratch + b * H * TT;
-    // dV = P^T dO ; dP = dO V^T
+    // dV = P^T dO ; dP = dO V^T (P: the dropped probabilities with dropout)
     gemm(true, false, T, hd, T, 1.0f, p, T, TT, dO, d, hd, 0.0f, dq + 2 * d, ld, hd, H);
     gemm(false, true, T, T, hd, 1.0f, dO, d, hd, q + 2 * d, ld, hd, 0.0f, ds, T, TT, H);
   }
+  if (mask) mul(scratch, mask, scratch, B * H * TT);  // back through the dropout
   causal_softmax_backward<<<unsigned(B * H * T), row_threads(std::min<int64_t>(T, 256)), 0,
                             cu_stream()>>>(probs, scratch, T);
   check_launch("causal_softmax_backward");

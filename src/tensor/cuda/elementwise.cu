@@ -22,6 +22,10 @@ __global__ void add_kernel(const float* a, const float* b, float* o, int64_t n) 
   GRID_STRIDE(i, n) o[i] = a[i] + b[i];
 }
 
+__global__ void mul_kernel(const float* a, const float* b, float* o, int64_t n) {
+  GRID_STRIDE(i, n) o[i] = a[i] * b[i];
+}
+
 __global__ void add_rows_kernel(float* y, const float* bias, int64_t n, int64_t cols) {
   GRID_STRIDE(i, n) y[i] += bias[i % cols];
 }
@@ -93,6 +97,11 @@ void fill(float* p, int64_t n, float v) {
 void add(const float* a, const float* b, float* out, int64_t n) {
   add_kernel<<<grid_for(n), 256, 0, cu_stream()>>>(a, b, out, n);
   check_launch("add");
+}
+
+void mul(const float* a, const float* b, float* out, int64_t n) {
+  mul_kernel<<<grid_for(n), 256, 0, cu_stream()>>>(a, b, out, n);
+  check_launch("mul");
 }
 
 void add_rows(float* y, const float* bias, int64_t rows, int64_t cols) {

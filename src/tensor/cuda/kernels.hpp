@@ -15,6 +15,7 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const 
 
 void fill(float* p, int64_t n, float v);
 void add(const float* a, const float* b, float* out, int64_t n);
+void mul(const float* a, const float* b, float* out, int64_t n);
 void add_rows(float* y, const float* bias, int64_t rows, int64_t cols);
 void sum_rows_accumulate(const float* dy, float* db, int64_t rows, int64_t cols);
 double sum_squares(const float* p, int64_t n);
@@ -31,10 +32,12 @@ void layernorm_backward(const float* dy, const float* x, const float* gamma, con
                         const float* rstd, float* dx, float* dgamma, float* dbeta, int64_t rows,
                         int64_t cols);
 
-void attention_forward(const float* qkv, float* out, float* probs, int64_t B, int64_t T, int64_t H,
-                       int64_t hd);
-void attention_backward(const float* dout, const float* qkv, const float* probs, float* dqkv,
-                        float* scratch, int64_t B, int64_t T, int64_t H, int64_t hd);
+// mask, dropped: attention-probability dropout (nullptr: none), as in ops::attention_forward.
+void attention_forward(const float* qkv, float* out, float* probs, const float* mask,
+                       float* dropped, int64_t B, int64_t T, int64_t H, int64_t hd);
+void attention_backward(const float* dout, const float* qkv, const float* probs, const float* mask,
+                        const float* dropped, float* dqkv, float* scratch, int64_t B, int64_t T,
+                        int64_t H, int64_t hd);
 
 // Token ids must lie in [0, V) (the caller checks them on the host).
 void embedding_forward(const int32_t* tokens, const float* wte, const float* wpe, float* out,
@@ -51,7 +54,7 @@ void combine_rows_backward(const float* dy, const float* src, const int32_t* slo
                            int64_t d);
 
 double cross_entropy(const float* logits, const int32_t* targets, float* dlogits, float* losses,
-                     int64_t n, int64_t V, float grad_scale, int64_t* count);
+                     int64_t n, int64_t V, float grad_scale, float smoothing, int64_t* count);
 double symmetric_kl(const float* z1, const float* z2, const int32_t* targets, float* dz1,
                     float* dz2, float* row_values, int64_t n, int64_t V, float grad_scale);
 

@@ -12,7 +12,7 @@ namespace {
 // dlogits may alias logits: every element is read by the thread that writes it, and the target
 // logit is read before the first write (the reductions in between synchronise the block).
 __global__ void cross_entropy_kernel(const float* logits, const int32_t* targets, float* dlogits,
-                                     float* losses, int64_t V, float grad_scale) {
+                                     float* losses, int64_t V, float grad_scale, float smoothing) {
   const int64_t i = blockIdx.x;
   const float* row = logits + i * V;
   float* drow = dlogits + i * V;
@@ -23,16 +23,19 @@ __global__ void cross_entropy_kernel(const float* logits, const int32_t* targets
     return;
   }
   const float target_logit = row[t];
-  float mx = -INFINITY;
-  for (int64_t j = threadIdx.x; j < V; j += blockDim.x) mx = fmaxf(mx, row[j]);
+  // Label smoothing: q = 1 - eps on the target, eps_i = eps / (V - 1) elsewhere.
+  const float eps_i = smoothing / float(V - 1), on_target = 1.0f - smoothing - eps_i;
+  float mx = -INFINITY, zsum = 0;
+  for (int64_t j = threadIdx.x; j < V; j += blockDim.x) mx = fmaxf(mx, row[j]), zsum += row[j];
   mx = block_max(mx);
+  zsum = smoothing > 0 ? block_sum(zsum) : 0.0f;
   float s = 0;
   for (int64_t j = threadIdx.x; j < V; j += blockDim.x) s += expf(row[j] - mx);
   s = block_sum(s);
   const float k = grad_scale / s;
   for (int64_t j = threadIdx.x; j < V; j += blockDim.x)
-    drow[j] = expf(row[j] - mx) * k - (j == t ? grad_scale : 0.0f);
-  if (threadIdx.x == 0) losses[i] = logf(s) + mx - target_logit;
+    drow[j] = expf(row[j] - mx) * k - eps_i * grad_scale - (j == t ? on_target * grad_scale : 0.0f);
+  if (threadIdx.x == 0) losses[i] = logf(s) + mx - on_target * target_logit - eps_i * zsum;
 }
 
 __global__ void symmetric_kl_kernel(const float* z1, const float* z2, const int32_t* targets,
@@ -89,10 +92,10 @@ double host_row_sum(const float* values, const int32_t* targets, int64_t n, int6
 }  // namespace
 
 double cross_entropy(const float* logits, const int32_t* targets, float* dlogits, float* losses,
-                     int64_t n, int64_t V, float grad_scale, int64_t* count) {
+                     int64_t n, int64_t V, float grad_scale, float smoothing, int64_t* count) {
   if (n > 0) {
     cross_entropy_kernel<<<unsigned(n), row_threads(std::min<int64_t>(V, 1024)), 0, cu_stream()>>>(
-        logits, targets, dlogits, losses, V, grad_scale);
+        logits, targets, dlogits, losses, V, grad_scale, smoothing);
     check_launch("cross_entropy");
   }
   return host_row_sum(losses, targets, n, count);

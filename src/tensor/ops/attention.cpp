@@ -25,14 +25,19 @@ Dims dims_of(const Tensor& qkv, int n_head) {
 }
 }  // namespace
 
-void attention_forward(const Tensor& qkv, int n_head, const Tensor& out, const Tensor& probs) {
+void attention_forward(const Tensor& qkv, int n_head, const Tensor& out, const Tensor& probs,
+                       const Tensor& mask, const Tensor& dropped) {
   const Dims D = dims_of(qkv, n_head);
   MT_CHECK(out.numel() == D.B * D.T * D.d && probs.numel() == D.B * D.H * D.T * D.T,
            "attention: out {} probs {}", out.shape.str(), probs.shape.str());
-  MT_ON_CUDA(qkv, attention_forward(qkv.f32(), out.f32(), probs.f32(), D.B, D.T, D.H, D.hd));
+  MT_CHECK(mask.empty() || (mask.numel() == probs.numel() && dropped.numel() == probs.numel()),
+           "attention: dropout mask {} for probs {}", mask.shape.str(), probs.shape.str());
+  MT_ON_CUDA(qkv, attention_forward(qkv.f32(), out.f32(), probs.f32(), mask.f32(), dropped.f32(),
+                                    D.B, D.T, D.H, D.hd));
   const float scale = 1.0f / std::sqrt(float(D.hd));
   const float* base = qkv.f32();
   float *o = out.f32(), *P = probs.f32();
+  const float* M = mask.empty() ? nullptr : mask.f32();
   const int64_t ld = 3 * D.d;
 #pragma omp parallel for schedule(dynamic)
   for (int64_t bh = 0; bh < D.B * D.H; ++bh) {
@@ -58,19 +63,30 @@ void attention_forward(const Tensor& qkv, int n_head, const Tensor& out, const T
       for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
       for (int64_t j = i + 1; j < D.T; ++j) row[j] = 0.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, D.T, D.hd, D.T, 1.0f, p, D.T, v, ld,
+    // The values' weights: the probabilities, or with dropout the dropped ones.
+    float* w = p;
+    if (M) {
+      w = dropped.f32() + bh * D.T * D.T;
+      const float* m = M + bh * D.T * D.T;
+      for (int64_t i = 0; i < D.T * D.T; ++i) w[i] = p[i] * m[i];
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, D.T, D.hd, D.T, 1.0f, w, D.T, v, ld,
                 0.0f, o + b * D.T * D.d + h * D.hd, D.d);
   }
 }
 
 void attention_backward(const Tensor& dout, const Tensor& qkv, const Tensor& probs, int n_head,
-                        const Tensor& dqkv, const Tensor& scratch) {
+                        const Tensor& dqkv, const Tensor& scratch, const Tensor& mask,
+                        const Tensor& dropped) {
   const Dims D = dims_of(qkv, n_head);
   MT_CHECK(dqkv.numel() == qkv.numel() && dout.numel() == D.B * D.T * D.d &&
                scratch.numel() == probs.numel(),
            "attention_backward: shapes dout {} dqkv {}", dout.shape.str(), dqkv.shape.str());
-  MT_ON_CUDA(qkv, attention_backward(dout.f32(), qkv.f32(), probs.f32(), dqkv.f32(), scratch.f32(),
-                                     D.B, D.T, D.H, D.hd));
+  MT_CHECK(mask.empty() || (mask.numel() == probs.numel() && dropped.numel() == probs.numel()),
+           "attention_backward: dropout mask {} for probs {}", mask.shape.str(), probs.shape.str());
+  MT_ON_CUDA(qkv, attention_backward(dout.f32(), qkv.f32(), probs.f32(), mask.f32(), dropped.f32(),
+                                     dqkv.f32(), scratch.f32(), D.B, D.T, D.H, D.hd));
+  const float* M = mask.empty() ? nullptr : mask.f32();
   const float scale = 1.0f / std::sqrt(float(D.hd));
   const float *base = qkv.f32(), *P = probs.f32(), *dO = dout.f32();
   float *dbase = dqkv.f32(), *S = scratch.f32();
@@ -84,11 +100,16 @@ void attention_backward(const Tensor& dout, const Tensor& qkv, const Tensor& pro
     const float* p = P + bh * D.T * D.T;
     const float* dout_bh = dO + b * D.T * D.d + h * D.hd;
     float* ds = S + bh * D.T * D.T;
-    // dV = P^T dO ; dP = dO V^T
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D.T, D.hd, D.T, 1.0f, p, D.T, dout_bh, D.d,
+    // dV = W^T dO ; dW = dO V^T, W the values' weights (the dropped probabilities with dropout)
+    const float* w = M ? dropped.f32() + bh * D.T * D.T : p;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D.T, D.hd, D.T, 1.0f, w, D.T, dout_bh, D.d,
                 0.0f, dv, ld);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, D.T, D.T, D.hd, 1.0f, dout_bh, D.d, v, ld,
                 0.0f, ds, D.T);
+    if (M) {  // dP = dW * mask
+      const float* m = M + bh * D.T * D.T;
+      for (int64_t i = 0; i < D.T * D.T; ++i) ds[i] *= m[i];
+    }
     // dS = P * (dP - rowsum(dP * P)); masked entries have P = 0.
     for (int64_t i = 0; i < D.T; ++i) {
       const float* prow = p + i * D.T;

@@ -35,6 +35,17 @@ void add(const Tensor& a, const Tensor& b, const Tensor& out) {
   for (int64_t i = 0; i < n; ++i) o[i] = x[i] + y[i];
 }
 
+void mul(const Tensor& a, const Tensor& b, const Tensor& out) {
+  check_same(a, b, "mul");
+  check_same(a, out, "mul");
+  MT_ON_CUDA(out, mul(a.f32(), b.f32(), out.f32(), a.numel()));
+  const float *x = a.f32(), *y = b.f32();
+  float* o = out.f32();
+  const int64_t n = a.numel();
+#pragma omp parallel for simd if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) o[i] = x[i] * y[i];
+}
+
 void add_rows(const Tensor& y, const Tensor& bias) {
   const int64_t c = bias.numel(), r = y.numel() / c;
   MT_CHECK(y.size(-1) == c, "add_rows: {} + {}", y.shape.str(), bias.shape.str());
