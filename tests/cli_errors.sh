@@ -7,14 +7,22 @@ bin=$1 data=$2
 source "$(dirname "$0")/common.sh"
 failures=0
 
-# expect NAME PATTERN CMD...: CMD fails (rc != 0) in under 60 s and stderr matches PATTERN.
+# expect NAME PATTERN CMD...: CMD exits with code 2 in under 60 s, stderr matches PATTERN, and
+# each of the $ranks processes (1, or 2 under mpirun) printed exactly one "error:" line.
+ranks=1
 expect() {
   local name=$1 pattern=$2
   shift 2
   timeout 60 "$@" >"$tmp/out" 2>"$tmp/err"
   local rc=$?
-  if [ $rc -eq 0 ] || [ $rc -eq 124 ] || ! grep -qE "$pattern" "$tmp/err"; then
-    echo "FAIL $name: rc=$rc, stderr:"
+  local lines=$(grep -c "error: " "$tmp/err") per_rank=ok
+  for ((r = 0; r < ranks; r++)); do
+    [ $ranks -eq 1 ] && break
+    [ "$(grep -c "rank $r: error: " "$tmp/err")" -eq 1 ] || per_rank="rank $r did not print one message"
+  done
+  if [ $rc -ne 2 ] || ! grep -qE "$pattern" "$tmp/err" || [ "$lines" -ne $ranks ] ||
+     [ "$per_rank" != ok ]; then
+    echo "FAIL $name: rc=$rc (want 2), $lines error lines (want $ranks), $per_rank; stderr:"
     sed 's/^/  | /' "$tmp/err"
     failures=$((failures + 1))
   else
@@ -75,6 +83,7 @@ fi
 
 # Distributed runs: every rank reports, mpirun exits non-zero, nothing hangs.
 mpi+=(-np 2)
+ranks=2
 moe="--moe.experts 4 --moe.every 1"
 expect "ep_size not dividing the world" "rank 1: error: dist.ep_size = 3 does not divide the world size 2" \
   "${mpi[@]}" "$bin" train $good $moe --dist.ep_size 3
@@ -84,6 +93,14 @@ expect "batch not divisible by ranks" "error: train.batch_size = 3 is not divisi
   "${mpi[@]}" "$bin" train $good $moe --train.batch_size 3
 expect "micro-batch not dividing the local batch" "rank 1: error: train.micro_batch_size = 3 does not divide the 4 sequences per rank" \
   "${mpi[@]}" "$bin" train $good $moe --train.batch_size 8 --train.micro_batch_size 3
+mkdir -p "$tmp/results/ckfile" "$tmp/results/ckdir/checkpoint.h5"
+touch "$tmp/results/ckfile/checkpoints"  # the periodic checkpoints' folder cannot be made
+expect "failed periodic checkpoint write on rank 0" "rank 1: error: checkpoint .*ckfile/checkpoints/step_00000002.h5: writing failed on rank 0" \
+  "${mpi[@]}" "$bin" train $good $moe --run.name ckfile --train.checkpoint_every 2
+[ ! -e "$tmp/results/ckfile/checkpoints/step_00000002.h5.tmp" ] || { echo "FAIL: a .tmp stayed"; failures=$((failures + 1)); }
+expect "failed final checkpoint write on rank 0" "rank 0: error: checkpoint .*ckdir/checkpoint.h5: .*Is a directory" \
+  "${mpi[@]}" "$bin" train $good $moe --run.name ckdir
+[ ! -e "$tmp/results/ckdir/checkpoint.h5.tmp" ] || { echo "FAIL: checkpoint.h5.tmp stayed"; failures=$((failures + 1)); }
 expect "hierarchical on a bad layout" "error: dist.ranks_per_node = 3 does not divide the world size 2" \
   "${mpi[@]}" "$bin" train $good $moe --dist.a2a hierarchical --dist.ranks_per_node 3
 
@@ -91,4 +108,4 @@ if [ $failures -gt 0 ]; then
   echo "$failures case(s) failed"
   exit 1
 fi
-echo "all bad-input cases gave one clear message and a non-zero exit"
+echo "all bad-input cases gave one clear message per rank and exit code 2"

@@ -359,30 +359,50 @@ TEST(EvoMoe, GateFollowsTheAuthorsCode) {
     }
 }
 
-TEST(EvoMoe, SpawnedExpertsDifferFromTheParentAndEachOther) {
-  MpiGroup self(MPI_COMM_SELF, "self");
+// The spawn: every expert becomes theta_0 * M_e with M_e keeping a weight with probability
+// 1 - mask_ratio (0.25 here, so that keep and mask rates differ), no rescale; the Adam moments of
+// the experts and the gate restart from zero, every other parameter's are kept.
+TEST(EvoMoe, SpawnedExpertsAreMaskedCopiesOfExpertZeroWithFreshMoments) {
   Groups g = make_groups(1, 0, MPI_COMM_SELF);
   ParamRegistry reg;
-  const int w = reg.add_expert("blocks/1/moe/experts/fc1/w", {4, 5, 6}, Init::normal(1.0f), 4, 0);
+  const int w = reg.add_expert("blocks/1/moe/experts/fc1/w", {4, 50, 60}, Init::normal(1.0f), 4, 0);
+  const int gate = reg.add("blocks/1/moe/gate/w", {50, 4}, Init::normal(1.0f));
+  const int other = reg.add("blocks/0/ffn/fc1/w", {50, 60}, Init::normal(1.0f));
   reg.allocate();
   reg.initialize(2);
   AdamW opt(reg, {});
-  const std::vector<float> parent(reg.value(w).f32(), reg.value(w).f32() + 30);
-  spawn_experts(reg, opt, g, 9, 0.5);
+  for (int i = 0; i < int(reg.size()); ++i) {  // moments as after some training
+    const ParamInfo& p = reg.info(i);
+    for (int64_t k = 0; k < p.shape.numel(); ++k)
+      opt.m().data()[p.offset + k] = opt.v().data()[p.offset + k] = 0.5f;
+  }
+  const int64_t n = 50 * 60;
+  const std::vector<float> parent(reg.value(w).f32(), reg.value(w).f32() + n);
+  spawn_experts(reg, opt, g, 9, 0.25);
   const float* v = reg.value(w).f32();
-  int masked = 0;
+  int64_t masked = 0;
   for (int e = 0; e < 4; ++e)
-    for (int i = 0; i < 30; ++i) {
-      const float x = v[e * 30 + i];
-      EXPECT_TRUE(x == parent[i] || x == 0.0f);  // theta_0 * M_e, no rescale
+    for (int64_t i = 0; i < n; ++i) {
+      const float x = v[e * n + i];
+      ASSERT_TRUE(x == parent[i] || x == 0.0f);  // theta_0 * M_e, no rescale
       masked += x == 0.0f;
     }
-  EXPECT_NEAR(masked / 120.0, 0.5, 0.15);
+  EXPECT_NEAR(double(masked) / (4 * n), 0.25, 0.02);  // 12000 draws: 0.25 +- 5 sd
   for (int a = 0; a < 4; ++a) {
-    EXPECT_FALSE(std::equal(v + a * 30, v + a * 30 + 30, parent.begin())) << a;
+    EXPECT_FALSE(std::equal(v + a * n, v + a * n + n, parent.begin())) << a;
     for (int b = a + 1; b < 4; ++b)
-      EXPECT_FALSE(std::equal(v + a * 30, v + a * 30 + 30, v + b * 30)) << a << " " << b;
+      EXPECT_FALSE(std::equal(v + a * n, v + a * n + n, v + b * n)) << a << " " << b;
   }
+  auto moments = [&](int i, float want) {
+    const ParamInfo& p = reg.info(i);
+    for (int64_t k = 0; k < p.shape.numel(); ++k) {
+      ASSERT_EQ(opt.m().data()[p.offset + k], want) << p.name;
+      ASSERT_EQ(opt.v().data()[p.offset + k], want) << p.name;
+    }
+  };
+  moments(w, 0.0f);
+  moments(gate, 0.0f);
+  moments(other, 0.5f);
 }
 
 }  // namespace

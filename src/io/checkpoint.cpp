@@ -45,51 +45,61 @@ void save_checkpoint(const std::string& path, const ParamRegistry& reg, AdamW& o
     groups.ep->gather(local, p.shape.numel(), whole.data(), 0);
     return whole.data();
   };
+  // Rank 0's first failure (a directory, a write, the rename); the gathers go on after it, so that
+  // no rank is left waiting in one, and every rank then stops with a message.
   std::string error;
-  const std::string tmp = path + ".tmp";
-  try {
-    std::unique_ptr<h5::File> f;
-    if (root) {
-      const std::filesystem::path final_path(path);
-      if (final_path.has_parent_path())
-        std::filesystem::create_directories(final_path.parent_path());
-      f = std::make_unique<h5::File>(tmp, h5::File::Create);
-      h5::set_attr(*f, "/", "format", std::string("moetrain-checkpoint"));
-      h5::set_attr(*f, "/", "version", kCheckpointVersion);
-      h5::set_attr(*f, "/", "step", step);
-      h5::set_attr(*f, "/", "config", config_ini);
-      h5::set_attr(*f, "/", "world_size", int64_t(groups.topo.world_size));
-      h5::set_attr(*f, "/", "ep_size", int64_t(groups.ep_size()));
-      h5::set_attr(*f, "/", "code_version", code_version());
-      h5::make_group(*f, "/scheduler");
-      for (const auto& [key, value] : scheduler) h5::set_attr(*f, "/scheduler", key, value);
+  auto on_root = [&](auto&& io) {
+    if (!root || !error.empty()) return;
+    try {
+      io();
+    } catch (const std::exception& e) {
+      error = e.what();
     }
-    if (gathers) {
-      std::vector<float> staged[3];  // GPU runs: the flat arrays copied to the host
-      const float* values = host_floats(reg.value_buffer(), staged[0]);
-      const float* m = host_floats(opt.m(), staged[1]);
-      const float* v = host_floats(opt.v(), staged[2]);
-      for (size_t i = 0; i < reg.size(); ++i) {
-        const ParamInfo& p = reg.info(int(i));
-        const std::pair<std::string, const float*> parts[] = {
-            {"/model/" + p.name, values + p.offset},
-            {"/optim/" + p.name + "/m", m + p.offset},
-            {"/optim/" + p.name + "/v", v + p.offset}};
-        for (const auto& [name, local] : parts) {
-          const float* data = assemble(p, local);
-          if (root) h5::write(*f, name, data, p.shape.with_first(p.global_rows));
-        }
+  };
+  const std::string tmp = path + ".tmp";
+  std::unique_ptr<h5::File> f;
+  on_root([&] {
+    const std::filesystem::path final_path(path);
+    if (final_path.has_parent_path()) std::filesystem::create_directories(final_path.parent_path());
+    f = std::make_unique<h5::File>(tmp, h5::File::Create);
+    h5::set_attr(*f, "/", "format", std::string("moetrain-checkpoint"));
+    h5::set_attr(*f, "/", "version", kCheckpointVersion);
+    h5::set_attr(*f, "/", "step", step);
+    h5::set_attr(*f, "/", "config", config_ini);
+    h5::set_attr(*f, "/", "world_size", int64_t(groups.topo.world_size));
+    h5::set_attr(*f, "/", "ep_size", int64_t(groups.ep_size()));
+    h5::set_attr(*f, "/", "code_version", code_version());
+    h5::make_group(*f, "/scheduler");
+    for (const auto& [key, value] : scheduler) h5::set_attr(*f, "/scheduler", key, value);
+  });
+  if (gathers) {
+    std::vector<float> staged[3];  // GPU runs: the flat arrays copied to the host
+    const float* values = host_floats(reg.value_buffer(), staged[0]);
+    const float* m = host_floats(opt.m(), staged[1]);
+    const float* v = host_floats(opt.v(), staged[2]);
+    for (size_t i = 0; i < reg.size(); ++i) {
+      const ParamInfo& p = reg.info(int(i));
+      const std::pair<std::string, const float*> parts[] = {
+          {"/model/" + p.name, values + p.offset},
+          {"/optim/" + p.name + "/m", m + p.offset},
+          {"/optim/" + p.name + "/v", v + p.offset}};
+      for (const auto& [name, local] : parts) {
+        const float* data = assemble(p, local);
+        on_root([&] { h5::write(*f, name, data, p.shape.with_first(p.global_rows)); });
       }
     }
-    if (root) {
-      h5::set_attr(*f, "/optim", "step", opt.steps());
-      f->flush();
-      f.reset();
-      fsync_path(tmp);
-      std::filesystem::rename(tmp, path);
-    }
-  } catch (const std::exception& e) {
-    error = e.what();
+  }
+  on_root([&] {
+    h5::set_attr(*f, "/optim", "step", opt.steps());
+    f->flush();
+    f.reset();
+    fsync_path(tmp);
+    std::filesystem::rename(tmp, path);
+  });
+  if (root && !error.empty()) {  // no half-written file stays behind
+    f.reset();
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
   }
   int failed = root && !error.empty();
   groups.world->broadcast(&failed, sizeof failed, 0);
