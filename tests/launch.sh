@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The launch wrappers: each prints the mpirun line it runs; launch/local.sh trains on 2 ranks;
 # launch/multinode.sh with a one-machine hostfile runs 2 "nodes" x 2 ranks, and its hierarchical
-# all-to-all gives the same loss curve, bitwise, as the flat one.
+# all-to-all (as the run's banner says) gives the same loss curve, bitwise, as the flat one.
 # usage: launch.sh SOURCE_DIR TESTDATA_DIR
 set -euo pipefail
 src=$1 data=$2
@@ -19,11 +19,15 @@ for a2a in flat hierarchical; do
     --dist.a2a "$a2a" >"$tmp/log" 2>&1
   grep -q "^+ mpirun -np 4 --hostfile $tmp/hosts .* --dist.ranks_per_node 2" "$tmp/log"
   grep -q "4 cpu ranks (2 nodes x 2), ep_size 4" "$tmp/log"
+  grep -q "flat all-to-all\|hierarchical all-to-all" "$tmp/log"
+  grep -q "$a2a all-to-all" "$tmp/log"  # the run says which exchange it uses
 done
 /usr/bin/python3 -c "
 import h5py, numpy as np
-a = h5py.File('$tmp/flat/results.h5')['train/loss'][()]
-b = h5py.File('$tmp/hierarchical/results.h5')['train/loss'][()]
+fa, fb = h5py.File('$tmp/flat/results.h5'), h5py.File('$tmp/hierarchical/results.h5')
+a, b = fa['train/loss'][()], fb['train/loss'][()]
 assert a.shape == (5,) and np.array_equal(a, b), (a, b)
+# The two-stage exchange forwards rows through a second stage: more bytes leave rank 0.
+assert (fb['train/a2a_bytes'][()] > fa['train/a2a_bytes'][()]).all(), 'hierarchical exchange unused'
 "
 echo "ok: launch/multinode.sh as 2 nodes x 2: hierarchical equals flat bitwise"

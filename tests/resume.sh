@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Resuming: periodic checkpoints (the newest K kept), bitwise on the same layout (also from an older checkpoint after the run went on),
-# resharded 4 -> 2 -> 1 ranks within float tolerance, and damaged or mismatched checkpoints
-# stopping with a message that names the file.
+# Resuming: periodic checkpoints (the newest K kept), --resume latest by step with its file left
+# intact, bitwise on the same layout (also from an older checkpoint after the run went on; EvoMoE
+# across its phases; dropout, label smoothing and micro-batches),
+# resharded 4 -> 2 -> 1 ranks within float tolerance, and truncated or mismatched checkpoints
+# stopping every rank with a message that names the file.
 # usage: resume.sh MOETRAIN TESTDATA_DIR
 set -uo pipefail
 bin=$1 data=$2
@@ -21,6 +23,11 @@ fails() {  # fails PATTERN CMD...: CMD exits non-zero with PATTERN in its output
   fi
   echo "ok: $(grep -E "$pattern" "$tmp/log" | head -1)"
 }
+every_rank() {  # every_rank N PATTERN: each of ranks 0..N-1 printed "rank R: error: PATTERN"
+  for ((r = 0; r < $1; r++)); do
+    grep -qE "rank $r: error: $2" "$tmp/log" || { echo "FAIL: rank $r printed no '$2'"; cat "$tmp/log"; exit 1; }
+  done
+}
 
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name whole --train.checkpoint_every 2 --train.keep_checkpoints 3
 kept=$(cd "$tmp/whole/checkpoints" && echo *.h5)
@@ -28,6 +35,15 @@ kept=$(cd "$tmp/whole/checkpoints" && echo *.h5)
 echo "ok: checkpoints every 2 steps, the newest 3 kept: $kept"
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name cut --train.run_steps 5
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name cut --resume latest
+# --resume latest takes the newest checkpoint by step, not by file time, and leaves it untouched.
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name latest --train.checkpoint_every 2 --train.keep_checkpoints 3 --train.run_steps 7
+newest=$tmp/latest/checkpoints/step_00000007.h5
+touch -d "+1 hour" "$tmp/latest/checkpoints/step_00000004.h5"
+sha_newest=$(sha256sum "$newest")
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name latest --train.checkpoint_every 2 --train.keep_checkpoints 3 --resume latest
+grep -q "resuming after step 7 from $newest" "$tmp/log" || { echo "FAIL: latest did not pick $newest"; cat "$tmp/log"; exit 1; }
+[ "$sha_newest" = "$(sha256sum "$newest")" ] || { echo "FAIL: the resume wrote to $newest"; exit 1; }
+echo "ok: --resume latest picked step 7 over a newer file of step 4 and left it intact"
 # A run that went on past its checkpoint: resume whole/ from step 6; its results are cut back.
 cp -r "$tmp/whole" "$tmp/again"
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name again --resume "$tmp/again/checkpoints/step_00000006.h5"
@@ -79,10 +95,10 @@ assert all(np.array_equal(pd[k], pdc[k]) for k in pd), "dropout: checkpoint diff
 print("ok: dropout + label smoothing + micro-batches resumed: curves and checkpoint bitwise equal")
 r = curves("reshard")
 rel = np.abs(r["train/loss"] - whole["train/loss"]) / np.abs(whole["train/loss"])
-assert r["train/loss"].shape == (12,) and rel.max() < 1e-5, f"reshard: loss differs by {rel.max()}"
+assert r["train/loss"].shape == (12,) and rel.max() < 1e-7, f"reshard: loss differs by {rel.max()}"
 pr = params("reshard")
 worst = max(np.linalg.norm(pr[k] - pw[k]) / max(np.linalg.norm(pw[k]), 1e-30) for k in pw if k.startswith("model/"))
-assert worst < 1e-5, f"reshard: parameters differ by {worst}"
+assert worst < 2e-6, f"reshard: parameters differ by {worst}"
 print(f"ok: reshard 4 -> 2 -> 1 ranks: loss within {rel.max():.1e}, parameters within {worst:.1e}")
 PY
 
@@ -99,7 +115,7 @@ fails "error: $ck: written after step 12, and train.steps is 12" "$bin" train "$
 fails "error: --resume latest: no checkpoint in $tmp/nothing" "$bin" train "${args[@]}" --run.name nothing --resume latest
 fails "rank 2: error: $mid: cannot resume on this layout: moe.experts = 4 is not divisible by the expert-parallel size 3" \
   "${mpi[@]}" -np 3 "$bin" train "${args[@]}" --run.name t --resume "$mid"
-sha_before=$(sha256sum "$ck")
+every_rank 3 "$mid: cannot resume on this layout"
 fails "rank 1: error: .*truncated.h5" "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name t --resume "$tmp/truncated.h5"
-[ "$sha_before" = "$(sha256sum "$ck")" ] || { echo "FAIL: a failed resume touched $ck"; exit 1; }
+every_rank 2 ".*truncated.h5: cannot open HDF5 file"
 echo "all resume cases passed"

@@ -3,7 +3,8 @@
 # two GPUs by count only): a plain 2-rank slurm/cpu.sbatch job (mpirun) writes its results; a
 # slurm/gpu.sbatch job (srun --mpi=pmix, one rank per GPU, run on --device cpu here) gets the
 # preemption signal, checkpoints, requeues itself, resumes and finishes with the same loss curve,
-# bitwise, as an uninterrupted cpu.sbatch job; gpu.sbatch refuses tasks that do not match GPUs.
+# bitwise, as an uninterrupted cpu.sbatch job; gpu.sbatch refuses tasks that do not match GPUs;
+# every daemon the test started has exited at the end.
 # Exit 77 (skipped) where Slurm is not installed.
 # usage: slurm.sh SOURCE_DIR TESTDATA_DIR
 set -uo pipefail
@@ -63,3 +64,5 @@ b = h5py.File('$tmp/whole/results.h5')['train/loss'][()]
 assert a.shape == b.shape == (4000,) and np.array_equal(a, b), 'curves differ'
 print(f'ok: gpu.sbatch (srun) preempted, requeued and resumed: final loss {a[-1]:.6f}, curve equal to the uninterrupted job bitwise')
 " || exit 1
+bash "$src/tests/slurm_local.sh" down || { echo "FAIL: a daemon outlived slurm_local.sh down"; exit 1; }
+echo "ok: every daemon the test started has exited"

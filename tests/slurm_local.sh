@@ -59,10 +59,21 @@ CONF
   echo "export SLURM_CONF=$SLURM_CONF"
   ;;
 down)
+  # SIGTERM, then up to 20 s for each daemon to exit; exit 1 if one is still running.
+  alive=0
   for p in "$D/slurmd.pid" "$D/slurmctld.pid" "$D/munged.pid"; do
     [ -s "$p" ] || continue
     pid=$(cat "$p")
-    kill "$pid" 2>/dev/null && echo "slurm_local: stopped $pid ($p)" || true
+    rm -f "$p"
+    kill "$pid" 2>/dev/null || continue
+    for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "slurm_local: $pid ($p) still running 20 s after SIGTERM" >&2
+      alive=1
+    else
+      echo "slurm_local: stopped $pid ($p)"
+    fi
   done
+  exit $alive
   ;;
 esac

@@ -125,11 +125,12 @@ void TopKGate::backward(Arena& arena, const Routing& r, const Tensor& dweight,
       dp[c1] += (dw1 - dw2) * p2 / s2;
       dp[c2] += (dw2 - dw1) * p1 / s2;
     }
+    // Through the softmax, plus the z-loss: d/dh (lse^2) = 2 lse p (one expression, as the
+    // recorded runs computed it).
+    float dot = 0;
+    for (int64_t j = 0; j < E; ++j) dot += row[j] * dp[j];
+    for (int64_t j = 0; j < E; ++j) dp[j] = row[j] * (dp[j] - dot) + z_scale * lse[t] * row[j];
   }
-  // Through the softmax, plus the z-loss: d/dh (lse^2) = 2 lse p.
-  softmax_rows_backward(r.probs, dh, 1.0f);
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t j = 0; j < E; ++j) d[t * E + j] += z_scale * lse[t] * p[t * E + j];
   router_backward(arena, r.x, dh, reg_.value(w_), reg_.grad(w_), dx);
 }
 
