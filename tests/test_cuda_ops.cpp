@@ -173,6 +173,31 @@ TEST_F(CudaOps, AttentionForwardBackward) {
   }
 }
 
+// The MoE layer's dispatch and combine: a gather of rows by index, and the weighted combine of
+// k = 2 choices per token (one dropped) with its backward.
+TEST_F(CudaOps, MoeRowGatherAndCombine) {
+  const int64_t T = 9, k = 2, d = 20, n = 14;
+  std::vector<int32_t> index(n), slot(T * k);
+  for (int64_t a = 0; a < n; ++a) index[a] = int32_t((a * 5) % T);
+  for (int64_t i = 0; i < T * k; ++i) slot[i] = i == 7 ? -1 : int32_t((i * 3) % n);
+  Tensor src = host({T, d}, "rows-src"), rows = host({n, d}, "rows-out");
+  Tensor idx = host_ints({n}, index), slots = host_ints({T, k}, slot);
+  Tensor gsrc = on_gpu(src), grows = on_gpu(rows), gidx = on_gpu(idx), gslots = on_gpu(slots);
+  ops::gather_rows(gsrc, gidx, grows);
+  ops::gather_rows(src, idx, rows);
+  expect_close(grows, rows, "gather_rows", 0, 0);
+  Tensor w = host({T, k}, "rows-w"), y = host({T, d}, "rows-y"), dy = host({T, d}, "rows-dy");
+  Tensor dsrc = host({n, d}, "rows-dsrc"), dw = host({T, k}, "rows-dw");
+  Tensor gw = on_gpu(w), gy = on_gpu(y), gdy = on_gpu(dy), gdsrc = on_gpu(dsrc), gdw = on_gpu(dw);
+  ops::combine_rows(grows, gslots, gw, gy);
+  ops::combine_rows(rows, slots, w, y);
+  expect_close(gy, y, "combine_rows");
+  ops::combine_rows_backward(gdy, grows, gslots, gw, gdsrc, gdw);
+  ops::combine_rows_backward(dy, rows, slots, w, dsrc, dw);
+  expect_close(gdsrc, dsrc, "combine_rows_backward dsrc");
+  expect_close(gdw, dw, "combine_rows_backward dweight");
+}
+
 TEST_F(CudaOps, EmbeddingForwardBackward) {
   const int64_t B = 4, T = 9, V = 20, d = 40;
   std::vector<int32_t> ids(B * T);

@@ -1,18 +1,28 @@
 #!/usr/bin/python3
-"""Trains every routing method on the bundled corpus at equal steps and equal active FLOPs, two
-seeds each, and writes a table (validation perplexity, tokens/s, all-to-all bytes per step) as
-markdown and HDF5, plus a PNG of the validation curves.
+"""Compares the routing methods on the bundled corpus: several seeds each, mean and standard
+deviation of the best validation perplexity, at equal steps and compute-matched (THOR runs two
+passes per step, so Switch also runs twice the steps), with capacity groups of a rank's whole
+batch (so Switch drops few tokens; the drop rate is reported), Gating Dropout's saving as
+exchange bytes and calls, and a verdict per seed claim. Writes table.md, compare.h5 and
+valid_curves.png under OUT/REGIME.
+
+Regimes:
+- full: the whole training split (about 5 M tokens), no dropout, STEPS steps;
+- subset: the first SUBSET_TOKENS tokens of the training split (the validation split unchanged),
+  several epochs, with dropout and label smoothing as in the papers' baselines (0.1 each by
+  default), so that regularisers can act.
 
 Each method is its config in configs/ (dense: demo.ini; Switch: demo_moe.ini; gshard, hash,
-thor, switch_gd, evomoe), all with the same size overrides below, on the same ranks. Experts are
-as wide as the dense FFN, so a token's active FLOPs match the dense model's, except GShard's
-(two experts per token), THOR's (two passes per step) and EvoMoE's dense-to-sparse phase (up to
-E experts per token); the table says so.
+thor, switch_gd, evomoe) with the same size overrides, on the same ranks. Experts are as wide as
+the dense FFN, so a token's active FLOPs match the dense model's, except GShard's (two experts),
+THOR's (two passes per step) and EvoMoE's dense-to-sparse phase (up to E experts per token).
 
-usage: /usr/bin/python3 tools/compare_methods.py [--steps 300] [--ranks 2] [--seeds 1 2]
-                                                [--out results/compare]
+usage: /usr/bin/python3 tools/compare_methods.py [--regime full|subset] [--steps 300]
+           [--seeds 1 2 3] [--ranks 2] [--methods NAME ...] [--subset_tokens 1000000]
+           [--dropout 0.1] [--label_smoothing 0.1] [--out results/compare]
 """
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -24,87 +34,171 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-METHODS = [  # (name, config, note on active FLOPs per token)
-    ("dense", "configs/demo.ini", "1 FFN"),
-    ("switch", "configs/demo_moe.ini", "1 expert"),
-    ("gshard", "configs/gshard.ini", "2 experts (2x FFN FLOPs in MoE blocks)"),
-    ("hash", "configs/hash.ini", "1 expert"),
-    ("thor", "configs/thor.ini", "1 expert, 2 passes per step (2x step FLOPs)"),
-    ("switch_gd", "configs/switch_gd.ini", "1 expert"),
-    ("evomoe", "configs/evomoe.ini", "1 expert; up to 8 while the gate is dense"),
-]
+METHODS = {  # name: (config, steps factor, note on active FLOPs per token)
+    "dense": ("configs/demo.ini", 1, "1 FFN"),
+    "switch": ("configs/demo_moe.ini", 1, "1 expert"),
+    "switch_2x": ("configs/demo_moe.ini", 2, "1 expert, twice the steps (THOR's compute)"),
+    "gshard": ("configs/gshard.ini", 1, "2 experts (2x FFN FLOPs in MoE blocks)"),
+    "hash": ("configs/hash.ini", 1, "1 expert"),
+    "thor": ("configs/thor.ini", 1, "1 expert, 2 passes per step (2x step FLOPs)"),
+    "switch_gd": ("configs/switch_gd.ini", 1, "1 expert"),
+    "evomoe": ("configs/evomoe.ini", 1, "1 expert; up to 8 while the gate is dense"),
+}
+BATCH, RANKS_DEFAULT = 16, 2
 SIZE = ["--model.seq_len", "64", "--model.d_model", "128", "--model.n_layer", "4",
-        "--model.n_head", "4", "--model.d_ff", "512", "--train.batch_size", "16",
-        "--train.eval_batches", "50", "--train.log_every", "50"]
+        "--model.n_head", "4", "--model.d_ff", "512", "--train.batch_size", str(BATCH),
+        "--train.eval_batches", "50", "--train.log_every", "100"]
+
+# The seed claims (ALGORITHMS.md) as (claim, method, reference): "holds" when the method's best
+# validation perplexity is lower by at least two standard errors. For the "matches" and "no
+# worse" claims an unresolved difference is what the claim predicts.
+CLAIMS = [
+    ("THOR beats Switch at equal steps", "thor", "switch"),
+    ("THOR beats Switch at equal compute", "thor", "switch_2x"),
+    ("Random routing (hash) matches learned routing (Switch)", "hash", "switch"),
+    ("Gating Dropout trains no worse than Switch", "switch_gd", "switch"),
+    ("EvoMoE beats Switch", "evomoe", "switch"),
+]
 
 
-def run(name, config, seed, steps, ranks, out):
+def subset_data(out, tokens):
+    """The first `tokens` training tokens beside the full validation and test splits."""
+    folder = f"{out}/data"
+    os.makedirs(folder, exist_ok=True)
+    for split in ("train", "valid", "test"):
+        with h5py.File(f"data/sword/{split}.h5") as src, h5py.File(f"{folder}/{split}.h5", "w") as f:
+            t = src["tokens"][()]
+            f["tokens"] = t[:tokens] if split == "train" else t
+            for k, v in src.attrs.items():
+                f.attrs[k] = v
+    for name in ("tokenizer.model", "tokenizer.vocab"):
+        if os.path.exists(f"data/sword/{name}") and not os.path.exists(f"{folder}/{name}"):
+            os.symlink(os.path.abspath(f"data/sword/{name}"), f"{folder}/{name}")
+    return folder
+
+
+def run(name, seed, steps, ranks, out, extra):
+    config, factor, _ = METHODS[name]
+    steps *= factor
     run_name = f"{name}_s{seed}"
+    local = BATCH // ranks  # capacity groups of a rank's whole batch
     mpi = ["mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to", "none",
            "-x", "OMP_NUM_THREADS=1", "-x", "OMPI_MCA_mpi_yield_when_idle=1"]
     if os.geteuid() == 0:
         mpi.append("--allow-run-as-root")
-    cmd = mpi + ["build/moetrain", "train", "--config", config, *SIZE, "--train.steps", str(steps),
+    cmd = mpi + ["build/moetrain", "train", "--config", config, *SIZE, *extra,
+                 "--moe.group_sequences", str(local), "--train.steps", str(steps),
                  "--train.warmup", str(max(1, steps // 10)), "--train.eval_every",
                  str(max(1, steps // 6)), "--run.seed", str(seed), "--run.name", run_name,
                  "--run.results_dir", out + "/runs"]
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     with h5py.File(f"{out}/runs/{run_name}/results.h5") as f:
-        return {"valid_step": f["valid/step"][()], "valid_ppl": f["valid/ppl"][()],
+        blocks = [k for k in f.get("routing", {}).keys()]
+        dropped = sum(f[f"routing/{b}/dropped"][()].sum() for b in blocks)
+        routed = sum(f[f"routing/{b}/load"][()].sum() for b in blocks)
+        return {"valid_step": f["valid/step"][()] + 1, "valid_ppl": f["valid/ppl"][()],
+                "best_ppl": float(f["valid/ppl"][()].min()),
                 "tokens_per_s": float(np.median(f["train/tokens_per_s"][()])),
-                "a2a_bytes": float(np.mean(f["train/a2a_bytes"][()]))}
+                "a2a_bytes": float(np.mean(f["train/a2a_bytes"][()])),
+                "a2a_calls": float(np.mean(f["train/a2a_calls"][()])),
+                "drop_rate": float(dropped / routed) if routed else 0.0}
+
+
+def verdict(a, b):
+    """a, b: best perplexities per seed. "unresolved" when the means differ by less than two
+    standard errors of their difference; else "holds" when a's is lower."""
+    d = np.mean(a) - np.mean(b)
+    se = math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
+    if abs(d) < 2 * se:
+        return "unresolved", d, se
+    return ("holds" if d < 0 else "does not hold"), d, se
 
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--regime", choices=["full", "subset"], default="full")
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--ranks", type=int, default=2)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--ranks", type=int, default=RANKS_DEFAULT)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--methods", nargs="+", default=list(METHODS))
+    ap.add_argument("--subset_tokens", type=int, default=1000000)
+    ap.add_argument("--dropout", type=float, default=None, help="default: 0 full, 0.1 subset")
+    ap.add_argument("--label_smoothing", type=float, default=None, help="as --dropout")
     ap.add_argument("--out", default="results/compare")
     args = ap.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    results = {name: [run(name, cfg, s, args.steps, args.ranks, args.out) for s in args.seeds]
-               for name, cfg, _ in METHODS}
+    out = f"{args.out}/{args.regime}"
+    os.makedirs(out, exist_ok=True)
+    subset = args.regime == "subset"
+    dropout = args.dropout if args.dropout is not None else (0.1 if subset else 0.0)
+    smoothing = args.label_smoothing if args.label_smoothing is not None else dropout
+    extra = ["--model.dropout", str(dropout), "--train.label_smoothing", str(smoothing)]
+    if subset:
+        extra += ["--data.dir", subset_data(out, args.subset_tokens)]
+    results = {m: [run(m, s, args.steps, args.ranks, out, extra) for s in args.seeds]
+               for m in args.methods}
 
-    lines = [f"# Routing methods compared ({args.steps} steps x 1024 tokens, {args.ranks} ranks, "
-             f"seeds {args.seeds})", "",
-             f"Command: `/usr/bin/python3 tools/compare_methods.py --steps {args.steps} "
-             f"--ranks {args.ranks} --seeds {' '.join(map(str, args.seeds))}`. Model: d=128, "
-             "4 blocks (2 MoE blocks of 8 experts, each as wide as the dense FFN, 512), context 64, "
-             "batch 16; validation on 50 x 16 windows of the validation split.", "",
-             "| method | valid ppl (per seed) | mean | tokens/s (median step) | a2a bytes/step "
-             "(rank 0) | active FLOPs per token |", "|---|---|---|---|---|---|"]
-    with h5py.File(f"{args.out}/compare.h5", "w") as h:
-        h.attrs["steps"], h.attrs["ranks"], h.attrs["seeds"] = args.steps, args.ranks, args.seeds
-        for name, _, note in METHODS:
-            rs = results[name]
-            final = [r["valid_ppl"][-1] for r in rs]
-            lines.append(f"| {name} | {' / '.join(f'{p:.2f}' for p in final)} | "
-                         f"{np.mean(final):.2f} | {np.mean([r['tokens_per_s'] for r in rs]):.0f} | "
-                         f"{np.mean([r['a2a_bytes'] for r in rs]):.0f} | {note} |")
-            g = h.create_group(name)
-            g["final_valid_ppl"] = np.array(final)
-            g["tokens_per_s"] = np.array([r["tokens_per_s"] for r in rs])
-            g["a2a_bytes_per_step"] = np.array([r["a2a_bytes"] for r in rs])
+    tokens = args.steps * BATCH * 64
+    command = (f"/usr/bin/python3 tools/compare_methods.py --regime {args.regime} --steps "
+               f"{args.steps} --ranks {args.ranks} --seeds {' '.join(map(str, args.seeds))}"
+               + (f" --methods {' '.join(args.methods)}" if args.methods != list(METHODS) else ""))
+    data = (f"the first {args.subset_tokens} training tokens, {tokens / args.subset_tokens:.1f} "
+            "epochs" if subset else "the whole training split")
+    lines = [f"# Routing methods compared: {args.regime} regime", "", f"Command: `{command}`.", "",
+             f"Model: d=128, 4 blocks (2 MoE blocks of 8 experts as wide as the dense FFN, 512), "
+             f"context 64, batch {BATCH} ({args.steps} steps = {tokens} tokens; {data}), "
+             f"dropout {dropout}, label smoothing {smoothing}, {args.ranks} ranks, capacity groups "
+             f"of {BATCH // args.ranks} sequences; validation on 50 x 16 windows of the validation "
+             "split. Best validation perplexity over the run's evaluations, mean +- standard "
+             f"deviation over seeds {args.seeds}.", "",
+             "| method | best valid ppl (per seed) | mean +- sd | choices dropped | a2a bytes/step "
+             "| a2a calls/step | tokens/s | active FLOPs per token |",
+             "|---|---|---|---|---|---|---|---|"]
+    with h5py.File(f"{out}/compare.h5", "w") as h:
+        h.attrs["command"] = command
+        for m in args.methods:
+            rs = results[m]
+            best = [r["best_ppl"] for r in rs]
+            lines.append(
+                f"| {m} | {' / '.join(f'{p:.2f}' for p in best)} | {np.mean(best):.2f} +- "
+                f"{np.std(best, ddof=1):.2f} | {100 * np.mean([r['drop_rate'] for r in rs]):.2f}% | "
+                f"{np.mean([r['a2a_bytes'] for r in rs]):.0f} | "
+                f"{np.mean([r['a2a_calls'] for r in rs]):.1f} | "
+                f"{np.mean([r['tokens_per_s'] for r in rs]):.0f} | {METHODS[m][2]} |")
+            g = h.create_group(m)
+            for key in ("best_ppl", "tokens_per_s", "a2a_bytes", "a2a_calls", "drop_rate"):
+                g[key] = np.array([r[key] for r in rs])
             g["valid_step"] = rs[0]["valid_step"]
             g["valid_ppl"] = np.stack([r["valid_ppl"] for r in rs])
-    with open(f"{args.out}/table.md", "w") as f:
+    lines += ["", "| claim | method | reference | difference of means (ppl) | 2 standard errors "
+              "| verdict |", "|---|---|---|---|---|---|"]
+    for claim, a, b in CLAIMS:
+        if a in results and b in results:
+            v, d, se = verdict([r["best_ppl"] for r in results[a]],
+                               [r["best_ppl"] for r in results[b]])
+            lines.append(f"| {claim} | {a} | {b} | {d:+.2f} | {2 * se:.2f} | {v} |")
+    if "switch_gd" in results and "switch" in results:
+        gd, sw = results["switch_gd"], results["switch"]
+        saved = 1 - np.mean([r["a2a_bytes"] for r in gd]) / np.mean([r["a2a_bytes"] for r in sw])
+        calls = 1 - np.mean([r["a2a_calls"] for r in gd]) / np.mean([r["a2a_calls"] for r in sw])
+        lines += ["", f"Gating Dropout's saving against Switch: {100 * saved:.1f}% of the "
+                  f"exchanged bytes and {100 * calls:.1f}% of the exchange calls per step."]
+    with open(f"{out}/table.md", "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
     plt.figure(figsize=(8, 5))
-    for name, _, _ in METHODS:
-        rs = results[name]
-        plt.plot(rs[0]["valid_step"] + 1, np.mean([r["valid_ppl"] for r in rs], axis=0), marker="o",
-                 label=name)
+    for m in args.methods:
+        rs = results[m]
+        plt.plot(rs[0]["valid_step"], np.mean([r["valid_ppl"] for r in rs], axis=0), marker="o",
+                 label=m)
     plt.yscale("log")
     plt.xlabel("step")
     plt.ylabel(f"validation perplexity (mean of {len(args.seeds)} seeds)")
-    plt.title("Routing methods on the bundled corpus")
+    plt.title(f"Routing methods on the bundled corpus ({args.regime})")
     plt.legend()
     plt.grid(alpha=0.3)
-    plt.savefig(f"{args.out}/valid_curves.png", dpi=120, bbox_inches="tight")
+    plt.savefig(f"{out}/valid_curves.png", dpi=120, bbox_inches="tight")
     return 0
 
 

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The README's test table against ctest: every test `ctest -N` lists has a row, and every row
+# names a listed test (rows marked "(GPU build" may be missing from a build without CUDA).
+# usage: readme_tests.sh SOURCE_DIR BUILD_DIR
+set -euo pipefail
+src=$1 build=$2
+table=$(sed -n '/^## Tests$/,/^## /p' "$src/README.md" | grep -E '^\| `[a-z0-9_]+` \|')
+rows=$(grep -oE '^\| `[a-z0-9_]+`' <<<"$table" | tr -d '|` ' | sort)
+gpu_rows=$(grep -E '^\| `[a-z0-9_]+` \| \(GPU build' <<<"$table" | grep -oE '^\| `[a-z0-9_]+`' | tr -d '|` ' | sort)
+listed=$(ctest --test-dir "$build" -N | sed -nE 's/^ *Test +#[0-9]+: ([^ ]+).*/\1/p' | sort)
+status=0
+for t in $listed; do
+  grep -qx "$t" <<<"$rows" || { echo "FAIL: ctest lists $t, the README's test table has no row for it"; status=1; }
+done
+for t in $rows; do
+  grep -qx "$t" <<<"$listed" && continue
+  grep -qx "$t" <<<"$gpu_rows" && grep -q "MOETRAIN_CUDA:BOOL=OFF" "$build/CMakeCache.txt" && continue
+  echo "FAIL: the README's test table names $t, which ctest -N does not list"
+  status=1
+done
+[ $status -eq 0 ] && echo "ok: the README's $(wc -l <<<"$rows") test rows match ctest -N"
+exit $status
