@@ -118,38 +118,30 @@ TEST(Layers, FfnMatchesFiniteDifferences) {
       [&](Arena& a, const Tensor& dy) { return layer.backward(a, dy, cache); }, "ffn");
 }
 
+// Without dropout, and with dropout on the probabilities under a fixed mask (a pure function of
+// the pass context).
 TEST(Layers, AttentionMatchesFiniteDifferences) {
-  Case c;
-  Attention layer(c.reg, "attn", 8, 2, 0.3f);
-  c.reg.allocate();
-  c.xs = {2, 5, 8};
-  c.x.resize(c.xs.numel());
-  Attention::Cache cache;
-  check_layer(
-      c, [&](Arena& a, const Tensor& x) { return layer.forward(a, x, cache); },
-      [&](Arena& a, const Tensor& dy) { return layer.backward(a, dy, cache); }, "attention");
-}
-
-// Dropout on the probabilities with a fixed mask (a pure function of the pass context): the
-// backward against finite differences.
-TEST(Layers, AttentionWithDropoutMatchesFiniteDifferences) {
-  Case c;
-  Attention layer(c.reg, "attn", 8, 2, 0.3f);
-  c.reg.allocate();
-  c.xs = {2, 5, 8};
-  c.x.resize(c.xs.numel());
-  Attention::Cache cache;
   RouteContext pass;
   pass.seed = 4;
   pass.step = 2;
   pass.first_token = 15;  // sequences 3 and 4 of the global batch
-  const DropoutSite site{0.3f, &pass, 1, "attn-probs"};
-  check_layer(
-      c, [&](Arena& a, const Tensor& x) { return layer.forward(a, x, cache, site); },
-      [&](Arena& a, const Tensor& dy) { return layer.backward(a, dy, cache); }, "attention");
-  int zeros = 0;
-  for (int64_t i = 0; i < cache.mask.numel(); ++i) zeros += cache.mask.f32()[i] == 0.0f;
-  EXPECT_GT(zeros, 0) << "no probability was dropped";
+  for (float p : {0.0f, 0.3f}) {
+    Case c;
+    Attention layer(c.reg, "attn", 8, 2, 0.3f);
+    c.reg.allocate();
+    c.xs = {2, 5, 8};
+    c.x.resize(c.xs.numel());
+    Attention::Cache cache;
+    const DropoutSite site{p, &pass, 1, "attn-probs"};
+    check_layer(
+        c, [&](Arena& a, const Tensor& x) { return layer.forward(a, x, cache, site); },
+        [&](Arena& a, const Tensor& dy) { return layer.backward(a, dy, cache); },
+        p > 0 ? "attention-dropout" : "attention");
+    ASSERT_EQ(cache.mask.empty(), p == 0);
+    int zeros = 0;
+    for (int64_t i = 0; p > 0 && i < cache.mask.numel(); ++i) zeros += cache.mask.f32()[i] == 0;
+    EXPECT_EQ(zeros > 0, p > 0) << "dropped probabilities at p = " << p;
+  }
 }
 
 // Masks: the rate, the scale, a pure function of the global element, and independent between

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "gradcheck.hpp"
 #include "io/checkpoint.hpp"
@@ -79,83 +80,78 @@ TEST(Gpt, LossAndEveryGradientMatchPyTorch) {
   }
 }
 
-TEST(Gpt, EveryParameterMatchesFiniteDifferences) {
+// A random 2-block GPT on a fixed batch of 2 x 6 tokens.
+struct TinyGpt {
   GptConfig c{
       .vocab = 23, .seq_len = 6, .d_model = 8, .n_layer = 2, .n_head = 2, .d_ff = 12, .moe = {}};
   ParamRegistry reg;
-  const Gpt model(c, reg);
-  reg.allocate();
-  reg.initialize(11);
-  test::randn(reg.values(), reg.total_elements(), "gpt-params", 0.2f);
-  std::vector<int32_t> tok(2 * 6), tgt(2 * 6);
-  const Rng r(3, 4);
-  for (size_t i = 0; i < tok.size(); ++i) tok[i] = int32_t(r.below(i, 23));
-  for (size_t i = 0; i < tgt.size(); ++i) tgt[i] = int32_t(r.below(100 + i, 23));
-  const Tensor tokens{tok.data(), {2, 6}, DType::I32}, targets{tgt.data(), {12}, DType::I32};
-  Arena arena;
-  const Result res = forward_backward(model, reg, arena, tokens, targets);
-  auto loss = [&] {
-    Gpt::Activations acts;
+  std::unique_ptr<Gpt> model;
+  std::vector<int32_t> tok = std::vector<int32_t>(12), tgt = std::vector<int32_t>(12);
+  Tensor tokens{tok.data(), {2, 6}, DType::I32}, targets{tgt.data(), {12}, DType::I32};
+  explicit TinyGpt(float dropout) {
+    c.dropout = dropout;
+    model = std::make_unique<Gpt>(c, reg);
+    reg.allocate();
+    reg.initialize(11);
+    test::randn(reg.values(), reg.total_elements(), "gpt-params", 0.2f);
+    const Rng r(3, 4);
+    for (size_t i = 0; i < tok.size(); ++i) tok[i] = int32_t(r.below(i, 23));
+    for (size_t i = 0; i < tgt.size(); ++i) tgt[i] = int32_t(r.below(100 + i, 23));
+  }
+  Tensor forward(Arena& arena, Gpt::Activations& acts, const PassContext& ctx) const {
     arena.reset();
-    Tensor logits = model.forward(arena, tokens, acts);
-    return lm_loss(arena, logits, targets).mean();
+    return model->forward(arena, tokens, acts, ctx);
+  }
+};
+
+// Every parameter's gradient of the mean (label-smoothed) loss against finite differences; a
+// training pass with dropout keeps the masks that ctx fixes.
+void check_every_parameter(TinyGpt& g, const PassContext& ctx, float smoothing,
+                           const std::string& what) {
+  Arena arena;
+  Gpt::Activations acts;
+  g.reg.zero_grads();
+  Tensor logits = g.forward(arena, acts, ctx);
+  lm_loss(arena, logits, g.targets, 0, smoothing);
+  g.model->backward(arena, logits, acts);
+  const std::vector<float> grads(g.reg.grads(), g.reg.grads() + g.reg.total_elements());
+  auto loss = [&] {
+    Gpt::Activations a;
+    Tensor z = g.forward(arena, a, ctx);
+    return lm_loss(arena, z, g.targets, 0, smoothing).mean();
   };
-  for (const auto& p : reg.all())
-    test::check_gradient("gpt." + p.name, reg.values() + p.offset, res.grads.data() + p.offset,
+  for (const auto& p : g.reg.all())
+    test::check_gradient(what + "." + p.name, g.reg.values() + p.offset, grads.data() + p.offset,
                          p.shape.numel(), loss, 8, 1e-2, 3e-2, 3e-4);
+}
+
+TEST(Gpt, EveryParameterMatchesFiniteDifferences) {
+  TinyGpt g(0.0f);
+  check_every_parameter(g, {}, 0.0f, "gpt");
 }
 
 // Dropout at every place (embeddings, attention probabilities and output, FFN output) with the
 // training pass's fixed masks, and label smoothing: every parameter against finite differences.
 // At evaluation the same model gives dropout 0's logits bitwise.
 TEST(Gpt, DropoutAndLabelSmoothingMatchFiniteDifferencesAndEvaluationIgnoresThem) {
-  GptConfig c{
-      .vocab = 23, .seq_len = 6, .d_model = 8, .n_layer = 2, .n_head = 2, .d_ff = 12, .moe = {}};
-  c.dropout = 0.25f;
-  ParamRegistry reg;
-  const Gpt model(c, reg);
-  reg.allocate();
-  reg.initialize(11);
-  test::randn(reg.values(), reg.total_elements(), "gpt-params", 0.2f);
-  std::vector<int32_t> tok(2 * 6), tgt(2 * 6);
-  const Rng r(3, 4);
-  for (size_t i = 0; i < tok.size(); ++i) tok[i] = int32_t(r.below(i, 23));
-  for (size_t i = 0; i < tgt.size(); ++i) tgt[i] = int32_t(r.below(100 + i, 23));
-  const Tensor tokens{tok.data(), {2, 6}, DType::I32}, targets{tgt.data(), {12}, DType::I32};
+  TinyGpt g(0.25f);
   PassContext ctx;
   ctx.seed = 5;
   ctx.step = 3;
   Arena arena;
   Gpt::Activations acts;
-  reg.zero_grads();
-  Tensor logits = model.forward(arena, tokens, acts, ctx);
-  lm_loss(arena, logits, targets, 0, 0.1f);
-  model.backward(arena, logits, acts);
-  const std::vector<float> grads(reg.grads(), reg.grads() + reg.total_elements());
+  g.forward(arena, acts, ctx);
   ASSERT_FALSE(acts.emb_mask.empty());
-  auto loss = [&] {
-    Gpt::Activations a;
-    arena.reset();
-    Tensor z = model.forward(arena, tokens, a, ctx);
-    return lm_loss(arena, z, targets, 0, 0.1f).mean();
-  };
-  for (const auto& p : reg.all())
-    test::check_gradient("gpt-dropout." + p.name, reg.values() + p.offset, grads.data() + p.offset,
-                         p.shape.numel(), loss, 8, 1e-2, 3e-2, 3e-4);
+  check_every_parameter(g, ctx, 0.1f, "gpt-dropout");
   // Evaluation: no masks, the logits of the same weights without dropout.
   ctx.training = false;
-  GptConfig plain = c;
-  plain.dropout = 0;
-  ParamRegistry reg0;
-  const Gpt model0(plain, reg0);
-  reg0.allocate();
-  std::copy(reg.values(), reg.values() + reg.total_elements(), reg0.values());
-  arena.reset();
-  const Tensor z = model.forward(arena, tokens, acts, ctx);
+  TinyGpt plain(0.0f);
+  std::copy(g.reg.values(), g.reg.values() + g.reg.total_elements(), plain.reg.values());
+  const Tensor z = g.forward(arena, acts, ctx);
+  EXPECT_TRUE(acts.emb_mask.empty());
   Arena arena0;
   Gpt::Activations acts0;
-  const Tensor z0 = model0.forward(arena0, tokens, acts0, ctx);
-  EXPECT_TRUE(acts.emb_mask.empty());
+  const Tensor z0 = plain.forward(arena0, acts0, ctx);
   EXPECT_TRUE(std::equal(z.f32(), z.f32() + z.numel(), z0.f32()));
 }
 
