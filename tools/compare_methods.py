@@ -6,6 +6,9 @@ batch (so Switch drops few tokens; the drop rate is reported), Gating Dropout's 
 exchange bytes and calls, and a verdict per seed claim. Writes table.md, compare.h5 and
 valid_curves.png under OUT/REGIME.
 
+Finished runs under OUT/REGIME/runs are reused, so the comparison can run in pieces (one
+--methods list at a time) and a last call with every method writes the whole table.
+
 Regimes:
 - full: the whole training split (about 5 M tokens), no dropout, STEPS steps;
 - subset: the first SUBSET_TOKENS tokens of the training split (the validation split unchanged),
@@ -34,15 +37,18 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-METHODS = {  # name: (config, steps factor, note on active FLOPs per token)
-    "dense": ("configs/demo.ini", 1, "1 FFN"),
-    "switch": ("configs/demo_moe.ini", 1, "1 expert"),
-    "switch_2x": ("configs/demo_moe.ini", 2, "1 expert, twice the steps (THOR's compute)"),
-    "gshard": ("configs/gshard.ini", 1, "2 experts (2x FFN FLOPs in MoE blocks)"),
-    "hash": ("configs/hash.ini", 1, "1 expert"),
-    "thor": ("configs/thor.ini", 1, "1 expert, 2 passes per step (2x step FLOPs)"),
-    "switch_gd": ("configs/switch_gd.ini", 1, "1 expert"),
-    "evomoe": ("configs/evomoe.ini", 1, "1 expert; up to 8 while the gate is dense"),
+METHODS = {  # name: (config, steps factor, note on active FLOPs per token, extra flags)
+    "dense": ("configs/demo.ini", 1, "1 FFN", []),
+    "switch": ("configs/demo_moe.ini", 1, "1 expert", []),
+    "switch_2x": ("configs/demo_moe.ini", 2, "1 expert, twice the steps (THOR's compute)", []),
+    "gshard": ("configs/gshard.ini", 1, "2 experts (2x FFN FLOPs in MoE blocks)", []),
+    "hash": ("configs/hash.ini", 1, "1 expert", []),
+    "thor": ("configs/thor.ini", 1, "1 expert, 2 passes per step (2x step FLOPs)", []),
+    # The reference accumulates 8 micro-batches per update, each with its own draw.
+    "thor_mb8": ("configs/thor.ini", 1, "as thor, 8 micro-batches per step (8 draws per layer)",
+                 ["--train.micro_batch_size", "1", "--moe.group_sequences", "1"]),
+    "switch_gd": ("configs/switch_gd.ini", 1, "1 expert", []),
+    "evomoe": ("configs/evomoe.ini", 1, "1 expert; up to 8 while the gate is dense", []),
 }
 BATCH, RANKS_DEFAULT = 16, 2
 SIZE = ["--model.seq_len", "64", "--model.d_model", "128", "--model.n_layer", "4",
@@ -55,6 +61,9 @@ SIZE = ["--model.seq_len", "64", "--model.d_model", "128", "--model.n_layer", "4
 CLAIMS = [
     ("THOR beats Switch at equal steps", "thor", "switch"),
     ("THOR beats Switch at equal compute", "thor", "switch_2x"),
+    ("THOR with the reference's 8 draws per step beats Switch", "thor_mb8", "switch"),
+    ("THOR with the reference's 8 draws per step beats Switch at equal compute", "thor_mb8",
+     "switch_2x"),
     ("Random routing (hash) matches learned routing (Switch)", "hash", "switch"),
     ("Gating Dropout trains no worse than Switch", "switch_gd", "switch"),
     ("EvoMoE beats Switch", "evomoe", "switch"),
@@ -78,7 +87,9 @@ def subset_data(out, tokens):
 
 
 def run(name, seed, steps, ranks, out, extra):
-    config, factor, _ = METHODS[name]
+    """Trains one method with one seed, or reuses its finished run (delete OUT/REGIME/runs to
+    train again), and reads its results."""
+    config, factor, _, own = METHODS[name]
     steps *= factor
     run_name = f"{name}_s{seed}"
     local = BATCH // ranks  # capacity groups of a rank's whole batch
@@ -90,9 +101,12 @@ def run(name, seed, steps, ranks, out, extra):
                  "--moe.group_sequences", str(local), "--train.steps", str(steps),
                  "--train.warmup", str(max(1, steps // 10)), "--train.eval_every",
                  str(max(1, steps // 6)), "--run.seed", str(seed), "--run.name", run_name,
-                 "--run.results_dir", out + "/runs"]
-    print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+                 "--run.results_dir", out + "/runs", *own]  # the method's own flags win
+    if os.path.exists(f"{out}/runs/{run_name}/checkpoint.h5"):  # written when a run finishes
+        print(f"reusing {out}/runs/{run_name}", flush=True)
+    else:
+        print("+", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     with h5py.File(f"{out}/runs/{run_name}/results.h5") as f:
         blocks = [k for k in f.get("routing", {}).keys()]
         dropped = sum(f[f"routing/{b}/dropped"][()].sum() for b in blocks)
