@@ -1,7 +1,9 @@
 // EvoMoE gate: forward and backward side by side.
 #include "gates/evomoe.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "tensor/rng.hpp"
 
@@ -73,9 +75,10 @@ Routing EvoGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) c
   }
   // Balance loss per group: alpha E sum_e me_e ce_e, averaged over the global batch's groups.
   double aux = 0;
+  std::vector<double> me(E);
   for (int64_t g0 = 0; g0 < T; g0 += G) {
     float* ce = r.frac.f32() + (g0 / G) * E;
-    std::vector<double> me(E, 0.0);
+    std::fill(me.begin(), me.end(), 0.0);
     for (int64_t t = g0; t < g0 + G; ++t)
       for (int64_t c = 0; c < r.k; ++c)
         if (const int32_t j = e[t * r.k + c]; j >= 0)

@@ -54,16 +54,22 @@ std::string gate_names() {
   return s;
 }
 
-bool is_gate(const std::string& name) {
+namespace {
+const GateEntry* lookup(const std::string& name) {
   for (const GateEntry& g : gate_registry())
-    if (g.name == name) return true;
-  return false;
+    if (g.name == name) return &g;
+  return nullptr;
+}
+}  // namespace
+
+bool is_gate(const std::string& name) {
+  return lookup(name) != nullptr;
 }
 
 const GateEntry& find_gate(const std::string& name) {
-  for (const GateEntry& g : gate_registry())
-    if (g.name == name) return g;
-  fail("moe.gate = '{}' ({})", name, gate_names());
+  const GateEntry* g = lookup(name);
+  MT_CHECK(g, "moe.gate = '{}' ({})", name, gate_names());
+  return *g;
 }
 
 }  // namespace mt

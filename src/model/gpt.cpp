@@ -23,7 +23,6 @@ Block::Block(ParamRegistry& reg, const GptConfig& c, int index, const ExpertLayo
     : ln1_(reg, block_name(index) + "/ln1", c.d_model),
       ln2_(reg, block_name(index) + "/ln2", c.d_model),
       attn_(reg, block_name(index) + "/attn", c.d_model, int(c.n_head), proj_std(c)),
-      index_(index),
       dropout_(c.dropout) {
   if (c.is_moe_block(index))
     moe_ = std::make_unique<MoeLayer>(reg, block_name(index) + "/moe", c.d_model,
@@ -36,7 +35,7 @@ Block::Block(ParamRegistry& reg, const GptConfig& c, int index, const ExpertLayo
 Tensor Block::forward(Arena& arena, const Tensor& x, Cache& cache, const MoeStep& step) const {
   // Dropout masks of this pass and block; [B, T, d] outputs start at the rank's first token.
   auto site = [&](const char* purpose) {
-    return DropoutSite{dropout_, &step.route, index_, purpose};
+    return DropoutSite{dropout_, &step.route, step.route.layer, purpose};
   };
   const int64_t first = step.route.first_token * x.size(-1);
   Tensor a =

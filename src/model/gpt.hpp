@@ -62,7 +62,6 @@ class Block {
   Attention attn_;
   std::unique_ptr<Ffn> ffn_;
   std::unique_ptr<MoeLayer> moe_;
-  int index_;
   float dropout_;
 };
 
