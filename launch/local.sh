@@ -7,6 +7,7 @@
 # the NCCL environment (NCCL_DEBUG=WARN unless set).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+bin=${MOETRAIN:-$here/build/moetrain}  # the binary (MOETRAIN=PATH: another build)
 cores=$(nproc)
 ranks=
 gpu=0
@@ -34,5 +35,5 @@ else
   mpi+=(--oversubscribe --bind-to none)
 fi
 [ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
-echo "+ ${mpi[*]} $here/build/moetrain $*"
-exec "${mpi[@]}" "$here/build/moetrain" "$@"
+echo "+ ${mpi[*]} $bin $*"
+exec "${mpi[@]}" "$bin" "$@"

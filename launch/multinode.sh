@@ -7,6 +7,7 @@
 # -p 2 stands for 2 nodes of 2 ranks: moetrain is then told --dist.ranks_per_node 2.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+bin=${MOETRAIN:-$here/build/moetrain}  # the binary (MOETRAIN=PATH: another build)
 hostfile= per_node= iface= gpu=0
 while [ $# -gt 0 ]; do
   case $1 in
@@ -38,5 +39,5 @@ if [ -n "$iface" ]; then
 fi
 [ $gpu -eq 1 ] && mpi+=(-x NCCL_DEBUG="${NCCL_DEBUG:-WARN}")
 [ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
-echo "+ ${mpi[*]} $here/build/moetrain $*"
-exec "${mpi[@]}" "$here/build/moetrain" "$@"
+echo "+ ${mpi[*]} $bin $*"
+exec "${mpi[@]}" "$bin" "$@"

@@ -4,6 +4,7 @@
 # results, the job name) and resuming from the run's latest checkpoint when one exists. On the
 # preemption signal (USR1 or TERM) it forwards the signal to the run, which checkpoints after its
 # step and exits 0, and requeues the job (`scontrol requeue`) unless the run had finished.
+# MOETRAIN=PATH names the binary (default: build/moetrain under the submit directory).
 #   slurm/job.sh LAUNCHER-WORDS... -- CONFIG [moetrain train flags...]
 set -euo pipefail
 launcher=()
@@ -19,7 +20,7 @@ resume=()
 if [ -e "$run_dir/checkpoint.h5" ] || ls "$run_dir"/checkpoints/*.h5 >/dev/null 2>&1; then
   resume=(--resume latest)
 fi
-cmd=("${launcher[@]}" build/moetrain train --config "$config" --run.name "$run_name"
+cmd=("${launcher[@]}" "${MOETRAIN:-build/moetrain}" train --config "$config" --run.name "$run_name"
      --run.results_dir "$results_dir" "${resume[@]}" "$@")
 echo "+ ${cmd[*]}  (job $SLURM_JOB_ID, restart ${SLURM_RESTART_COUNT:-0})"
 "${cmd[@]}" &

@@ -37,6 +37,11 @@ printf '[train]\nsteps = 10\nbogus_key = 1\n' >"$tmp/unknown.ini"
 expect "unknown key in file" "error: config: $tmp/unknown.ini: .*bogus_key" \
   "$bin" train --config "$tmp/unknown.ini" $good
 expect "unknown flag" "error: config: .*train.nonsense" "$bin" train $good --train.nonsense 3
+expect "stray word" "error: config: unexpected word 'stray'" "$bin" train $good stray
+expect "key=value word" "error: config: unexpected word 'train.lr=1'" "$bin" train $good train.lr=1
+"$bin" train $good --run.name ok >/dev/null || { echo "FAIL: a good run failed"; exit 1; }
+expect "stray word in eval" "error: config: unexpected word 'valid'" \
+  "$bin" eval --checkpoint "$tmp/results/ok/checkpoint.h5" valid
 expect "bad value" "error: config: .*'abc'.*train.steps" "$bin" train $good --train.steps abc
 expect "invalid value" "error: config: model.d_model = 30 is not divisible by model.n_head = 4" \
   "$bin" train $good --model.d_model 30 --model.n_head 4
@@ -69,7 +74,22 @@ expect "missing corpus text" "error: prepare: cannot read '$tmp/none/train.txt'"
   "$bin" prepare --input "$tmp/none" --output "$tmp/prepared"
 
 expect "diverging loss" "error: training diverged: loss is (nan|inf|-nan) at step" \
-  "$bin" train $good --train.lr 1e30 --train.warmup 0 --train.steps 20 --train.grad_clip 0
+  "$bin" train $good --run.name diverge --train.lr 1e30 --train.warmup 0 --train.steps 20 --train.grad_clip 0
+# One owner per run folder: a fresh run refuses an earlier run's folder and leaves it as it was;
+# a second run refuses a folder in use.
+sum=$(sha256sum "$tmp/results/ok/results.h5" "$tmp/results/ok/checkpoint.h5")
+expect "earlier run in the folder" "error: $tmp/results/ok holds an earlier run \(results.h5, checkpoint.h5\): continue it with --resume latest, or replace it with --run.overwrite true" \
+  "$bin" train $good --run.name ok
+[ "$sum" = "$(sha256sum "$tmp/results/ok/results.h5" "$tmp/results/ok/checkpoint.h5")" ] ||
+  { echo "FAIL: the refused run changed the earlier run's files"; failures=$((failures + 1)); }
+"$bin" train $good --run.name busy --train.steps 100000 >"$tmp/busy.log" 2>&1 &
+busy=$!
+for _ in $(seq 100); do grep -q "^step" "$tmp/busy.log" && break; sleep 0.1; done
+expect "run folder in use" "error: $tmp/results/busy: in use by pid $busy on host $(hostname)" \
+  "$bin" train $good --run.name busy --run.overwrite true
+expect "run folder in use, resuming" "error: $tmp/results/busy: in use by pid $busy" \
+  "$bin" train $good --run.name busy --resume "$tmp/results/ok/checkpoint.h5"
+kill $busy && wait $busy 2>/dev/null
 expect "missing checkpoint" "error: $tmp/none.h5: no such file" \
   "$bin" eval --checkpoint "$tmp/none.h5"
 expect "unknown command" "error: unknown command 'trian'" "$bin" trian
@@ -101,6 +121,8 @@ expect "failed periodic checkpoint write on rank 0" "rank 1: error: checkpoint .
 expect "failed final checkpoint write on rank 0" "rank 0: error: checkpoint .*ckdir/checkpoint.h5: .*Is a directory" \
   "${mpi[@]}" "$bin" train $good $moe --run.name ckdir
 [ ! -e "$tmp/results/ckdir/checkpoint.h5.tmp" ] || { echo "FAIL: checkpoint.h5.tmp stayed"; failures=$((failures + 1)); }
+expect "earlier run in the folder, 2 ranks" "rank 1: error: $tmp/results/ok holds an earlier run" \
+  "${mpi[@]}" "$bin" train $good $moe --run.name ok
 expect "hierarchical on a bad layout" "error: dist.ranks_per_node = 3 does not divide the world size 2" \
   "${mpi[@]}" "$bin" train $good $moe --dist.a2a hierarchical --dist.ranks_per_node 3
 

@@ -34,7 +34,7 @@ for delay in 2.3 1.7 2.9; do
   printed=$(grep -o '^step *[0-9]*' "$tmp/log" | tail -1 | grep -o '[0-9]*$')
   /usr/bin/python3 -c "
 import h5py, sys
-with h5py.File('$tmp/run/results.h5', 'r') as f:
+with h5py.File('$tmp/run/results.h5', 'r', swmr=True) as f:  # a killed writer leaves it marked open
     n = f['train/loss'].shape[0]
     assert f['train/step'].shape[0] == n, 'series of different lengths'
     assert n in ($printed - 1, $printed, $printed + 1), f'{n} rows after step $printed was printed'

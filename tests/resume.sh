@@ -34,7 +34,9 @@ kept=$(cd "$tmp/whole/checkpoints" && echo *.h5)
 [ "$kept" = "step_00000006.h5 step_00000008.h5 step_00000010.h5" ] || { echo "FAIL: kept $kept"; exit 1; }
 echo "ok: checkpoints every 2 steps, the newest 3 kept: $kept"
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name cut --train.run_steps 5
-run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name cut --resume latest
+# The KEY=VALUE spelling of flags and of --resume.
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name=cut --resume=latest
+grep -q "resuming after step 5 from $tmp/cut/checkpoints/step_00000005.h5" "$tmp/log" || { echo "FAIL: --resume=latest did not resume"; cat "$tmp/log"; exit 1; }
 # --resume latest takes the newest checkpoint by step, not by file time, and leaves it untouched.
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name latest --train.checkpoint_every 2 --train.keep_checkpoints 3 --train.run_steps 7
 newest=$tmp/latest/checkpoints/step_00000007.h5
@@ -44,6 +46,14 @@ run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name latest --train.checkp
 grep -q "resuming after step 7 from $newest" "$tmp/log" || { echo "FAIL: latest did not pick $newest"; cat "$tmp/log"; exit 1; }
 [ "$sha_newest" = "$(sha256sum "$newest")" ] || { echo "FAIL: the resume wrote to $newest"; exit 1; }
 echo "ok: --resume latest picked step 7 over a newer file of step 4 and left it intact"
+# run.overwrite: a fresh run replaces an earlier one's checkpoints, so --resume latest continues
+# the new run (at step 1), not the old run's step 4.
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name over --train.checkpoint_every 2 --train.run_steps 5
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name over --run.overwrite true --train.run_steps 1
+[ "$(cd "$tmp/over/checkpoints" && echo *.h5)" = "step_00000001.h5" ] || { echo "FAIL: the old checkpoints stayed: $(ls "$tmp/over/checkpoints")"; exit 1; }
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name over --resume latest
+grep -q "resuming after step 1 from" "$tmp/log" || { echo "FAIL: did not resume the new run"; cat "$tmp/log"; exit 1; }
+echo "ok: run.overwrite removed the earlier checkpoints; --resume latest continued the new run"
 # A run that went on past its checkpoint: resume whole/ from step 6; its results are cut back.
 cp -r "$tmp/whole" "$tmp/again"
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name again --resume "$tmp/again/checkpoints/step_00000006.h5"
@@ -74,7 +84,7 @@ def params(run):
         f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
     return out
 whole, pw = curves("whole"), params("whole")
-for run in ("cut", "again"):
+for run in ("cut", "again", "over"):
     c, p = curves(run), params(run)
     for k in whole:
         assert np.array_equal(whole[k], c[k]), f"{run}: {k} differs from the uninterrupted run"

@@ -4,15 +4,17 @@
 # slurm/gpu.sbatch job (srun --mpi=pmix, one rank per GPU, run on --device cpu here) gets the
 # preemption signal, checkpoints, requeues itself, resumes and finishes with the same loss curve,
 # bitwise, as an uninterrupted cpu.sbatch job; gpu.sbatch refuses tasks that do not match GPUs;
-# every daemon the test started has exited at the end.
+# every daemon the test started has exited at the end. The jobs run the binary MOETRAIN names
+# (a copy of the one ctest built, outside any build/).
 # Exit 77 (skipped) where Slurm is not installed.
-# usage: slurm.sh SOURCE_DIR TESTDATA_DIR
+# usage: slurm.sh SOURCE_DIR MOETRAIN TESTDATA_DIR
 set -uo pipefail
-src=$1 data=$2
+src=$1 data=$3
 command -v slurmctld >/dev/null && command -v sbatch >/dev/null ||
   { echo "slurm is not installed: skipped"; exit 77; }
 source "$(dirname "$0")/common.sh"
-export SLURM_DIR=$tmp/slurm
+mkdir "$tmp/bin" && cp "$2" "$tmp/bin/moetrain"
+export SLURM_DIR=$tmp/slurm MOETRAIN=$tmp/bin/moetrain
 trap 'bash "$src/tests/slurm_local.sh" down; rm -rf "$tmp"' EXIT
 conf=$(bash "$src/tests/slurm_local.sh" up) || { echo "FAIL: slurm did not start"; exit 1; }
 eval "$conf"
@@ -28,15 +30,21 @@ submit() {  # submit SCRIPT NAME STEPS [sbatch flags]: prints the job id
 }
 cpu_job() { submit slurm/cpu.sbatch "$@" --ntasks 2 --overcommit; }
 gpu_job() { submit slurm/gpu.sbatch "$@" --nodes 1 --gpus-per-node 2; }
-gone() {  # gone JOB SECONDS: waits until the job has left the queue
-  for _ in $(seq "$2"); do [ -z "$(squeue -h -j "$1" -o %T 2>/dev/null)" ] && return 0; sleep 1; done
+gone() {  # gone JOB SECONDS: waits until the job has ended (a busy controller that does not answer
+  # is not an ended job, nor is a requeued one, which goes back to PENDING)
+  for _ in $(seq "$2"); do
+    scontrol show job -o "$1" 2>/dev/null | grep -qE "JobState=(COMPLETED|FAILED|CANCELLED|TIMEOUT)" &&
+      return 0
+    sleep 1
+  done
   return 1
 }
 
 job=$(cpu_job plain 40 --wait) || { echo "FAIL: plain job"; cat "$tmp/plain.out"; exit 1; }
 /usr/bin/python3 -c "import h5py; assert h5py.File('$tmp/plain/results.h5')['train/loss'].shape == (40,)" ||
   { echo "FAIL: plain job results"; exit 1; }
-echo "ok: sbatch slurm/cpu.sbatch on 2 tasks: 40 steps in $tmp/plain/results.h5"
+grep -q "^+ mpirun .* $MOETRAIN train" "$tmp/plain.out" || { echo "FAIL: the job did not run $MOETRAIN"; cat "$tmp/plain.out"; exit 1; }
+echo "ok: sbatch slurm/cpu.sbatch on 2 tasks ran $MOETRAIN: 40 steps in $tmp/plain/results.h5"
 
 gpu_job odd 40 --ntasks-per-node 1 --wait >/dev/null && { echo "FAIL: 1 task for 2 GPUs ran"; exit 1; }
 grep -q "1 tasks per node but 2 GPUs per node" "$tmp/odd.out" || { echo "FAIL: no mismatch message"; cat "$tmp/odd.out"; exit 1; }

@@ -33,15 +33,15 @@ def main():
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     for path in args.files:
-        with h5py.File(path, "r") as f:
+        with h5py.File(path, "r", swmr=True) as f:  # also a run still writing it
             if f.attrs.get("format") not in (b"moetrain-results", "moetrain-results"):
                 sys.exit(f"plot_results: {path} is not a moetrain results file")
             name = run_name(path)
             ax1.plot(f["train/step"][()] + 1, f["train/loss"][()], lw=0.8, label=name)
-            if "valid/ppl" in f:
+            if "valid/ppl" in f and len(f["valid/ppl"]):  # declared up front: may be empty
                 ax2.plot(f["valid/step"][()] + 1, f["valid/ppl"][()], marker="o", label=name)
             blocks = sorted(k for k in f.get("routing", {}).keys())
-            if blocks:
+            if blocks and len(f["train/step"]):
                 fig_l, axes = plt.subplots(len(blocks), 1, figsize=(10, 2.2 * len(blocks)),
                                            squeeze=False)
                 for ax, block in zip(axes[:, 0], blocks):

@@ -12,8 +12,8 @@ int eval(const Args& args);
 int bench(const Args& args);
 int inspect(const Args& args);
 
-// Removes every `name VALUE` pair from args and returns the last VALUE (a later flag overrides
-// an earlier one, as with config keys), or fallback when there is none.
+// Removes every `name VALUE` pair and `name=VALUE` word from args and returns the last VALUE (a
+// later flag overrides an earlier one, as with config keys), or fallback when there is none.
 std::string take_flag(Args& args, const std::string& name, const std::string& fallback = "");
 
 }  // namespace mt::cli

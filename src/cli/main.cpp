@@ -2,9 +2,11 @@
 // become a message and a non-zero exit on every rank.
 #include <mpi.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <thread>
 
 #include "cli/commands.hpp"
 #include "tensor/error.hpp"
@@ -38,6 +40,21 @@ int dispatch(int argc, char** argv) {
   mt::fail("unknown command '{}' (prepare, train, eval, bench, inspect)", cmd);
 }
 
+// After a failure: true when every rank failed too, within `seconds` (a barrier on a communicator
+// only failures use, so it cannot match a collective of the run); then the ranks need no abort,
+// and none is killed before it has printed its message.
+bool all_failed(MPI_Comm failures, double seconds) {
+  MPI_Request barrier;
+  MPI_Ibarrier(failures, &barrier);
+  for (const double end = MPI_Wtime() + seconds; MPI_Wtime() < end;) {
+    int done = 0;
+    MPI_Test(&barrier, &done, MPI_STATUS_IGNORE);
+    if (done) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -45,6 +62,8 @@ int main(int argc, char** argv) {
   int rank = 0, world = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world);
+  MPI_Comm failures;
+  MPI_Comm_dup(MPI_COMM_WORLD, &failures);
   int rc = 0;
   try {
     rc = dispatch(argc, argv);
@@ -57,9 +76,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "moetrain: error: %s%s\n", ours ? "" : "internal: ", e.what());
     std::fflush(stderr);
     // A rank that fails alone must not leave the others waiting in a collective.
-    if (world > 1) MPI_Abort(MPI_COMM_WORLD, 2);
+    if (world > 1 && !all_failed(failures, 2.0)) MPI_Abort(MPI_COMM_WORLD, 2);
     rc = 2;
   }
+  MPI_Comm_free(&failures);
   MPI_Finalize();
   return rc;
 }

@@ -6,6 +6,7 @@
 #include "io/config.hpp"
 #include "tensor/error.hpp"
 #include "train/preemption.hpp"
+#include "train/run_dir.hpp"
 #include "train/runtime.hpp"
 #include "train/trainer.hpp"
 
@@ -31,6 +32,7 @@ int train(const Args& args) {
     if (resume.empty()) throw;
     fail("{}: cannot resume on this layout: {}", resume, e.what());
   }
+  const RunDirLock lock = claim_run_dir(cfg, !resume.empty(), *rt.groups.world);
   install_preemption_handlers();
   mt::train(cfg, rt, false, resume);
   return 0;

@@ -29,6 +29,7 @@ po::options_description options(Config& c) {
     ("run.name", po::value(&c.name)->default_value(c.name), "run name: results go to <results_dir>/<name>")
     ("run.seed", po::value(&c.seed)->default_value(c.seed), "seed of every random stream")
     ("run.results_dir", po::value(&c.results_dir)->default_value(c.results_dir), "where run folders are made")
+    ("run.overwrite", po::value(&c.overwrite)->default_value(c.overwrite), "a fresh run may replace an earlier run's results and checkpoints in its folder (false: it refuses)")
     ("data.dir", po::value(&c.data_dir)->default_value(c.data_dir), "prepared corpus (moetrain prepare --output)")
     ("model.seq_len", po::value(&m.seq_len)->default_value(m.seq_len), "context length T")
     ("model.d_model", po::value(&m.d_model)->default_value(m.d_model), "model width d")
@@ -205,6 +206,11 @@ Config parse_config(const std::vector<std::string>& args, const std::string& bas
   po::variables_map vm;
   try {
     po::parsed_options parsed = po::command_line_parser(args).options(cli).run();
+    // A word that is no flag (a stray word, or Hydra's `train.lr=1`) would be dropped silently.
+    for (const po::option& o : parsed.options)
+      if (o.position_key >= 0)
+        fail("config: unexpected word '{}' (flags are --section.key VALUE or --section.key=VALUE)",
+             o.value.empty() ? std::string() : o.value.front());
     // A flag given twice: the last one wins (scripts set defaults, users append overrides).
     std::set<std::string> seen;
     auto& opts = parsed.options;

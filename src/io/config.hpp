@@ -16,6 +16,7 @@ struct Config {
   std::string name = "default";
   uint64_t seed = 1;
   std::string results_dir = "results";
+  bool overwrite = false;  // a fresh run replaces an earlier run's outputs (false: it refuses)
   // [data]
   std::string data_dir = "data/sword";
   // [model] and [moe]  (vocab comes from the prepared data)

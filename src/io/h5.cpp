@@ -80,10 +80,12 @@ Handle open_attr(const File& f, const std::string& object, const std::string& ke
 }  // namespace
 
 File::File(const std::string& path, Mode mode) : path_(path) {
-  MT_CHECK(mode == Create || std::filesystem::exists(path), "{}: no such file", path);
+  MT_CHECK(mode == Create || mode == CreateSwmr || std::filesystem::exists(path),
+           "{}: no such file", path);
+  const bool create = mode == Create || mode == CreateSwmr;
   switch (mode) {
     case Read:
-      id_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+      id_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
       break;
     case ReadWrite:
       id_ = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
@@ -91,9 +93,15 @@ File::File(const std::string& path, Mode mode) : path_(path) {
     case Create:
       id_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
       break;
+    case CreateSwmr: {
+      Handle fapl{H5Pcreate(H5P_FILE_ACCESS), H5Pclose};
+      H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+      id_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+      break;
+    }
   }
-  MT_CHECK(id_ >= 0, "{}: cannot {} HDF5 file ({})", path, mode == Create ? "create" : "open",
-           mode == Create ? "is the folder writable?" : "not HDF5, truncated or unreadable");
+  MT_CHECK(id_ >= 0, "{}: cannot {} HDF5 file ({})", path, create ? "create" : "open",
+           create ? "is the folder writable?" : "not HDF5, truncated or unreadable");
 }
 
 File::~File() {
@@ -112,6 +120,17 @@ bool File::exists(const std::string& object) const {
 
 void File::flush() const {
   MT_CHECK(H5Fflush(id_, H5F_SCOPE_GLOBAL) >= 0, "{}: flush failed", path_);
+}
+
+void File::start_swmr() const {
+  MT_CHECK(H5Fstart_swmr_write(id_) >= 0, "{}: cannot start SWMR writing", path_);
+}
+
+void File::rename_to(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::rename(path_, path, ec);
+  MT_CHECK(!ec, "{}: cannot rename {} to it: {}", path, path_, ec.message());
+  path_ = path;
 }
 
 void write(const File& f, const std::string& name, const float* data, const Shape& shape) {
@@ -173,6 +192,14 @@ std::vector<int32_t> read_i32(const File& f, const std::string& name) {
   std::vector<int32_t> out(shape_of(f, name).numel());
   Handle ds = open_dataset(f, name);
   MT_CHECK(H5Dread(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) >= 0,
+           "{}: cannot read dataset {} (corrupt file?)", f.path(), name);
+  return out;
+}
+
+std::vector<double> read_f64(const File& f, const std::string& name) {
+  std::vector<double> out(shape_of(f, name).numel());
+  Handle ds = open_dataset(f, name);
+  MT_CHECK(H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) >= 0,
            "{}: cannot read dataset {} (corrupt file?)", f.path(), name);
   return out;
 }
@@ -249,44 +276,42 @@ std::vector<std::string> datasets(const File& f) {
   return out;
 }
 
-void truncate_rows(const File& f, const std::string& name, int64_t rows) {
-  Handle ds = open_dataset(f, name);
-  Handle space{H5Dget_space(ds), H5Sclose};
-  hsize_t dims[2] = {0, 0};
-  const int rank = H5Sget_simple_extent_ndims(space);
-  H5Sget_simple_extent_dims(space, dims, nullptr);
-  if (hsize_t(rows) >= dims[0]) return;
-  dims[0] = hsize_t(rows);
-  MT_CHECK(rank <= 2 && H5Dset_extent(ds, dims) >= 0, "{}: cannot truncate {}", f.path(), name);
-}
-
 bool has_attr(const File& f, const std::string& object, const std::string& key) {
   if (!f.exists(object)) return false;
   Handle o = open_object(f, object);
   return H5Aexists(o, key.c_str()) > 0;
 }
 
-void append_rows(const File& f, const std::string& name, const std::vector<double>& values,
-                 int64_t width) {
-  if (values.empty()) return;
+void create_series(const File& f, const std::string& name, int64_t width,
+                   const std::vector<double>& rows) {
   const int rank = width > 0 ? 2 : 1;
-  const hsize_t w = hsize_t(std::max<int64_t>(width, 1)), rows = values.size() / w;
-  if (!f.exists(name)) {
-    hsize_t dims[2] = {0, w}, maxdims[2] = {H5S_UNLIMITED, w}, chunk[2] = {256, w};
-    Handle space{H5Screate_simple(rank, dims, maxdims), H5Sclose};
-    Handle dcpl{H5Pcreate(H5P_DATASET_CREATE), H5Pclose};
-    H5Pset_chunk(dcpl, rank, chunk);
-    Handle lcpl = link_creation_props();
-    Handle ds{H5Dcreate2(f.id(), name.c_str(), H5T_NATIVE_DOUBLE, space, lcpl, dcpl, H5P_DEFAULT),
-              H5Dclose};
-    MT_CHECK(ds >= 0, "{}: cannot create dataset {}", f.path(), name);
-  }
+  const hsize_t w = hsize_t(std::max<int64_t>(width, 1));
+  hsize_t dims[2] = {rows.size() / w, w}, maxdims[2] = {H5S_UNLIMITED, w}, chunk[2] = {256, w};
+  Handle space{H5Screate_simple(rank, dims, maxdims), H5Sclose};
+  Handle dcpl{H5Pcreate(H5P_DATASET_CREATE), H5Pclose};
+  H5Pset_chunk(dcpl, rank, chunk);
+  Handle lcpl = link_creation_props();
+  Handle ds{H5Dcreate2(f.id(), name.c_str(), H5T_NATIVE_DOUBLE, space, lcpl, dcpl, H5P_DEFAULT),
+            H5Dclose};
+  MT_CHECK(ds >= 0, "{}: cannot create dataset {}", f.path(), name);
+  MT_CHECK(rows.empty() ||
+               H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()) >= 0,
+           "{}: cannot write dataset {}", f.path(), name);
+}
+
+void append(const File& f, const std::string& name, const std::vector<double>& values) {
+  if (values.empty()) return;
   Handle ds = open_dataset(f, name);
-  hsize_t old[2] = {0, w};
+  hsize_t old[2] = {0, 1};
+  int rank = 0;
   {
     Handle space{H5Dget_space(ds), H5Sclose};
+    rank = H5Sget_simple_extent_ndims(space);
     H5Sget_simple_extent_dims(space, old, nullptr);
   }
+  const hsize_t w = rank == 2 ? old[1] : 1, rows = values.size() / w;
+  MT_CHECK(rows * w == values.size(), "{}: {} values do not fill rows of {} in {}", f.path(),
+           values.size(), w, name);
   hsize_t grown[2] = {old[0] + rows, w};
   MT_CHECK(H5Dset_extent(ds, grown) >= 0, "{}: cannot extend {}", f.path(), name);
   Handle space{H5Dget_space(ds), H5Sclose};
@@ -295,10 +320,6 @@ void append_rows(const File& f, const std::string& name, const std::vector<doubl
   Handle mem{H5Screate_simple(rank, count, nullptr), H5Sclose};
   MT_CHECK(H5Dwrite(ds, H5T_NATIVE_DOUBLE, mem, space, H5P_DEFAULT, values.data()) >= 0,
            "{}: cannot append to {}", f.path(), name);
-}
-
-void append(const File& f, const std::string& name, const std::vector<double>& values) {
-  append_rows(f, name, values, 0);
 }
 
 }  // namespace mt::h5

@@ -1,5 +1,7 @@
 // Thin RAII layer over the HDF5 C API: files, whole-array datasets, growing 1-D series,
-// attributes. Every failure throws mt::Error naming the file and the object.
+// attributes. Every failure throws mt::Error naming the file and the object. Files are read in
+// HDF5's single-writer/multiple-reader (SWMR) mode, so a file another process is writing in that
+// mode (a live results file, or one a killed run left marked as open) reads consistently.
 #pragma once
 #include <hdf5.h>
 
@@ -13,7 +15,8 @@ namespace mt::h5 {
 
 class File {
  public:
-  enum Mode { Read, ReadWrite, Create };  // Create truncates an existing file
+  // Create truncates an existing file; CreateSwmr also does, in the format SWMR writing needs.
+  enum Mode { Read, ReadWrite, Create, CreateSwmr };
   File(const std::string& path, Mode mode);
   ~File();
   File(const File&) = delete;
@@ -22,6 +25,11 @@ class File {
   const std::string& path() const { return path_; }
   bool exists(const std::string& object) const;
   void flush() const;
+  // From here on only existing datasets may grow (no new objects or attributes), while readers
+  // may open the file (h5py: swmr=True). Needs a CreateSwmr file.
+  void start_swmr() const;
+  // Renames the open file (rename(2), atomic on one filesystem).
+  void rename_to(const std::string& path);
 
  private:
   hid_t id_ = -1;
@@ -37,6 +45,8 @@ void read(const File& f, const std::string& name, float* data, const Shape& expe
 void read_rows(const File& f, const std::string& name, float* data, const Shape& local,
                int64_t global_rows, int64_t row_offset);
 std::vector<int32_t> read_i32(const File& f, const std::string& name);
+// Any dataset as doubles, row-major.
+std::vector<double> read_f64(const File& f, const std::string& name);
 
 // Attributes on the object at `object` ("/" for the root).
 void set_attr(const File& f, const std::string& object, const std::string& key,
@@ -52,13 +62,12 @@ bool has_attr(const File& f, const std::string& object, const std::string& key);
 
 // Every dataset below the root, as absolute paths.
 std::vector<std::string> datasets(const File& f);
-// Shrinks (or keeps) dimension 0 of a growing dataset to `rows`.
-void truncate_rows(const File& f, const std::string& name, int64_t rows);
 
-// A chunked, growing 1-D dataset of doubles (created on first use); append() extends it.
+// A chunked, growing dataset of doubles: 1-D (width 0) or 2-D [rows, width], holding `rows`
+// (rows x max(width, 1) values) to begin with.
+void create_series(const File& f, const std::string& name, int64_t width,
+                   const std::vector<double>& rows = {});
+// Appends rows to a series (values.size() a multiple of its width).
 void append(const File& f, const std::string& name, const std::vector<double>& values);
-// A growing 2-D dataset [rows, width] of doubles.
-void append_rows(const File& f, const std::string& name, const std::vector<double>& values,
-                 int64_t width);
 
 }  // namespace mt::h5

@@ -4,8 +4,6 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "io/h5.hpp"
-
 namespace mt {
 
 std::string code_version() {
@@ -16,34 +14,46 @@ namespace {
 // Rows of a group's "step" series with step < s.
 int64_t rows_before(const h5::File& f, const std::string& step_series, int64_t s) {
   if (!f.exists(step_series)) return 0;
-  const Shape shape = h5::shape_of(f, step_series);
-  std::vector<float> steps(shape.numel());
-  h5::read(f, step_series, steps.data(), shape);
-  return std::count_if(steps.begin(), steps.end(), [&](float v) { return v < float(s); });
+  const std::vector<double> steps = h5::read_f64(f, step_series);
+  return std::count_if(steps.begin(), steps.end(), [&](double v) { return v < double(s); });
+}
+
+// The rows of each series in the old file `path` recorded for steps < s: series of a group with
+// its own "step" series (/valid, /phase) follow it, the others /train/step.
+std::map<std::string, std::vector<double>> rows_before_step(const std::string& path,
+                                                            const std::vector<Series>& series,
+                                                            int64_t s) {
+  std::map<std::string, std::vector<double>> kept;
+  const h5::File f(path, h5::File::Read);
+  const int64_t per_step = rows_before(f, "/train/step", s);
+  for (const Series& x : series) {
+    if (!f.exists(x.name)) continue;
+    const std::string group = x.name.substr(0, x.name.rfind('/'));
+    const int64_t rows = f.exists(group + "/step") ? rows_before(f, group + "/step", s) : per_step;
+    std::vector<double> v = h5::read_f64(f, x.name);
+    v.resize(std::min<size_t>(v.size(), size_t(rows * std::max<int64_t>(x.width, 1))));
+    kept[x.name] = std::move(v);
+  }
+  return kept;
 }
 }  // namespace
 
 ResultsFile::ResultsFile(std::string path, const std::string& config_ini, const std::string& world,
-                         int64_t resume_step)
+                         const std::vector<Series>& series, int64_t resume_step)
     : path_(std::move(path)) {
   std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
-  if (resume_step > 0 && std::filesystem::exists(path_)) {
-    h5::File f(path_, h5::File::ReadWrite);
-    const int64_t per_step = rows_before(f, "/train/step", resume_step);
-    for (const std::string& name : h5::datasets(f)) {
-      const std::string group = name.substr(0, name.rfind('/'));
-      const bool own_steps = f.exists(group + "/step");
-      h5::truncate_rows(f, name,
-                        own_steps ? rows_before(f, group + "/step", resume_step) : per_step);
-    }
-    h5::set_attr(f, "/", "world", world);
-    return;
-  }
-  h5::File f(path_, h5::File::Create);
-  h5::set_attr(f, "/", "format", std::string("moetrain-results"));
-  h5::set_attr(f, "/", "config", config_ini);
-  h5::set_attr(f, "/", "world", world);
-  h5::set_attr(f, "/", "code_version", code_version());
+  std::map<std::string, std::vector<double>> kept;
+  if (resume_step > 0 && std::filesystem::exists(path_))
+    kept = rows_before_step(path_, series, resume_step);
+  const std::string tmp = path_ + ".tmp";
+  file_ = std::make_unique<h5::File>(tmp, h5::File::CreateSwmr);
+  h5::set_attr(*file_, "/", "format", std::string("moetrain-results"));
+  h5::set_attr(*file_, "/", "config", config_ini);
+  h5::set_attr(*file_, "/", "world", world);
+  h5::set_attr(*file_, "/", "code_version", code_version());
+  for (const Series& x : series) h5::create_series(*file_, x.name, x.width, kept[x.name]);
+  file_->start_swmr();
+  file_->rename_to(path_);
 }
 
 void ResultsFile::record(const std::string& series, double value) {
@@ -51,22 +61,16 @@ void ResultsFile::record(const std::string& series, double value) {
 }
 
 void ResultsFile::record_row(const std::string& series, const std::vector<double>& values) {
-  auto& [width, rows] = pending_rows_[series];
-  width = int64_t(values.size());
+  std::vector<double>& rows = pending_[series];
   rows.insert(rows.end(), values.begin(), values.end());
 }
 
 void ResultsFile::flush() {
-  h5::File f(path_, h5::File::ReadWrite);
   for (auto& [name, values] : pending_) {
-    h5::append(f, name, values);
+    h5::append(*file_, name, values);
     values.clear();
   }
-  for (auto& [name, rows] : pending_rows_) {
-    h5::append_rows(f, name, rows.second, rows.first);
-    rows.second.clear();
-  }
-  f.flush();
+  file_->flush();
 }
 
 }  // namespace mt

@@ -1,30 +1,41 @@
-// results/<run>/results.h5 (DESIGN.md): growing 1-D series such as /train/loss and /valid/ppl,
-// root attributes config, world and code_version. Values are buffered and appended by flush(),
-// which opens, writes and closes the file, so a crashed run keeps everything flushed before.
+// results/<run>/results.h5: growing series such as /train/loss (one value per step) and
+// /routing/block1/load (one row per step), root attributes format, config, world and
+// code_version. The file stays open for the whole run in HDF5's single-writer/multiple-reader
+// mode: readers may open it while the run writes (h5py: `h5py.File(path, "r", swmr=True)`), and
+// flush() makes the rows recorded so far visible to them, so a crashed run keeps everything
+// flushed before. SWMR cannot add objects to an open file, so every series is declared up front.
 #pragma once
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "io/h5.hpp"
+
 namespace mt {
+
+struct Series {
+  std::string name;   // e.g. "/train/loss"
+  int64_t width = 0;  // values per row (0: a 1-D series)
+};
 
 class ResultsFile {
  public:
-  // Creates the file (replacing an old one) with its root attributes. resume_step > 0: opens the
-  // existing file instead and drops every row recorded for a step >= resume_step, so that the
-  // resumed run appends to a curve that ends where its checkpoint was written.
+  // Writes PATH.tmp with the root attributes and every series, renames it to PATH and keeps it
+  // open. resume_step > 0: each series starts with the rows the existing PATH holds for steps
+  // < resume_step, so the resumed run appends to a curve that ends where its checkpoint was
+  // written (the old file, also one a killed run left, is read, never written).
   ResultsFile(std::string path, const std::string& config_ini, const std::string& world,
-              int64_t resume_step = 0);
-  void record(const std::string& series, double value);  // e.g. "/train/loss"
-  // One row of a growing 2-D dataset [rows, values.size()], e.g. "/routing/block1/load".
+              const std::vector<Series>& series, int64_t resume_step = 0);
+  void record(const std::string& series, double value);
   void record_row(const std::string& series, const std::vector<double>& values);
   void flush();
   const std::string& path() const { return path_; }
 
  private:
   std::string path_;
-  std::map<std::string, std::vector<double>> pending_;
-  std::map<std::string, std::pair<int64_t, std::vector<double>>> pending_rows_;  // width, values
+  std::unique_ptr<h5::File> file_;
+  std::map<std::string, std::vector<double>> pending_;  // rows of each series, flattened
 };
 
 std::string code_version();

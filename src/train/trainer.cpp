@@ -20,6 +20,7 @@
 #include "train/evomoe.hpp"
 #include "train/preemption.hpp"
 #include "train/progress.hpp"
+#include "train/run_dir.hpp"
 #include "train/runtime.hpp"
 #include "train/scheduler.hpp"
 
@@ -35,6 +36,23 @@ int64_t whole_model_parameters(const ParamRegistry& reg) {
   int64_t n = 0;
   for (const auto& p : reg.all()) n += p.global_rows * p.row_elements();
   return n;
+}
+
+// Every series the loop below records (the results file declares them up front).
+std::vector<Series> results_series(const GptConfig& mc, const std::vector<int>& moe_blocks) {
+  std::vector<Series> s;
+  for (const char* name :
+       {"step", "tau", "loss", "ce", "aux", "consistency", "lr", "grad_norm", "tokens_per_s",
+        "step_s", "a2a_s", "a2a_bytes", "a2a_calls", "gate_drop"})
+    s.push_back({fmt::format("/train/{}", name)});
+  for (const char* name : {"step", "loss", "ppl"}) s.push_back({fmt::format("/valid/{}", name)});
+  for (int i : moe_blocks) {
+    s.push_back({fmt::format("/routing/block{}/load", i), mc.moe.num_experts});
+    s.push_back({fmt::format("/routing/block{}/dropped", i)});
+    s.push_back({fmt::format("/routing/block{}/experts_per_token", i)});
+  }
+  if (mc.moe.gate == "evomoe") s.insert(s.end(), {{"/phase/step"}, {"/phase/id"}});
+  return s;
 }
 }  // namespace
 
@@ -71,11 +89,14 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
   }
   const Scheduler scheduler(cfg, first);
   const Batches train_batches(train_split, mc.seq_len), valid_batches(valid_split, mc.seq_len);
-  std::optional<ResultsFile> results;
-  if (root) results.emplace(cfg.run_dir() + "/results.h5", cfg.ini, rt.describe(), first);
   std::vector<int> moe_blocks;
   for (int i = 0; i < mc.n_layer; ++i)
     if (mc.is_moe_block(i)) moe_blocks.push_back(i);
+  std::optional<ResultsFile> results;
+  if (root && from.empty() && cfg.overwrite) remove_earlier_checkpoints(cfg.run_dir());
+  if (root)
+    results.emplace(cfg.run_dir() + "/results.h5", cfg.ini, rt.describe(),
+                    results_series(mc, moe_blocks), first);
 
   TrainResult r;
   r.parameters = whole_model_parameters(reg);
