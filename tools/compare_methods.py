@@ -2,7 +2,7 @@
 """Compares the routing methods on the bundled corpus: several seeds each, mean and standard
 deviation of the best validation perplexity, at equal steps and compute-matched (THOR runs two
 passes per step, so Switch also runs twice the steps), with capacity groups of a rank's whole
-batch (so Switch drops few tokens; the drop rate is reported), Gating Dropout's saving as
+batch and capacity factor 2.0 (so Switch drops a few percent; the drop rate is reported), Gating Dropout's saving as
 exchange bytes and calls, and a verdict per seed claim. Writes table.md, compare.h5 and
 valid_curves.png under OUT/REGIME.
 
@@ -21,8 +21,9 @@ the dense FFN, so a token's active FLOPs match the dense model's, except GShard'
 THOR's (two passes per step) and EvoMoE's dense-to-sparse phase (up to E experts per token).
 
 usage: /usr/bin/python3 tools/compare_methods.py [--regime full|subset] [--steps 300]
-           [--seeds 1 2 3] [--ranks 2] [--methods NAME ...] [--subset_tokens 1000000]
+           [--seeds 1 2 3] [--ranks 2] [--methods NAME ...] [--subset_tokens 200000]
            [--dropout 0.1] [--label_smoothing 0.1] [--out results/compare]
+           [--bin build/moetrain]  (a copy of the binary lets the build change meanwhile)
 """
 import argparse
 import math
@@ -50,8 +51,8 @@ METHODS = {  # name: (config, steps factor, note on active FLOPs per token, extr
     "switch_gd": ("configs/switch_gd.ini", 1, "1 expert", []),
     "evomoe": ("configs/evomoe.ini", 1, "1 expert; up to 8 while the gate is dense", []),
 }
-BATCH, RANKS_DEFAULT = 16, 2
-SIZE = ["--model.seq_len", "64", "--model.d_model", "128", "--model.n_layer", "4",
+BATCH, RANKS_DEFAULT, CAPACITY = 16, 2, 2.0
+SIZE = ["--moe.capacity_factor", str(CAPACITY), "--model.seq_len", "64", "--model.d_model", "128", "--model.n_layer", "4",
         "--model.n_head", "4", "--model.d_ff", "512", "--train.batch_size", str(BATCH),
         "--train.eval_batches", "50", "--train.log_every", "100"]
 
@@ -86,7 +87,7 @@ def subset_data(out, tokens):
     return folder
 
 
-def run(name, seed, steps, ranks, out, extra):
+def run(name, seed, steps, ranks, out, extra, binary):
     """Trains one method with one seed, or reuses its finished run (delete OUT/REGIME/runs to
     train again), and reads its results."""
     config, factor, _, own = METHODS[name]
@@ -97,7 +98,7 @@ def run(name, seed, steps, ranks, out, extra):
            "-x", "OMP_NUM_THREADS=1", "-x", "OMPI_MCA_mpi_yield_when_idle=1"]
     if os.geteuid() == 0:
         mpi.append("--allow-run-as-root")
-    cmd = mpi + ["build/moetrain", "train", "--config", config, *SIZE, *extra,
+    cmd = mpi + [binary, "train", "--config", config, *SIZE, *extra,
                  "--moe.group_sequences", str(local), "--train.steps", str(steps),
                  "--train.warmup", str(max(1, steps // 10)), "--train.eval_every",
                  str(max(1, steps // 6)), "--run.seed", str(seed), "--run.name", run_name,
@@ -136,10 +137,11 @@ def main():
     ap.add_argument("--ranks", type=int, default=RANKS_DEFAULT)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
-    ap.add_argument("--subset_tokens", type=int, default=1000000)
+    ap.add_argument("--subset_tokens", type=int, default=200000)
     ap.add_argument("--dropout", type=float, default=None, help="default: 0 full, 0.1 subset")
     ap.add_argument("--label_smoothing", type=float, default=None, help="as --dropout")
     ap.add_argument("--out", default="results/compare")
+    ap.add_argument("--bin", default="build/moetrain")
     args = ap.parse_args()
     out = f"{args.out}/{args.regime}"
     os.makedirs(out, exist_ok=True)
@@ -149,12 +151,13 @@ def main():
     extra = ["--model.dropout", str(dropout), "--train.label_smoothing", str(smoothing)]
     if subset:
         extra += ["--data.dir", subset_data(out, args.subset_tokens)]
-    results = {m: [run(m, s, args.steps, args.ranks, out, extra) for s in args.seeds]
+    results = {m: [run(m, s, args.steps, args.ranks, out, extra, args.bin) for s in args.seeds]
                for m in args.methods}
 
     tokens = args.steps * BATCH * 64
     command = (f"/usr/bin/python3 tools/compare_methods.py --regime {args.regime} --steps "
                f"{args.steps} --ranks {args.ranks} --seeds {' '.join(map(str, args.seeds))}"
+               + (f" --subset_tokens {args.subset_tokens}" if subset else "")
                + (f" --methods {' '.join(args.methods)}" if args.methods != list(METHODS) else ""))
     data = (f"the first {args.subset_tokens} training tokens, {tokens / args.subset_tokens:.1f} "
             "epochs" if subset else "the whole training split")
@@ -162,7 +165,8 @@ def main():
              f"Model: d=128, 4 blocks (2 MoE blocks of 8 experts as wide as the dense FFN, 512), "
              f"context 64, batch {BATCH} ({args.steps} steps = {tokens} tokens; {data}), "
              f"dropout {dropout}, label smoothing {smoothing}, {args.ranks} ranks, capacity groups "
-             f"of {BATCH // args.ranks} sequences; validation on 50 x 16 windows of the validation "
+             f"of {BATCH // args.ranks} sequences at capacity factor {CAPACITY} (Switch, GShard, "
+             "Gating Dropout; hash, THOR and EvoMoE are dropless); validation on 50 x 16 windows of the validation "
              "split. Best validation perplexity over the run's evaluations, mean +- standard "
              f"deviation over seeds {args.seeds}.", "",
              "| method | best valid ppl (per seed) | mean +- sd | choices dropped | a2a bytes/step "
