@@ -2,8 +2,9 @@
 # Resuming: periodic checkpoints (the newest K kept), --resume latest by step with its file left
 # intact, bitwise on the same layout (also from an older checkpoint after the run went on; EvoMoE
 # across its phases; dropout, label smoothing and micro-batches),
-# resharded 4 -> 2 -> 1 ranks within float tolerance, and truncated or mismatched checkpoints
-# stopping every rank with a message that names the file.
+# resharded 4 -> 2 -> 1 ranks within float tolerance, truncated, mismatched, damaged or NaN
+# checkpoints stopping every rank with a message that names the file (and the dataset), and
+# --resume latest passing over a damaged newest checkpoint.
 # usage: resume.sh MOETRAIN TESTDATA_DIR
 set -uo pipefail
 bin=$1 data=$2
@@ -128,4 +129,41 @@ fails "rank 2: error: $mid: cannot resume on this layout: moe.experts = 4 is not
 every_rank 3 "$mid: cannot resume on this layout"
 fails "rank 1: error: .*truncated.h5" "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name t --resume "$tmp/truncated.h5"
 every_rank 2 ".*truncated.h5: cannot open HDF5 file"
+# Checkpoint integrity: every dataset carries a Fletcher32 checksum; a byte flipped inside
+# /model/wte's data is reported by name (eval and resume); --resume latest passes over a damaged
+# newest checkpoint with a warning and resumes from the newest intact one; NaN is reported by name.
+/usr/bin/python3 - "$mid" "$tmp/flip.h5" "$tmp/nan.h5" <<'PY' || exit 1
+import shutil, sys, h5py, numpy as np
+src, flip, nan = sys.argv[1:]
+with h5py.File(src) as f:
+    names = []
+    f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+    assert names and all(f[n].fletcher32 for n in names), "a dataset without a checksum"
+    offset = f["model/wte"].id.get_chunk_info(0).byte_offset
+shutil.copy(src, flip)
+with open(flip, "r+b") as g:
+    g.seek(offset + 100)
+    b = g.read(1)
+    g.seek(offset + 100)
+    g.write(bytes([b[0] ^ 0x10]))
+shutil.copy(src, nan)
+with h5py.File(nan, "a") as f:
+    f["model/wte"][3, 5] = np.nan
+print(f"ok: all {len(names)} datasets checksummed; flipped a byte of /model/wte at {offset + 100}")
+PY
+fails "error: $tmp/flip.h5: cannot read (rows of )?dataset /model/wte \(its checksum does not match" \
+  "$bin" eval --checkpoint "$tmp/flip.h5" --batches 1
+fails "error: $tmp/flip.h5: cannot read (rows of )?dataset /model/wte \(its checksum does not match" \
+  "$bin" train "${args[@]}" --run.name t --resume "$tmp/flip.h5"
+fails "error: $tmp/nan.h5: /model/wte holds NaN or Inf" "$bin" eval --checkpoint "$tmp/nan.h5" --batches 1
+mkdir -p "$tmp/damaged/checkpoints"
+cp "$tmp/whole/checkpoints/step_00000008.h5" "$tmp/damaged/checkpoints/"
+cp "$tmp/flip.h5" "$tmp/damaged/checkpoints/step_00000010.h5"
+/usr/bin/python3 -c "import h5py, numpy as np; f = h5py.File('$tmp/damaged/checkpoints/step_00000010.h5', 'a'); f.attrs['step'] = np.int64(10)"
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name damaged --resume latest
+grep -q "warning: --resume latest passes over $tmp/damaged/checkpoints/step_00000010.h5: cannot read .*/model/wte" "$tmp/log" &&
+  grep -q "resuming after step 8 from $tmp/damaged/checkpoints/step_00000008.h5" "$tmp/log" ||
+  { echo "FAIL: --resume latest did not pass over the damaged checkpoint"; cat "$tmp/log"; exit 1; }
+[ "$(grep -c "warning: " "$tmp/log")" -eq 1 ] || { echo "FAIL: not one warning"; cat "$tmp/log"; exit 1; }
+echo "ok: $(grep warning "$tmp/log" | cut -c1-150)..."
 echo "all resume cases passed"

@@ -24,7 +24,8 @@ int train(const Args& args) {
   std::string resume = take_flag(rest, "--resume");
   const Device device = parse_device(take_flag(rest, "--device", "cpu"));
   const Config cfg = parse_config(rest);
-  if (resume == "latest") resume = latest_checkpoint(cfg.run_dir());
+  std::vector<std::string> damaged;  // newer checkpoints --resume latest passed over
+  if (resume == "latest") resume = latest_checkpoint(cfg.run_dir(), damaged);
   Runtime rt;
   try {
     rt = make_runtime(cfg, device);
@@ -32,6 +33,9 @@ int train(const Args& args) {
     if (resume.empty()) throw;
     fail("{}: cannot resume on this layout: {}", resume, e.what());
   }
+  if (rt.root())
+    for (const std::string& problem : damaged)
+      std::cerr << "moetrain: warning: --resume latest passes over " << problem << "\n";
   const RunDirLock lock = claim_run_dir(cfg, !resume.empty(), *rt.groups.world);
   install_preemption_handlers();
   mt::train(cfg, rt, false, resume);

@@ -13,6 +13,23 @@ std::vector<int> ProcessGroup::exchange_counts(const std::vector<int>& send_coun
   return recv;
 }
 
+void ProcessGroup::on_root(const std::function<void()>& io) {
+  std::string message;
+  if (rank() == 0) {
+    try {
+      io();
+    } catch (const Error& e) {
+      message = e.what();
+      if (message.empty()) message = "failed";
+    }
+  }
+  int64_t n = int64_t(message.size());
+  broadcast(&n, sizeof n, 0);
+  message.resize(size_t(n));
+  if (n > 0) broadcast(message.data(), n, 0);
+  MT_CHECK(message.empty(), "{}", message);
+}
+
 MpiGroup::MpiGroup(MPI_Comm comm, std::string name) : comm_(comm), name_(std::move(name)) {
   MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
   MPI_Comm_rank(comm_, &rank_);

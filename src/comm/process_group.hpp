@@ -4,6 +4,7 @@
 // every rank (MPI_Abort), so no rank is left waiting.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ class ProcessGroup {
 
   // recv_counts[p] = what peer p sends this rank, from every rank's send_counts.
   std::vector<int> exchange_counts(const std::vector<int>& send_counts);
+  // Collective: runs `io` on rank 0 only (file writes); when it throws mt::Error, every rank
+  // throws rank 0's message, so no rank is left waiting and each says why.
+  void on_root(const std::function<void()>& io);
 };
 
 }  // namespace mt

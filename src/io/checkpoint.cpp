@@ -4,7 +4,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <memory>
 #include <vector>
@@ -20,6 +23,12 @@ void fsync_path(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY);
   MT_CHECK(fd >= 0 && ::fsync(fd) == 0, "{}: fsync failed", path);
   ::close(fd);
+}
+
+// NaN or Inf in a stored tensor: a checkpoint to report, not to train from.
+void check_finite(const h5::File& f, const std::string& name, const float* data, int64_t n) {
+  MT_CHECK(std::all_of(data, data + n, [](float x) { return std::isfinite(x); }),
+           "{}: {} holds NaN or Inf", f.path(), name);
 }
 
 void check_format(const h5::File& f) {
@@ -115,6 +124,7 @@ void load_model(const std::string& path, ParamRegistry& reg) {
   for (size_t i = 0; i < reg.size(); ++i) {
     const ParamInfo& p = reg.info(int(i));
     h5::read_rows(f, "/model/" + p.name, values + p.offset, p.shape, p.global_rows, p.row_offset);
+    check_finite(f, "/model/" + p.name, values + p.offset, p.shape.numel());
   }
   store_host_floats(reg.value_buffer(), staging);
 }
@@ -139,29 +149,58 @@ int64_t load_optimizer(const std::string& path, const ParamRegistry& reg, AdamW&
   float* v = host_floats(opt.v(), staged_v);
   for (size_t i = 0; i < reg.size(); ++i) {
     const ParamInfo& p = reg.info(int(i));
-    h5::read_rows(f, "/optim/" + p.name + "/m", m + p.offset, p.shape, p.global_rows, p.row_offset);
-    h5::read_rows(f, "/optim/" + p.name + "/v", v + p.offset, p.shape, p.global_rows, p.row_offset);
+    for (auto [moment, data] : {std::pair{"m", m}, std::pair{"v", v}}) {
+      const std::string name = "/optim/" + p.name + "/" + moment;
+      h5::read_rows(f, name, data + p.offset, p.shape, p.global_rows, p.row_offset);
+      check_finite(f, name, data + p.offset, p.shape.numel());
+    }
   }
   store_host_floats(opt.m(), staged_m);
   store_host_floats(opt.v(), staged_v);
   return h5::attr_int(f, "/optim", "step");
 }
 
-std::string latest_checkpoint(const std::string& run_dir) {
+std::string checkpoint_problem(const std::string& path) {
+  try {
+    const h5::File f(path, h5::File::Read);
+    check_format(f);
+    h5::attr_int(f, "/", "step");
+    for (const std::string& name : h5::datasets(f)) {
+      std::vector<float> data(h5::shape_of(f, name).numel());
+      h5::read(f, name, data.data(), h5::shape_of(f, name));  // verifies the checksums
+      check_finite(f, name, data.data(), int64_t(data.size()));
+    }
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string latest_checkpoint(const std::string& run_dir, std::vector<std::string>& skipped) {
   namespace fs = std::filesystem;
   std::vector<fs::path> candidates = {fs::path(run_dir) / "checkpoint.h5"};
   if (fs::is_directory(fs::path(run_dir) / "checkpoints"))
     for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "checkpoints"))
       if (e.path().extension() == ".h5") candidates.push_back(e.path());
-  std::string best;
-  int64_t best_step = -1;
+  std::vector<std::pair<int64_t, std::string>> by_step;  // unreadable steps sort first: -1
   for (const auto& c : candidates) {
     if (!fs::exists(c)) continue;
-    const int64_t s = checkpoint_step(c.string());  // a damaged file stops with its name
-    if (s > best_step) best_step = s, best = c.string();
+    int64_t step = -1;
+    try {
+      step = checkpoint_step(c.string());
+    } catch (const Error&) {
+    }
+    by_step.emplace_back(step, c.string());
   }
-  MT_CHECK(!best.empty(), "--resume latest: no checkpoint in {}", run_dir);
-  return best;
+  std::sort(by_step.rbegin(), by_step.rend());  // newest first
+  for (const auto& [step, path] : by_step) {
+    const std::string problem = checkpoint_problem(path);
+    if (problem.empty()) return path;
+    skipped.push_back(problem);
+  }
+  MT_CHECK(by_step.empty(), "--resume latest: no intact checkpoint in {} (of {}: {})", run_dir,
+           by_step.size(), fmt::join(skipped, "; "));
+  fail("--resume latest: no checkpoint in {}", run_dir);
 }
 
 void prune_checkpoints(const std::string& run_dir, int64_t keep) {

@@ -6,6 +6,7 @@
 #pragma once
 #include <map>
 #include <string>
+#include <vector>
 
 #include "comm/topology.hpp"
 #include "optim/adamw.hpp"
@@ -26,9 +27,14 @@ void save_checkpoint(const std::string& path, const ParamRegistry& reg, AdamW& o
 void load_model(const std::string& path, ParamRegistry& reg);
 // Loads the Adam moments (this rank's rows) and returns the optimizer's step count.
 int64_t load_optimizer(const std::string& path, const ParamRegistry& reg, AdamW& opt);
-// The newest finished checkpoint of a run folder (<run>/checkpoint.h5 and <run>/checkpoints/*.h5,
-// by their step attribute); throws if there is none.
-std::string latest_checkpoint(const std::string& run_dir);
+// What is wrong with a checkpoint (empty: nothing): unreadable, another format, a dataset whose
+// checksum does not match, or a tensor holding NaN or Inf, naming the file and the dataset.
+// Reads the whole file.
+std::string checkpoint_problem(const std::string& path);
+// The newest intact checkpoint of a run folder (<run>/checkpoint.h5 and <run>/checkpoints/*.h5,
+// by their step attribute): newer ones with a problem are passed over, their problems appended
+// to `skipped`. Throws if there is none.
+std::string latest_checkpoint(const std::string& run_dir, std::vector<std::string>& skipped);
 // Deletes all but the newest `keep` files of <run>/checkpoints/.
 void prune_checkpoints(const std::string& run_dir, int64_t keep);
 

@@ -1,7 +1,12 @@
 // HDF5 helpers implementation.
 #include "io/h5.hpp"
 
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include "tensor/error.hpp"
 
@@ -10,9 +15,28 @@ namespace mt::h5 {
 namespace {
 
 struct Quiet {
-  Quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+  Quiet() {
+    // No clean-up at exit: after a failed write (a full disk) HDF5's own exit handler would
+    // close the broken file again and crash; every file here is closed by its owner.
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  }
 };
 const Quiet quiet_hdf5;  // errors become exceptions, not stack dumps on stderr
+
+// The system's reason for a failed write (HDF5 leaves the write's errno), for messages; callers
+// clear errno before the call.
+std::string reason() {
+  return errno ? fmt::format(" ({})", std::strerror(errno)) : "";
+}
+
+// Whether an HDF5 write call (errno cleared before it) failed: its result, or a failed write(2)
+// it did not report. HDF5 1.10 in SWMR mode returns success from H5Dwrite and H5Fflush after
+// pwrite failed with ENOSPC (seen with strace on a full tmpfs): the rows were lost, not written.
+bool write_failed(herr_t result) {
+  return result < 0 || errno == ENOSPC || errno == EDQUOT || errno == EIO || errno == EFBIG ||
+         errno == EROFS;
+}
 
 // Closes an HDF5 handle when it leaves scope.
 struct Handle {
@@ -22,6 +46,7 @@ struct Handle {
     if (id >= 0) close(id);
   }
   operator hid_t() const { return id; }
+  hid_t release() { return std::exchange(id, -1); }
 };
 
 std::vector<hsize_t> dims_of(const Shape& s) {
@@ -36,16 +61,34 @@ Handle link_creation_props() {
   return p;
 }
 
+// Whole arrays are chunked (up to 2^20 elements a chunk, whole rows) with HDF5's Fletcher32
+// checksum on every chunk, which every read verifies; an empty array cannot be chunked.
+Handle checksummed(const std::vector<hsize_t>& dims) {
+  Handle dcpl{H5Pcreate(H5P_DATASET_CREATE), H5Pclose};
+  hsize_t n = 1;
+  for (hsize_t d : dims) n *= d;
+  if (dims.empty() || n == 0) return dcpl;
+  std::vector<hsize_t> chunk = dims;
+  const hsize_t row = n / dims[0];
+  chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(dims[0], (hsize_t(1) << 20) / row));
+  H5Pset_chunk(dcpl, int(chunk.size()), chunk.data());
+  H5Pset_fletcher32(dcpl);
+  return dcpl;
+}
+
 void write_raw(const File& f, const std::string& name, hid_t type, const void* data,
                const Shape& shape) {
   auto dims = dims_of(shape);
   Handle space{H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose};
   Handle lcpl = link_creation_props();
-  Handle ds{H5Dcreate2(f.id(), name.c_str(), type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
-            H5Dclose};
-  MT_CHECK(ds >= 0, "{}: cannot create dataset {}", f.path(), name);
-  MT_CHECK(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0,
-           "{}: cannot write dataset {}", f.path(), name);
+  Handle dcpl = checksummed(dims);
+  errno = 0;
+  Handle ds{H5Dcreate2(f.id(), name.c_str(), type, space, lcpl, dcpl, H5P_DEFAULT), H5Dclose};
+  MT_CHECK(ds >= 0, "{}: cannot create dataset {}{}", f.path(), name, reason());
+  MT_CHECK(!write_failed(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data)),
+           "{}: cannot write dataset {}{}", f.path(), name, reason());
+  MT_CHECK(!write_failed(H5Dclose(ds.release())), "{}: cannot write dataset {}{}", f.path(), name,
+           reason());
 }
 
 Handle open_dataset(const File& f, const std::string& name) {
@@ -65,9 +108,10 @@ void write_attr(const File& f, const std::string& object, const std::string& key
                 hid_t space, const void* v) {
   Handle o = open_object(f, object);
   if (H5Aexists(o, key.c_str()) > 0) H5Adelete(o, key.c_str());
+  errno = 0;
   Handle a{H5Acreate2(o, key.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose};
-  MT_CHECK(a >= 0 && H5Awrite(a, type, v) >= 0, "{}: cannot write attribute {}:{}", f.path(),
-           object, key);
+  MT_CHECK(a >= 0 && H5Awrite(a, type, v) >= 0, "{}: cannot write attribute {}:{}{}", f.path(),
+           object, key, reason());
 }
 
 Handle open_attr(const File& f, const std::string& object, const std::string& key) {
@@ -83,6 +127,7 @@ File::File(const std::string& path, Mode mode) : path_(path) {
   MT_CHECK(mode == Create || mode == CreateSwmr || std::filesystem::exists(path),
            "{}: no such file", path);
   const bool create = mode == Create || mode == CreateSwmr;
+  errno = 0;
   switch (mode) {
     case Read:
       id_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
@@ -100,8 +145,9 @@ File::File(const std::string& path, Mode mode) : path_(path) {
       break;
     }
   }
-  MT_CHECK(id_ >= 0, "{}: cannot {} HDF5 file ({})", path, create ? "create" : "open",
-           create ? "is the folder writable?" : "not HDF5, truncated or unreadable");
+  MT_CHECK(id_ >= 0, "{}: cannot {} HDF5 file{}", path, create ? "create" : "open",
+           create ? (errno ? reason() : " (is the folder writable?)")
+                  : " (not HDF5, truncated or unreadable)");
 }
 
 File::~File() {
@@ -119,7 +165,8 @@ bool File::exists(const std::string& object) const {
 }
 
 void File::flush() const {
-  MT_CHECK(H5Fflush(id_, H5F_SCOPE_GLOBAL) >= 0, "{}: flush failed", path_);
+  errno = 0;
+  MT_CHECK(!write_failed(H5Fflush(id_, H5F_SCOPE_GLOBAL)), "{}: flush failed{}", path_, reason());
 }
 
 void File::start_swmr() const {
@@ -168,7 +215,8 @@ void read(const File& f, const std::string& name, float* data, const Shape& expe
            expected.str());
   Handle ds = open_dataset(f, name);
   MT_CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0,
-           "{}: cannot read dataset {} (corrupt file?)", f.path(), name);
+           "{}: cannot read dataset {} (its checksum does not match, or the file is damaged)",
+           f.path(), name);
 }
 
 void read_rows(const File& f, const std::string& name, float* data, const Shape& local,
@@ -184,15 +232,18 @@ void read_rows(const File& f, const std::string& name, float* data, const Shape&
   start[0] = hsize_t(row_offset);
   H5Sselect_hyperslab(space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
   Handle mem{H5Screate_simple(int(count.size()), count.data(), nullptr), H5Sclose};
-  MT_CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, data) >= 0,
-           "{}: cannot read rows of dataset {} (corrupt file?)", f.path(), name);
+  MT_CHECK(
+      H5Dread(ds, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, data) >= 0,
+      "{}: cannot read rows of dataset {} (its checksum does not match, or the file is damaged)",
+      f.path(), name);
 }
 
 std::vector<int32_t> read_i32(const File& f, const std::string& name) {
   std::vector<int32_t> out(shape_of(f, name).numel());
   Handle ds = open_dataset(f, name);
   MT_CHECK(H5Dread(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) >= 0,
-           "{}: cannot read dataset {} (corrupt file?)", f.path(), name);
+           "{}: cannot read dataset {} (its checksum does not match, or the file is damaged)",
+           f.path(), name);
   return out;
 }
 
@@ -200,7 +251,8 @@ std::vector<double> read_f64(const File& f, const std::string& name) {
   std::vector<double> out(shape_of(f, name).numel());
   Handle ds = open_dataset(f, name);
   MT_CHECK(H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) >= 0,
-           "{}: cannot read dataset {} (corrupt file?)", f.path(), name);
+           "{}: cannot read dataset {} (its checksum does not match, or the file is damaged)",
+           f.path(), name);
   return out;
 }
 
@@ -291,12 +343,15 @@ void create_series(const File& f, const std::string& name, int64_t width,
   Handle dcpl{H5Pcreate(H5P_DATASET_CREATE), H5Pclose};
   H5Pset_chunk(dcpl, rank, chunk);
   Handle lcpl = link_creation_props();
+  errno = 0;
   Handle ds{H5Dcreate2(f.id(), name.c_str(), H5T_NATIVE_DOUBLE, space, lcpl, dcpl, H5P_DEFAULT),
             H5Dclose};
-  MT_CHECK(ds >= 0, "{}: cannot create dataset {}", f.path(), name);
+  MT_CHECK(ds >= 0, "{}: cannot create dataset {}{}", f.path(), name, reason());
   MT_CHECK(rows.empty() ||
                H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()) >= 0,
-           "{}: cannot write dataset {}", f.path(), name);
+           "{}: cannot write dataset {}{}", f.path(), name, reason());
+  MT_CHECK(!write_failed(H5Dclose(ds.release())), "{}: cannot write dataset {}{}", f.path(), name,
+           reason());
 }
 
 void append(const File& f, const std::string& name, const std::vector<double>& values) {
@@ -313,13 +368,18 @@ void append(const File& f, const std::string& name, const std::vector<double>& v
   MT_CHECK(rows * w == values.size(), "{}: {} values do not fill rows of {} in {}", f.path(),
            values.size(), w, name);
   hsize_t grown[2] = {old[0] + rows, w};
-  MT_CHECK(H5Dset_extent(ds, grown) >= 0, "{}: cannot extend {}", f.path(), name);
+  errno = 0;
+  MT_CHECK(!write_failed(H5Dset_extent(ds, grown)), "{}: cannot extend {}{}", f.path(), name,
+           reason());
   Handle space{H5Dget_space(ds), H5Sclose};
   hsize_t start[2] = {old[0], 0}, count[2] = {rows, w};
   H5Sselect_hyperslab(space, H5S_SELECT_SET, start, nullptr, count, nullptr);
   Handle mem{H5Screate_simple(rank, count, nullptr), H5Sclose};
-  MT_CHECK(H5Dwrite(ds, H5T_NATIVE_DOUBLE, mem, space, H5P_DEFAULT, values.data()) >= 0,
-           "{}: cannot append to {}", f.path(), name);
+  MT_CHECK(!write_failed(H5Dwrite(ds, H5T_NATIVE_DOUBLE, mem, space, H5P_DEFAULT, values.data())),
+           "{}: cannot append to {}{}", f.path(), name, reason());
+  // Closing writes the chunks (and reports a failed write only through errno).
+  MT_CHECK(!write_failed(H5Dclose(ds.release())), "{}: cannot append to {}{}", f.path(), name,
+           reason());
 }
 
 }  // namespace mt::h5

@@ -36,7 +36,8 @@ class File {
   std::string path_;
 };
 
-// Whole arrays; parent groups are created as needed. Shapes are checked on read.
+// Whole arrays, each chunk with a Fletcher32 checksum that reads verify (a damaged dataset fails
+// to read, by name); parent groups are created as needed. Shapes are checked on read.
 void write(const File& f, const std::string& name, const float* data, const Shape& shape);
 void write(const File& f, const std::string& name, const int32_t* data, const Shape& shape);
 Shape shape_of(const File& f, const std::string& name);

@@ -65,34 +65,18 @@ std::vector<std::string> earlier_outputs(const std::string& run_dir) {
   return found;
 }
 
-// Rank 0's message (empty: none) on every rank.
-std::string share(std::string message, ProcessGroup& world) {
-  int64_t n = int64_t(message.size());
-  world.broadcast(&n, sizeof n, 0);
-  message.resize(size_t(n));
-  if (n > 0) world.broadcast(message.data(), n, 0);
-  return message;
-}
 }  // namespace
 
 RunDirLock claim_run_dir(const Config& cfg, bool resuming, ProcessGroup& world) {
   RunDirLock lock;
-  std::string problem;
-  if (world.rank() == 0) {
-    try {
-      lock = RunDirLock(cfg.run_dir());
-      const std::vector<std::string> found = earlier_outputs(cfg.run_dir());
-      if (!resuming && !cfg.overwrite && !found.empty())
-        problem = fmt::format(
-            "{} holds an earlier run ({}): continue it with --resume latest, or replace it with "
-            "--run.overwrite true",
-            cfg.run_dir(), fmt::join(found, ", "));
-    } catch (const Error& e) {
-      problem = e.what();
-    }
-  }
-  problem = share(problem, world);
-  MT_CHECK(problem.empty(), "{}", problem);
+  world.on_root([&] {
+    lock = RunDirLock(cfg.run_dir());
+    const std::vector<std::string> found = earlier_outputs(cfg.run_dir());
+    MT_CHECK(resuming || cfg.overwrite || found.empty(),
+             "{} holds an earlier run ({}): continue it with --resume latest, or replace it with "
+             "--run.overwrite true",
+             cfg.run_dir(), fmt::join(found, ", "));
+  });
   return lock;
 }
 

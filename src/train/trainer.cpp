@@ -92,11 +92,13 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
   std::vector<int> moe_blocks;
   for (int i = 0; i < mc.n_layer; ++i)
     if (mc.is_moe_block(i)) moe_blocks.push_back(i);
+  // Rank 0 writes the results; a failed write (a full disk) stops every rank with its message.
   std::optional<ResultsFile> results;
-  if (root && from.empty() && cfg.overwrite) remove_earlier_checkpoints(cfg.run_dir());
-  if (root)
+  rt.groups.world->on_root([&] {
+    if (from.empty() && cfg.overwrite) remove_earlier_checkpoints(cfg.run_dir());
     results.emplace(cfg.run_dir() + "/results.h5", cfg.ini, rt.describe(),
                     results_series(mc, moe_blocks), first);
+  });
 
   TrainResult r;
   r.parameters = whole_model_parameters(reg);
@@ -268,7 +270,8 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
       say(fmt::format("valid | step {} | loss {:.4f} | ppl {:.2f} | {} tokens", step + 1,
                       r.valid_loss, r.valid_ppl, v.count));
     }
-    if (root && (plan.log || plan.eval || plan.checkpoint)) results->flush();
+    if (plan.log || plan.eval || plan.checkpoint)
+      rt.groups.world->on_root([&] { results->flush(); });
     steps_done = step + 1;
     if (plan.checkpoint) {
       const std::string path =
