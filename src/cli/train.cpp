@@ -24,19 +24,22 @@ int train(const Args& args) {
   std::string resume = take_flag(rest, "--resume");
   const Device device = parse_device(take_flag(rest, "--device", "cpu"));
   const Config cfg = parse_config(rest);
-  std::vector<std::string> damaged;  // newer checkpoints --resume latest passed over
-  if (resume == "latest") resume = latest_checkpoint(cfg.run_dir(), damaged);
   Runtime rt;
   try {
     rt = make_runtime(cfg, device);
   } catch (const Error& e) {
     if (resume.empty()) throw;
-    fail("{}: cannot resume on this layout: {}", resume, e.what());
+    fail("{}: cannot resume on this layout: {}", resume == "latest" ? "--resume latest" : resume,
+         e.what());
   }
-  if (rt.root())
-    for (const std::string& problem : damaged)
-      std::cerr << "moetrain: warning: --resume latest passes over " << problem << "\n";
   const RunDirLock lock = claim_run_dir(cfg, !resume.empty(), *rt.groups.world);
+  if (resume == "latest") {            // the folder is ours now: nothing writes a newer checkpoint
+    std::vector<std::string> damaged;  // newer checkpoints passed over
+    resume = latest_checkpoint(cfg.run_dir(), damaged);
+    if (rt.root())
+      for (const std::string& problem : damaged)
+        std::cerr << "moetrain: warning: --resume latest passes over " << problem << "\n";
+  }
   install_preemption_handlers();
   mt::train(cfg, rt, false, resume);
   return 0;

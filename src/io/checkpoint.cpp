@@ -166,8 +166,9 @@ std::string checkpoint_problem(const std::string& path) {
     check_format(f);
     h5::attr_int(f, "/", "step");
     for (const std::string& name : h5::datasets(f)) {
-      std::vector<float> data(h5::shape_of(f, name).numel());
-      h5::read(f, name, data.data(), h5::shape_of(f, name));  // verifies the checksums
+      const Shape shape = h5::shape_of(f, name);
+      std::vector<float> data(shape.numel());
+      h5::read(f, name, data.data(), shape);  // verifies the checksums
       check_finite(f, name, data.data(), int64_t(data.size()));
     }
   } catch (const Error& e) {

@@ -132,9 +132,6 @@ File::File(const std::string& path, Mode mode) : path_(path) {
     case Read:
       id_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
       break;
-    case ReadWrite:
-      id_ = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-      break;
     case Create:
       id_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
       break;

@@ -16,7 +16,7 @@ namespace mt::h5 {
 class File {
  public:
   // Create truncates an existing file; CreateSwmr also does, in the format SWMR writing needs.
-  enum Mode { Read, ReadWrite, Create, CreateSwmr };
+  enum Mode { Read, Create, CreateSwmr };
   File(const std::string& path, Mode mode);
   ~File();
   File(const File&) = delete;
