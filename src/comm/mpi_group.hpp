@@ -1,4 +1,5 @@
-// ProcessGroup over an MPI communicator. Errors return (MPI_ERRORS_RETURN) and become mt::Error.
+// ProcessGroup over an MPI communicator. Errors return (MPI_ERRORS_RETURN) and become mt::Error;
+// every collective starts non-blocking and waits in hang_watch::wait, which bounds it.
 #pragma once
 #include <mpi.h>
 

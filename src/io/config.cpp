@@ -66,6 +66,7 @@ po::options_description options(Config& c) {
     ("dist.ep_size", po::value(&c.ep_size)->default_value(c.ep_size), "ranks sharing one set of experts (0: all)")
     ("dist.a2a", po::value(&c.a2a)->default_value(c.a2a), "token all-to-all: flat | hierarchical")
     ("dist.ranks_per_node", po::value(&c.ranks_per_node)->default_value(c.ranks_per_node), "ranks per node (0: detect; >0: one machine stands for several nodes)")
+    ("dist.timeout_s", po::value(&c.timeout_s)->default_value(c.timeout_s), "seconds a collective may make no progress before the job ends with a report of who it waited on (0: wait forever)")
     ("train.batch_size", po::value(&c.batch_size)->default_value(c.batch_size), "sequences per step")
     ("train.micro_batch_size", po::value(&c.micro_batch_size)->default_value(c.micro_batch_size), "sequences per rank per forward and backward, accumulated into train.batch_size (0: the whole batch at once)")
     ("train.steps", po::value(&c.steps)->default_value(c.steps), "optimizer steps")
@@ -188,8 +189,8 @@ void validate(const Config& c) {
            "config: train.precision = '{}' (fp32 or bf16)", c.precision);
   MT_CHECK(c.a2a == "flat" || c.a2a == "hierarchical",
            "config: dist.a2a = '{}' (flat or hierarchical)", c.a2a);
-  MT_CHECK(c.ep_size >= 0 && c.ranks_per_node >= 0,
-           "config: dist.ep_size and dist.ranks_per_node must be >= 0");
+  MT_CHECK(c.ep_size >= 0 && c.ranks_per_node >= 0 && c.timeout_s >= 0,
+           "config: dist.ep_size, dist.ranks_per_node and dist.timeout_s must be >= 0");
   MT_CHECK(!c.name.empty() && c.name.find('/') == std::string::npos,
            "config: run.name '{}' must be a non-empty name without '/'", c.name);
 }

@@ -40,6 +40,7 @@ struct Config {
   int ep_size = 0;           // ranks that share one set of experts (0: all ranks)
   std::string a2a = "flat";  // flat | hierarchical
   int ranks_per_node = 0;    // 0: from MPI's shared-memory domains
+  double timeout_s = 600;    // a collective that makes no progress this long ends the job
 
   std::string ini;  // the effective configuration as INI text (stored in results and checkpoints)
   std::string run_dir() const { return results_dir + "/" + name; }

@@ -6,6 +6,7 @@
 
 #include <functional>
 
+#include "comm/hang_watch.hpp"
 #include "gates/hash.hpp"
 #ifdef MOETRAIN_CUDA
 #include "comm/nccl_group.hpp"
@@ -43,6 +44,7 @@ void select_gpu(const Groups& g) {
 Runtime make_runtime(const Config& cfg, Device device, MPI_Comm base) {
   Runtime rt;
   rt.device = device;
+  hang_watch::configure(base, cfg.timeout_s);
   rt.groups = make_groups(cfg.ep_size, cfg.ranks_per_node, base);
   Groups& g = rt.groups;
   PayloadGroups& p = rt.payload;

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 
+#include "comm/hang_watch.hpp"
 #include "io/checkpoint.hpp"
 #include "io/results.hpp"
 #include "io/tokens.hpp"
@@ -18,6 +19,7 @@
 #include "tensor/error.hpp"
 #include "train/evaluate.hpp"
 #include "train/evomoe.hpp"
+#include "train/fault.hpp"
 #include "train/preemption.hpp"
 #include "train/progress.hpp"
 #include "train/run_dir.hpp"
@@ -138,6 +140,8 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
   for (int64_t step = first; step < cfg.steps; ++step) {
     StepPlan plan = root ? scheduler.plan(step, preemption_requested()) : StepPlan{};
     rt.groups.world->broadcast(&plan, sizeof plan, 0);
+    hang_watch::set_step(plan.step);
+    fault_hang_point(rt.rank(), plan.step + 1);
     const auto t0 = Clock::now();
     arena.reset();  // merges the blocks the previous step grew into one
     const size_t allocs_before = arena.system_allocations();
