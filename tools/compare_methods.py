@@ -11,9 +11,9 @@ Finished runs under OUT/REGIME/runs are reused, so the comparison can run in pie
 
 Regimes:
 - full: the whole training split (about 5 M tokens), no dropout, STEPS steps;
-- subset: the first SUBSET_TOKENS tokens of the training split (the validation split unchanged),
-  several epochs, with dropout and label smoothing as in the papers' baselines (0.1 each by
-  default), so that regularisers can act.
+- subset: the first SUBSET_TOKENS tokens of the training split (200 000 by default; the
+  validation split unchanged), several epochs (600 steps: 3.1), with dropout and label smoothing
+  as in the papers' baselines (0.1 each by default), so that regularisers can act.
 
 Each method is its config in configs/ (dense: demo.ini; Switch: demo_moe.ini; gshard, hash,
 thor, switch_gd, evomoe) with the same size overrides, on the same ranks. Experts are as wide as
@@ -102,7 +102,8 @@ def run(name, seed, steps, ranks, out, extra, binary):
                  "--moe.group_sequences", str(local), "--train.steps", str(steps),
                  "--train.warmup", str(max(1, steps // 10)), "--train.eval_every",
                  str(max(1, steps // 6)), "--run.seed", str(seed), "--run.name", run_name,
-                 "--run.results_dir", out + "/runs", *own]  # the method's own flags win
+                 "--run.results_dir", out + "/runs", "--run.overwrite", "true",  # an unfinished run
+                 *own]  # the method's own flags win
     if os.path.exists(f"{out}/runs/{run_name}/checkpoint.h5"):  # written when a run finishes
         print(f"reusing {out}/runs/{run_name}", flush=True)
     else:
