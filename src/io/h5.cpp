@@ -98,6 +98,27 @@ Handle open_dataset(const File& f, const std::string& name) {
   return ds;
 }
 
+void check_shape(const File& f, const std::string& name, const Shape& expected) {
+  const Shape s = shape_of(f, name);
+  MT_CHECK(s == expected, "{}: dataset {} has shape {}, expected {}", f.path(), name, s.str(),
+           expected.str());
+}
+
+// The whole dataset as `type` (HDF5 converts, and verifies the checksums).
+void read_whole(const File& f, const std::string& name, hid_t type, void* data) {
+  Handle ds = open_dataset(f, name);
+  MT_CHECK(H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0,
+           "{}: cannot read dataset {} (its checksum does not match, or the file is damaged)",
+           f.path(), name);
+}
+
+template <typename T>
+std::vector<T> read_vector(const File& f, const std::string& name, hid_t type) {
+  std::vector<T> out(shape_of(f, name).numel());
+  read_whole(f, name, type, out.data());
+  return out;
+}
+
 Handle open_object(const File& f, const std::string& object) {
   Handle o{H5Oopen(f.id(), object.c_str(), H5P_DEFAULT), H5Oclose};
   MT_CHECK(o >= 0, "{}: no object {}", f.path(), object);
@@ -207,22 +228,15 @@ Shape shape_of(const File& f, const std::string& name) {
 }
 
 void read(const File& f, const std::string& name, float* data, const Shape& expected) {
-  const Shape s = shape_of(f, name);
-  MT_CHECK(s == expected, "{}: dataset {} has shape {}, expected {}", f.path(), name, s.str(),
-           expected.str());
-  Handle ds = open_dataset(f, name);
-  MT_CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0,
-           "{}: cannot read dataset {} (its checksum does not match, or the file is damaged)",
-           f.path(), name);
+  check_shape(f, name, expected);
+  read_whole(f, name, H5T_NATIVE_FLOAT, data);
 }
 
 void read_rows(const File& f, const std::string& name, float* data, const Shape& local,
                int64_t global_rows, int64_t row_offset) {
   const Shape whole = local.with_first(global_rows);
   if (whole == local) return read(f, name, data, local);
-  const Shape s = shape_of(f, name);
-  MT_CHECK(s == whole, "{}: dataset {} has shape {}, expected {}", f.path(), name, s.str(),
-           whole.str());
+  check_shape(f, name, whole);
   Handle ds = open_dataset(f, name);
   Handle space{H5Dget_space(ds), H5Sclose};
   std::vector<hsize_t> start(local.ndim(), 0), count = dims_of(local);
@@ -236,21 +250,11 @@ void read_rows(const File& f, const std::string& name, float* data, const Shape&
 }
 
 std::vector<int32_t> read_i32(const File& f, const std::string& name) {
-  std::vector<int32_t> out(shape_of(f, name).numel());
-  Handle ds = open_dataset(f, name);
-  MT_CHECK(H5Dread(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) >= 0,
-           "{}: cannot read dataset {} (its checksum does not match, or the file is damaged)",
-           f.path(), name);
-  return out;
+  return read_vector<int32_t>(f, name, H5T_NATIVE_INT32);
 }
 
 std::vector<double> read_f64(const File& f, const std::string& name) {
-  std::vector<double> out(shape_of(f, name).numel());
-  Handle ds = open_dataset(f, name);
-  MT_CHECK(H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) >= 0,
-           "{}: cannot read dataset {} (its checksum does not match, or the file is damaged)",
-           f.path(), name);
-  return out;
+  return read_vector<double>(f, name, H5T_NATIVE_DOUBLE);
 }
 
 void set_attr(const File& f, const std::string& object, const std::string& key,
