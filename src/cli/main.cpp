@@ -2,13 +2,12 @@
 // become a message and a non-zero exit on every rank.
 #include <mpi.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <exception>
-#include <thread>
 
 #include "cli/commands.hpp"
+#include "comm/hang_watch.hpp"
 #include "tensor/error.hpp"
 
 namespace {
@@ -46,13 +45,7 @@ int dispatch(int argc, char** argv) {
 bool all_failed(MPI_Comm failures, double seconds) {
   MPI_Request barrier;
   MPI_Ibarrier(failures, &barrier);
-  for (const double end = MPI_Wtime() + seconds; MPI_Wtime() < end;) {
-    int done = 0;
-    MPI_Test(&barrier, &done, MPI_STATUS_IGNORE);
-    if (done) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
+  return mt::hang_watch::wait_for(1, &barrier, seconds);
 }
 
 }  // namespace

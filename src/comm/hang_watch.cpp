@@ -42,13 +42,7 @@ constexpr int kTag = 7;
     requests.emplace_back();
     MPI_Irecv(&theirs[2 * size_t(p)], 2, MPI_INT64_T, p, kTag, state.comm, &requests.back());
   }
-  const auto start = Clock::now();
-  while (std::chrono::duration<double>(Clock::now() - start).count() < kAnswerSeconds) {
-    int done = 0;
-    MPI_Testall(int(requests.size()), requests.data(), &done, MPI_STATUSES_IGNORE);
-    if (done) break;
-    sched_yield();
-  }
+  wait_for(int(requests.size()), requests.data(), kAnswerSeconds);
   std::string silent, behind;
   for (int p = 0; p < size; ++p) {
     if (p == rank) continue;
@@ -81,6 +75,17 @@ void configure(MPI_Comm comm, double timeout_s) {
 
 void set_step(int64_t step) {
   state.step = step;
+}
+
+bool wait_for(int count, MPI_Request* requests, double seconds) {
+  const auto start = Clock::now();
+  do {
+    int done = 0;
+    MPI_Testall(count, requests, &done, MPI_STATUSES_IGNORE);
+    if (done) return true;
+    sched_yield();
+  } while (std::chrono::duration<double>(Clock::now() - start).count() < seconds);
+  return false;
 }
 
 int wait(MPI_Request& request, const std::string& group, const char* call) {

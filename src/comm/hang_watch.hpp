@@ -17,5 +17,7 @@ void configure(MPI_Comm comm, double timeout_s);
 void set_step(int64_t step);
 // Waits for `request` (a collective of `group`, started by `call`); returns MPI's result code.
 int wait(MPI_Request& request, const std::string& group, const char* call);
+// Polls `count` requests for at most `seconds`: true when all completed.
+bool wait_for(int count, MPI_Request* requests, double seconds);
 
 }  // namespace mt::hang_watch
