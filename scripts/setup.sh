@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian packages moetrain needs (idempotent: skips what is already installed).
+# Installs the Debian packages moetrain needs (idempotent: skips what is already installed);
+# --test adds what only the tests need: clang with its sanitizer and libFuzzer runtimes (the
+# sanitized build) and a local Slurm (the slurm test).
+# usage: setup.sh [--test]
 set -euo pipefail
 
 PKGS=(
@@ -9,9 +12,11 @@ PKGS=(
   libboost-program-options-dev libfmt-dev libopenblas-openmp-dev libgtest-dev
   libsentencepiece-dev sentencepiece
   python3-h5py python3-matplotlib python3-torch python3-numpy
-  slurm-wlm slurmctld slurmd munge
   libsword-utils diatheke sword-comm-tdavid sword-text-web sword-text-kjv
 )
+if [ "${1:-}" = --test ]; then
+  PKGS+=(clang libclang-rt-dev libomp-dev slurm-wlm slurmctld slurmd munge)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

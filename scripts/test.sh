@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# The README's second command: installs what is missing, builds, and runs every test.
+# The README's second command: installs what is missing, builds, and runs every test; then the
+# same tests sanitized, and the fuzz targets, in build-sanitize/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --test
 bash scripts/build.sh
 CI=true ctest --test-dir build --output-on-failure --timeout 600 </dev/null
+# The same tests under AddressSanitizer + UndefinedBehaviorSanitizer (all but slurm, whose jobs
+# would take the sanitized binary minutes), and the fuzz targets.
+bash scripts/build_sanitize.sh
+mkdir -p build-sanitize/testdata  # the corpus text extracted above, not extracted again
+[ -d build-sanitize/testdata/raw ] || cp -r build/testdata/raw build-sanitize/testdata/
+CI=true ctest --test-dir build-sanitize -E '^slurm$' --output-on-failure --timeout 900 </dev/null

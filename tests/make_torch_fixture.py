@@ -76,7 +76,7 @@ def write_label_smoothing(out):
     losses = torch.nn.functional.cross_entropy(logits, targets, ignore_index=-1, reduction="none",
                                                label_smoothing=eps * vocab / (vocab - 1))
     losses.sum().backward()
-    with h5py.File(out, "w") as f:
+    with h5py.File(out, "w", libver="latest") as f:
         f.attrs["generator"] = np.bytes_(f"tests/make_torch_fixture.py, torch {torch.__version__}")
         f.attrs["epsilon"] = eps
         f["logits"] = logits.detach().float().numpy()
@@ -102,7 +102,7 @@ def main():
     targets = torch.randint(0, c["vocab"], (c["batch"], c["seq_len"]), generator=g)
     loss = forward(params, tokens, targets, c)
     loss.backward()
-    with h5py.File(out, "w") as f:
+    with h5py.File(out, "w", libver="latest") as f:
         f.attrs["format"] = np.bytes_("moetrain-checkpoint")
         f.attrs["version"] = np.int64(1)
         f.attrs["generator"] = np.bytes_(f"tests/make_torch_fixture.py, torch {torch.__version__}")

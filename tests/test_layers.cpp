@@ -355,6 +355,8 @@ TEST(Ops, FastExpAndTanhMatchLibm) {
   EXPECT_LT(worst_tanh, 2e-7);
   EXPECT_EQ(cpu::fast_exp(-1000.0f), cpu::fast_exp(-87.0f));  // clamped, never NaN
   EXPECT_GT(cpu::fast_exp(1000.0f), 1e38f);
+  EXPECT_TRUE(std::isnan(cpu::fast_exp(NAN)));  // a diverged input stays visible (UBSan-clean)
+  EXPECT_TRUE(std::isnan(cpu::fast_tanh(NAN)));
 }
 
 TEST(Ops, MatmulTransposesAgainstHandComputation) {

@@ -76,7 +76,7 @@ def subset_data(out, tokens):
     folder = f"{out}/data"
     os.makedirs(folder, exist_ok=True)
     for split in ("train", "valid", "test"):
-        with h5py.File(f"data/sword/{split}.h5") as src, h5py.File(f"{folder}/{split}.h5", "w") as f:
+        with h5py.File(f"data/sword/{split}.h5") as src, h5py.File(f"{folder}/{split}.h5", "w", libver="latest") as f:
             t = src["tokens"][()]
             f["tokens"] = t[:tokens] if split == "train" else t
             for k, v in src.attrs.items():

@@ -67,7 +67,7 @@ void inspect_results(const h5::File& f) {
 
 int inspect(const Args& args) {
   MT_CHECK(args.size() == 1 && args[0] != "--help", "inspect: usage: moetrain inspect FILE");
-  const h5::File f(args[0], h5::File::Read);
+  const h5::File f(args[0], h5::File::ReadLive);
   const std::string format =
       h5::has_attr(f, "/", "format") ? h5::attr_string(f, "/", "format") : "";
   if (format == "moetrain-checkpoint") {

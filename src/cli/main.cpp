@@ -8,6 +8,7 @@
 
 #include "cli/commands.hpp"
 #include "comm/hang_watch.hpp"
+#include "io/config.hpp"
 #include "tensor/error.hpp"
 
 namespace {
@@ -31,6 +32,7 @@ int dispatch(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   const mt::cli::Args args(argv + 2, argv + argc);
+  for (const std::string& a : args) mt::check_placeholders(a, "the command line");
   if (cmd == "prepare") return mt::cli::prepare(args);
   if (cmd == "train") return mt::cli::train(args);
   if (cmd == "eval") return mt::cli::eval(args);

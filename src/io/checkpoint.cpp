@@ -92,9 +92,9 @@ void save_checkpoint(const std::string& path, const ParamRegistry& reg, AdamW& o
           {"/model/" + p.name, values + p.offset},
           {"/optim/" + p.name + "/m", m + p.offset},
           {"/optim/" + p.name + "/v", v + p.offset}};
-      for (const auto& [name, local] : parts) {
-        const float* data = assemble(p, local);
-        on_root([&] { h5::write(*f, name, data, p.shape.with_first(p.global_rows)); });
+      for (const auto& part : parts) {
+        const float* data = assemble(p, part.second);
+        on_root([&] { h5::write(*f, part.first, data, p.shape.with_first(p.global_rows)); });
       }
     }
   }

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -197,7 +198,18 @@ void validate(const Config& c) {
 
 }  // namespace
 
+void check_placeholders(const std::string& text, const std::string& where) {
+  static const std::regex placeholder("%[A-Za-z_]+%");
+  std::smatch m;
+  MT_CHECK(!std::regex_search(text, m, placeholder),
+           "{} holds '{}': text of this form is refused (Boost.ProgramOptions would loop forever "
+           "reporting an error about it)",
+           where, m.str());
+}
+
 Config parse_config(const std::vector<std::string>& args, const std::string& base_ini) {
+  for (const std::string& a : args) check_placeholders(a, "config: the command line");
+  check_placeholders(base_ini, "config: the checkpoint's stored config");
   Config c;
   po::options_description d = options(c);
   po::options_description cli("command line");
@@ -221,8 +233,11 @@ Config parse_config(const std::vector<std::string>& args, const std::string& bas
     po::store(parsed, vm);
     if (vm.count("config")) {
       config_file = vm["config"].as<std::string>();
-      std::ifstream in(config_file);
-      MT_CHECK(in, "config: cannot open '{}'", config_file);
+      std::ifstream file(config_file);
+      MT_CHECK(file, "config: cannot open '{}'", config_file);
+      std::stringstream in;
+      in << file.rdbuf();
+      check_placeholders(in.str(), "config: '" + config_file + "'");
       try {
         po::store(po::parse_config_file(in, d, /*allow_unregistered=*/false), vm);
       } catch (const po::error& e) {

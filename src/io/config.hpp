@@ -51,6 +51,11 @@ struct Config {
 // Throws mt::Error naming the file and key on any problem.
 Config parse_config(const std::vector<std::string>& args, const std::string& base_ini = "");
 
+// Refuses text holding one of Boost.ProgramOptions' message placeholders (`%value%`, any
+// `%word%`): an error message about such a value or key makes Boost loop forever
+// (fuzz/config.cpp found it). `where` names the text in the message.
+void check_placeholders(const std::string& text, const std::string& where);
+
 // The help text listing every key with its default.
 std::string config_help();
 

@@ -15,8 +15,12 @@ namespace mt::h5 {
 
 class File {
  public:
-  // Create truncates an existing file; CreateSwmr also does, in the format SWMR writing needs.
-  enum Mode { Read, Create, CreateSwmr };
+  // Create truncates an existing file and writes HDF5 1.10's format (checksums on all metadata,
+  // SWMR writing possible). Read refuses files without such checksums and fails at the first
+  // one that does not match; ReadLive, for a file another process may be writing (a live
+  // results file), retries a mismatch as SWMR readers do (HDF5's default: 100 tries, which on a
+  // damaged file take minutes).
+  enum Mode { Read, ReadLive, Create };
   File(const std::string& path, Mode mode);
   ~File();
   File(const File&) = delete;
@@ -26,7 +30,7 @@ class File {
   bool exists(const std::string& object) const;
   void flush() const;
   // From here on only existing datasets may grow (no new objects or attributes), while readers
-  // may open the file (h5py: swmr=True). Needs a CreateSwmr file.
+  // may open the file (h5py: swmr=True).
   void start_swmr() const;
   // Renames the open file (rename(2), atomic on one filesystem).
   void rename_to(const std::string& path);

@@ -46,7 +46,7 @@ ResultsFile::ResultsFile(std::string path, const std::string& config_ini, const 
   if (resume_step > 0 && std::filesystem::exists(path_))
     kept = rows_before_step(path_, series, resume_step);
   const std::string tmp = path_ + ".tmp";
-  file_ = std::make_unique<h5::File>(tmp, h5::File::CreateSwmr);
+  file_ = std::make_unique<h5::File>(tmp, h5::File::Create);
   h5::set_attr(*file_, "/", "format", std::string("moetrain-results"));
   h5::set_attr(*file_, "/", "config", config_ini);
   h5::set_attr(*file_, "/", "world", world);

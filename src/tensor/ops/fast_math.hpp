@@ -1,6 +1,6 @@
 // exp and tanh written so that GCC vectorises them inside `omp simd` loops (libm's are scalar
 // calls). exp: Cody-Waite range reduction and a degree-6 polynomial, within 1 ulp of exp over
-// [-87, 88]; inputs beyond clamp. tanh from exp, absolute error below 2e-7.
+// [-87, 88]; inputs beyond clamp, NaN stays NaN. tanh from exp, absolute error below 2e-7.
 #pragma once
 #include <bit>
 #include <cstdint>
@@ -20,7 +20,8 @@ inline float fast_exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const int32_t bits = (int32_t(n) + 127) << 23;
+  // NaN passes the clamps and stays in p; converting it to an integer would be undefined.
+  const int32_t bits = (int32_t(n == n ? n : 0.0f) + 127) << 23;
   return p * std::bit_cast<float>(bits);
 }
 
