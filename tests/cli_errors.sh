@@ -118,6 +118,10 @@ expect "unknown command" "error: unknown command 'trian'" "$bin" trian
 expect "unknown device" "error: --device 'gpu' \(cpu or cuda\)" "$bin" train $good --device gpu
 expect "bf16 on the CPU" "error: train.precision = bf16 needs --device cuda" \
   "$bin" train $good --train.precision bf16
+expect "bf16 on the CPU in bench step" "error: train.precision = bf16 needs --device cuda" \
+  "$bin" bench step $good --train.precision bf16
+expect "bf16 on the CPU in bench moe" "error: train.precision = bf16 needs --device cuda" \
+  "$bin" bench moe $good --moe.experts 2 --train.precision bf16
 if ! nvidia-smi -L >/dev/null 2>&1; then  # no GPU: --device cuda stops with why
   expect "cuda without a GPU" "error: --device cuda: (this moetrain was built without|rank 0 sees no GPU)" \
     "$bin" train $good --device cuda

@@ -37,6 +37,7 @@ void random_tokens(const Tensor& t, int64_t vocab, uint64_t seed, uint64_t step)
 int bench_step(const Config& cfg, Device device, int64_t vocab, int steps) {
   GptConfig mc = cfg.model;
   mc.vocab = vocab;
+  check_precision(cfg, device);
   Runtime rt = make_runtime(cfg, device);
   MT_CHECK(rt.ranks() == 1, "bench step runs on one rank");
   ParamRegistry reg;

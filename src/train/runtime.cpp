@@ -67,6 +67,11 @@ Runtime make_runtime(const Config& cfg, Device device, MPI_Comm base) {
   return rt;
 }
 
+void check_precision(const Config& cfg, Device device) {
+  MT_CHECK(cfg.precision == "fp32" || device == Device::CUDA,
+           "train.precision = bf16 needs --device cuda (matmuls on the CPU are fp32)");
+}
+
 std::string Runtime::describe() const {
   const Topology& t = groups.topo;
   return fmt::format("{} {} rank{} ({} node{} x {}), ep_size {}", t.world_size, device_name(device),

@@ -35,6 +35,9 @@ struct Runtime {
 // Over the ranks of `base` (tests run single-rank references on MPI_COMM_SELF).
 Runtime make_runtime(const Config& cfg, Device device = Device::CPU,
                      MPI_Comm base = MPI_COMM_WORLD);
+// For training and benchmarks: bf16 matmuls exist on the GPU only, and a CPU step in bf16 would
+// silently be fp32. (Evaluation runs a bf16 run's checkpoint in fp32 on the CPU.)
+void check_precision(const Config& cfg, Device device);
 
 // Sequences per rank and step; checks that the batch splits over the ranks.
 int64_t local_batch(const Config& cfg, const Runtime& rt);

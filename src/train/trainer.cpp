@@ -69,8 +69,7 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
            valid_split.path, valid_split.vocab, train_split.path, train_split.vocab);
   const int64_t B = local_batch(cfg, rt), M = micro_batch(cfg, rt);
   const int64_t micro_batches = B / M;
-  MT_CHECK(cfg.precision == "fp32" || rt.device == Device::CUDA,
-           "train.precision = bf16 needs --device cuda (matmuls on the CPU are fp32)");
+  check_precision(cfg, rt.device);
 
   GptConfig mc = cfg.model;
   mc.vocab = train_split.vocab;
