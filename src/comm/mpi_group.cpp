@@ -78,56 +78,56 @@ void MpiGroup::all_to_all_v(const float* send, const std::vector<int>& send_coun
   MT_CHECK(s <= INT_MAX && r <= INT_MAX, "all_to_all_v in '{}': {} floats exceed MPI's int range",
            name_, std::max(s, r));
   MPI_Request request;
-  check(MPI_Ialltoallv(send, send_counts.data(), sdispl_.data(), MPI_FLOAT, recv,
+  await(MPI_Ialltoallv(send, send_counts.data(), sdispl_.data(), MPI_FLOAT, recv,
                        recv_counts.data(), rdispl_.data(), MPI_FLOAT, comm_, &request),
-        "MPI_Ialltoallv");
-  check(hang_watch::wait(request, name_, "MPI_Alltoallv"), "MPI_Alltoallv");
+        request, "MPI_Ialltoallv", "MPI_Alltoallv");
 }
 
 void MpiGroup::all_to_all_ints(const int* send, int* recv, int per_peer) {
   MPI_Request r;
-  check(MPI_Ialltoall(send, per_peer, MPI_INT, recv, per_peer, MPI_INT, comm_, &r),
-        "MPI_Ialltoall");
-  check(hang_watch::wait(r, name_, "MPI_Alltoall"), "MPI_Alltoall");
+  await(MPI_Ialltoall(send, per_peer, MPI_INT, recv, per_peer, MPI_INT, comm_, &r), r,
+        "MPI_Ialltoall", "MPI_Alltoall");
 }
 
 void MpiGroup::all_gather_ints(const int* send, int* recv, int count) {
   MPI_Request r;
-  check(MPI_Iallgather(send, count, MPI_INT, recv, count, MPI_INT, comm_, &r), "MPI_Iallgather");
-  check(hang_watch::wait(r, name_, "MPI_Allgather"), "MPI_Allgather");
+  await(MPI_Iallgather(send, count, MPI_INT, recv, count, MPI_INT, comm_, &r), r, "MPI_Iallgather",
+        "MPI_Allgather");
 }
 
 void MpiGroup::all_reduce_sum(float* data, int64_t n) {
   for (int64_t done = 0; done < n; done += INT_MAX) {
     const int chunk = int(std::min<int64_t>(INT_MAX, n - done));
     MPI_Request r;
-    check(MPI_Iallreduce(MPI_IN_PLACE, data + done, chunk, MPI_FLOAT, MPI_SUM, comm_, &r),
-          "MPI_Iallreduce");
-    check(hang_watch::wait(r, name_, "MPI_Allreduce"), "MPI_Allreduce");
+    await(MPI_Iallreduce(MPI_IN_PLACE, data + done, chunk, MPI_FLOAT, MPI_SUM, comm_, &r), r,
+          "MPI_Iallreduce", "MPI_Allreduce");
   }
 }
 
 void MpiGroup::all_reduce_sum(double* data, int64_t n) {
   MT_CHECK(n <= INT_MAX, "all_reduce_sum in '{}': {} doubles", name_, n);
   MPI_Request r;
-  check(MPI_Iallreduce(MPI_IN_PLACE, data, int(n), MPI_DOUBLE, MPI_SUM, comm_, &r),
-        "MPI_Iallreduce");
-  check(hang_watch::wait(r, name_, "MPI_Allreduce"), "MPI_Allreduce");
+  await(MPI_Iallreduce(MPI_IN_PLACE, data, int(n), MPI_DOUBLE, MPI_SUM, comm_, &r), r,
+        "MPI_Iallreduce", "MPI_Allreduce");
 }
 
 void MpiGroup::broadcast(void* data, int64_t bytes, int root) {
   MT_CHECK(bytes <= INT_MAX, "broadcast in '{}': {} bytes", name_, bytes);
   MPI_Request r;
-  check(MPI_Ibcast(data, int(bytes), MPI_BYTE, root, comm_, &r), "MPI_Ibcast");
-  check(hang_watch::wait(r, name_, "MPI_Bcast"), "MPI_Bcast");
+  await(MPI_Ibcast(data, int(bytes), MPI_BYTE, root, comm_, &r), r, "MPI_Ibcast", "MPI_Bcast");
 }
 
 void MpiGroup::gather(const float* send, int64_t count, float* recv, int root) {
   MT_CHECK(count <= INT_MAX, "gather in '{}': {} floats", name_, count);
   MPI_Request r;
-  check(MPI_Igather(send, int(count), MPI_FLOAT, recv, int(count), MPI_FLOAT, root, comm_, &r),
-        "MPI_Igather");
-  check(hang_watch::wait(r, name_, "MPI_Gather"), "MPI_Gather");
+  await(MPI_Igather(send, int(count), MPI_FLOAT, recv, int(count), MPI_FLOAT, root, comm_, &r), r,
+        "MPI_Igather", "MPI_Gather");
+}
+
+void MpiGroup::await(int started, MPI_Request& request, const char* start_call,
+                     const char* call) const {
+  check(started, start_call);
+  check(hang_watch::wait(request, name_, call), call);
 }
 
 MpiGroup MpiGroup::split(int color, int key, std::string name) const {

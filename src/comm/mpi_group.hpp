@@ -35,6 +35,9 @@ class MpiGroup : public ProcessGroup {
 
  private:
   void check(int rc, const char* call) const;
+  // A collective started non-blocking (`started`: the result of `start_call`, which filled
+  // `request`), then waited for within dist.timeout_s.
+  void await(int started, MPI_Request& request, const char* start_call, const char* call) const;
   MPI_Comm comm_;
   std::string name_;
   int rank_ = 0, size_ = 1;

@@ -165,14 +165,13 @@ File::File(const std::string& path, Mode mode) : path_(path) {
   const bool create = mode == Create;
   MT_CHECK(create || std::filesystem::exists(path), "{}: no such file", path);
   errno = 0;
+  Handle fapl{H5Pcreate(H5P_FILE_ACCESS), H5Pclose};
   if (create) {
     // HDF5 1.10's file format: checksums on all metadata, and what SWMR writing needs.
-    Handle fapl{H5Pcreate(H5P_FILE_ACCESS), H5Pclose};
     H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110);
     id_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   } else {
     check_superblock(path);
-    Handle fapl{H5Pcreate(H5P_FILE_ACCESS), H5Pclose};
     if (mode == Read) H5Pset_metadata_read_attempts(fapl, 1);
     id_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
   }
