@@ -19,6 +19,9 @@ for delay in 2.3 1.7 2.9; do
   [ -d "$tmp/run/checkpoints" ] && resume=(--resume latest)
   OMP_NUM_THREADS=1 "$bin" train "${args[@]}" "${resume[@]}" >"$tmp/log" 2>&1 &
   pid=$!
+  # The kill comes `delay` s after the round's first progress line, not after its start (which a
+  # sanitized build makes slow): each round resumes and trains before it is killed.
+  for ((i = 0; i < 1200; i++)); do grep -q '^step' "$tmp/log" && break; sleep 0.1; done
   sleep "$delay"
   kill -9 $pid
   wait $pid 2>/dev/null
