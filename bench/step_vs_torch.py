@@ -1,15 +1,22 @@
 #!/usr/bin/python3
-"""Tokens/s of moetrain's training step against the same model in PyTorch, in one run.
+"""moetrain's training step against the PyTorch a user would pick today, interleaved in one run.
 
-Both train the GPT of the given config (DESIGN.md's contract) on random tokens with AdamW and
-global-norm clipping, on the same number of threads; the median step time of each is reported
-with the ratio, and the lines are appended to results/bench/step_vs_torch.md. PyTorch runs three
-times, each in its own process: as Debian ships it (BLAS through libblas.so.3, the pthread
-OpenBLAS), with passive OpenMP waiting (its two thread pools then stop fighting), and on the
-OpenMP OpenBLAS that moetrain uses. Compare against the fastest of the three.
+Models: `dense` (configs/demo.ini), `moe` (configs/demo_moe.ini on one rank, Switch top-1,
+dropless on both sides) and `large` (demo.ini with d_model 512, 6 layers, seq_len 256). Each
+trains on random tokens with AdamW and global-norm clipping, on the same threads. Peers, each a
+process of its own that stays up between rounds (so torch.compile compiles once): the newest
+torch from PyPI in a venv under build/ (made on first use; a benchmark tool, not a dependency of
+the trainer) as eager fp32, torch.compile fp32, eager bf16 autocast and compiled bf16, and
+Debian's python3-torch eager fp32 for reference. Every round runs moetrain and then each peer for
+--steps steps, one at a time; a variant's figure is the median of its rounds' median step times.
 
-usage: /usr/bin/python3 bench/step_vs_torch.py [--config configs/demo.ini] [--steps 10]
-                                               [--threads 2] [--moetrain build/moetrain]
+Printed per model: tokens/s and ms/step of each, moetrain / each peer, moetrain / the fastest
+peer, moetrain's GEMM-bound fraction (its step's GEMMs, recorded in one step and each run alone
+on the same shape, over the step time; the step's FLOPs over that time is the GEMM rate) and the
+peak resident memory of each process. Lines are appended to results/bench/step_vs_torch.md.
+
+usage: /usr/bin/python3 bench/step_vs_torch.py [--models dense,moe,large] [--steps 8]
+           [--rounds 3] [--threads 2] [--moetrain build/moetrain] [--venv build/torch-venv]
 """
 import argparse
 import configparser
@@ -17,28 +24,91 @@ import datetime
 import json
 import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import time
 
+MODELS = {
+    "dense": ("configs/demo.ini", []),
+    "moe": ("configs/demo_moe.ini", ["--moe.dropless", "true"]),
+    "large": ("configs/demo.ini", ["--model.d_model", "512", "--model.n_layer", "6",
+                                   "--model.seq_len", "256"]),
+}
+PEERS = [  # name, interpreter ("venv" or "debian"), compiled, bf16
+    ("torch eager fp32", "venv", False, False),
+    ("torch.compile fp32", "venv", True, False),
+    ("torch eager bf16 autocast", "venv", False, True),
+    ("torch.compile bf16 autocast", "venv", True, True),
+    ("Debian torch eager fp32", "debian", False, False),
+]
 
-def torch_step_time(cfg, vocab, steps, threads):
+
+def dims(config, overrides, vocab):
+    """The model's sizes from the INI file and --section.key overrides (what moetrain reads)."""
+    cfg = configparser.ConfigParser(inline_comment_prefixes=("#",))
+    cfg.read(config)
+    for key, value in zip(overrides[::2], overrides[1::2]):
+        section, name = key[2:].split(".")
+        cfg.setdefault(section, {})
+        cfg[section][name] = value
+    m, t = cfg["model"], cfg["train"]
+    moe = cfg["moe"] if cfg.has_section("moe") else {}
+    return dict(T=int(m["seq_len"]), d=int(m["d_model"]), L=int(m["n_layer"]),
+                H=int(m["n_head"]), f=int(m["d_ff"]), B=int(t["batch_size"]), V=vocab,
+                E=int(moe.get("experts", 0)), every=int(moe.get("every", 1)),
+                f_moe=int(moe.get("d_ff", 0)) or int(m["d_ff"]),
+                aux=float(moe.get("aux_weight", 0)), z=float(moe.get("z_weight", 0)),
+                dropless=moe.get("dropless", "false") == "true")
+
+
+def torch_worker(spec):
+    """A peer process: builds the model, warms up (compiles), then runs steps on request."""
     import torch
     import torch.nn.functional as F
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
-    m = cfg["model"]
-    T, d, L, H, f = (int(m[k]) for k in ("seq_len", "d_model", "n_layer", "n_head", "d_ff"))
-    B = int(cfg["train"]["batch_size"])
+    D = spec["dims"]
+    T, d, L, H, f, B, V, E = (D[k] for k in ("T", "d", "L", "H", "f", "B", "V", "E"))
+    assert E == 0 or D["dropless"], "the PyTorch MoE here is dropless only"
+
+    class Switch(torch.nn.Module):  # top-1, dropless; balance and router z losses as moetrain's
+        def __init__(self):
+            super().__init__()
+            self.router = torch.nn.Linear(d, E, bias=False)
+            self.fc1 = torch.nn.ParameterList(torch.nn.Parameter(0.02 * torch.randn(d, D["f_moe"]))
+                                              for _ in range(E))
+            self.b1 = torch.nn.Parameter(torch.zeros(E, D["f_moe"]))
+            self.fc2 = torch.nn.ParameterList(torch.nn.Parameter(0.02 * torch.randn(D["f_moe"], d))
+                                              for _ in range(E))
+            self.b2 = torch.nn.Parameter(torch.zeros(E, d))
+
+        def forward(self, x):
+            flat = x.reshape(-1, d)
+            logits = self.router(flat).float()
+            p = logits.softmax(-1)
+            g, e = p.max(-1)
+            y = torch.zeros_like(flat)
+            for k in range(E):
+                idx = torch.nonzero(e == k).squeeze(1)
+                h = F.gelu(flat.index_select(0, idx) @ self.fc1[k] + self.b1[k], approximate="tanh")
+                out = (h @ self.fc2[k] + self.b2[k]) * g.index_select(0, idx).unsqueeze(1)
+                y = y.index_add(0, idx, out.to(y.dtype))
+            frac = F.one_hot(e, E).float().mean(0)
+            aux = D["aux"] * E * (frac * p.mean(0)).sum()
+            aux = aux + D["z"] * torch.logsumexp(logits, -1).square().mean()
+            return y.view_as(x), aux
 
     class Block(torch.nn.Module):
-        def __init__(self):
+        def __init__(self, moe):
             super().__init__()
             self.ln1, self.ln2 = torch.nn.LayerNorm(d), torch.nn.LayerNorm(d)
             self.qkv, self.proj = torch.nn.Linear(d, 3 * d), torch.nn.Linear(d, d)
-            self.fc1, self.fc2 = torch.nn.Linear(d, f), torch.nn.Linear(f, d)
+            self.moe = Switch() if moe else None
+            if not moe:
+                self.fc1, self.fc2 = torch.nn.Linear(d, f), torch.nn.Linear(f, d)
             self.register_buffer("mask", torch.triu(torch.ones(T, T, dtype=torch.bool), 1))
 
         def forward(self, x):
@@ -48,98 +118,148 @@ def torch_step_time(cfg, vocab, steps, threads):
             att = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(d // H))
             att = att.masked_fill(self.mask, float("-inf")).softmax(-1)
             x = x + self.proj((att @ v).transpose(1, 2).reshape(B, T, d))
-            return x + self.fc2(F.gelu(self.fc1(self.ln2(x)), approximate="tanh"))
+            if self.moe is None:
+                return x + self.fc2(F.gelu(self.fc1(self.ln2(x)), approximate="tanh")), 0.0
+            y, aux = self.moe(self.ln2(x))
+            return x + y, aux
 
     class Gpt(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.wte = torch.nn.Embedding(vocab, d)
+            self.wte = torch.nn.Embedding(V, d)
             self.wpe = torch.nn.Embedding(T, d)
-            self.blocks = torch.nn.ModuleList(Block() for _ in range(L))
+            moe = [E > 0 and (i + 1) % D["every"] == 0 for i in range(L)]
+            self.blocks = torch.nn.ModuleList(Block(m) for m in moe)
             self.lnf = torch.nn.LayerNorm(d)
 
         def forward(self, tokens, targets):
             x = self.wte(tokens) + self.wpe.weight[:T]
+            aux = 0.0
             for b in self.blocks:
-                x = b(x)
+                x, a = b(x)
+                aux = aux + a
             logits = self.lnf(x) @ self.wte.weight.T
-            return F.cross_entropy(logits.view(-1, vocab), targets.view(-1))
+            return F.cross_entropy(logits.view(-1, V).float(), targets.view(-1)) + aux
 
     model = Gpt()
+    params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
-    times = []
-    for s in range(3 + steps):
-        tokens = torch.randint(0, vocab, (B, T))
-        targets = torch.randint(0, vocab, (B, T))
+    forward = torch.compile(model) if spec["compiled"] else model
+
+    def step():
+        tokens = torch.randint(0, V, (B, T))
+        targets = torch.randint(0, V, (B, T))
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = model(tokens, targets)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=spec["bf16"]):
+            loss = forward(tokens, targets)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if s >= 3:
-            times.append(time.perf_counter() - t0)
-    params = sum(p.numel() for p in model.parameters())
-    return statistics.median(times), params, B * T, torch.__version__
+        return time.perf_counter() - t0
+
+    for _ in range(3):
+        step()
+    print(json.dumps({"ready": True, "parameters": params, "torch": torch.__version__}), flush=True)
+    for line in sys.stdin:
+        times = [step() for _ in range(int(line))]
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"times": times, "peak_rss_mb": rss}), flush=True)
+
+
+def ensure_venv(venv):
+    """The venv with the newest torch from PyPI (about 5 GB with its CUDA wheels), made once."""
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(os.path.join(venv, ".complete")):
+        print(f"making {venv} with the newest torch from PyPI (once; a few minutes)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", "--upgrade", "torch", "numpy"],
+                       check=True)
+        open(os.path.join(venv, ".complete"), "w").close()
+    return python
+
+
+def start_peer(python, spec, env):
+    proc = subprocess.Popen([python, __file__, "--worker", json.dumps(spec)], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    ready = json.loads(proc.stdout.readline())
+    return proc, ready
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--config", default="configs/demo.ini")
-    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--models", default="dense,moe,large")
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--vocab", type=int, default=4096)
     ap.add_argument("--moetrain", default="build/moetrain")
-    ap.add_argument("--torch-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--venv", default="build/torch-venv")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    cfg = configparser.ConfigParser(inline_comment_prefixes=("#",))
-    cfg.read(args.config)
-    if args.torch_only:  # child process: the environment was set by the parent
-        print(json.dumps(torch_step_time(cfg, args.vocab, args.steps, args.threads)))
+    if args.worker:
+        torch_worker(json.loads(args.worker))
         return 0
-
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
-               OPENBLAS_NUM_THREADS=str(args.threads))
-    out = subprocess.run([args.moetrain, "bench", "step", "--config", args.config, "--steps",
-                          str(args.steps), "--vocab", str(args.vocab)],
-                         check=True, capture_output=True, text=True, env=env).stdout
-    ours = json.loads(out.strip().splitlines()[-1])
-
-    variants = {
-        "pytorch (Debian default)": {},
-        "pytorch (pthread OpenBLAS, passive wait)": {"OMP_WAIT_POLICY": "passive"},
-        "pytorch (OpenMP OpenBLAS)": {
-            "LD_LIBRARY_PATH": "/usr/lib/x86_64-linux-gnu/openblas-openmp"},
-    }
-    print(f"model: {args.config}, {ours['parameters']} parameters, "
-          f"{ours['tokens_per_step']} tokens/step, {args.threads} threads")
-    print(f"{'moetrain':<42}{ours['median_step_s'] * 1e3:8.1f} ms/step "
-          f"{ours['tokens_per_s']:8.0f} tok/s")
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    pythons = {"venv": ensure_venv(args.venv), "debian": "/usr/bin/python3"}
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    rows, best = [], 0.0
-    for name, extra in variants.items():
-        child = subprocess.run([sys.executable, __file__, "--torch-only", "--config", args.config,
-                                "--steps", str(args.steps), "--threads", str(args.threads),
-                                "--vocab", str(args.vocab)],
-                               check=True, capture_output=True, text=True, env=dict(env, **extra))
-        t_torch, params, tokens, version = json.loads(child.stdout.strip().splitlines()[-1])
-        assert params == ours["parameters"], f"parameter counts differ: {params} vs {ours}"
-        ratio = ours["tokens_per_s"] / (tokens / t_torch)
-        print(f"{name:<42}{t_torch * 1e3:8.1f} ms/step {tokens / t_torch:8.0f} tok/s"
-              f"   moetrain/pytorch = {ratio:.2f}x   (torch {version})")
-        best = max(best, tokens / t_torch)
-        rows.append(f"| {stamp} | {args.config} | {args.threads} | {ours['tokens_per_s']:.0f} | "
-                    f"{name} | {tokens / t_torch:.0f} | {ratio:.2f} |\n")
-    print(f"moetrain / fastest pytorch = {ours['tokens_per_s'] / best:.2f}x")
+    rows = []
+    for name in args.models.split(","):
+        config, overrides = MODELS[name]
+        D = dims(config, overrides, args.vocab)
+        tokens = D["B"] * D["T"]
+        peers = {}
+        for peer, interp, compiled, bf16 in PEERS:
+            spec = dict(dims=D, threads=args.threads, compiled=compiled, bf16=bf16)
+            peers[peer] = start_peer(pythons[interp], spec, env)
+        medians = {k: [] for k in ["moetrain fp32"] + list(peers)}
+        rss = {}
+        for _ in range(args.rounds):
+            out = subprocess.run([args.moetrain, "bench", "step", "--config", config, *overrides,
+                                  "--steps", str(args.steps), "--vocab", str(args.vocab)],
+                                 check=True, capture_output=True, text=True, env=env).stdout
+            ours = json.loads(out.strip().splitlines()[-1])
+            medians["moetrain fp32"].append(ours["median_step_s"])
+            rss["moetrain fp32"] = ours["peak_rss_mb"]
+            for peer, (proc, ready) in peers.items():
+                assert ready["parameters"] == ours["parameters"], (peer, ready, ours)
+                proc.stdin.write(f"{args.steps}\n")
+                proc.stdin.flush()
+                reply = json.loads(proc.stdout.readline())
+                medians[peer].append(statistics.median(reply["times"]))
+                rss[peer] = reply["peak_rss_mb"]
+        for proc, _ in peers.values():
+            proc.stdin.close()
+            proc.wait()
+        step_s = {k: statistics.median(v) for k, v in medians.items()}
+        ours_s = step_s["moetrain fp32"]
+        fastest = min(v for k, v in step_s.items() if k != "moetrain fp32")
+        bound = ours["gemm_alone_s"] / ours_s
+        print(f"\n{name}: {config} {' '.join(overrides)}, {ours['parameters']} parameters, "
+              f"{tokens} tokens/step, {args.threads} threads, {args.rounds} rounds x "
+              f"{args.steps} steps")
+        for k, s in step_s.items():
+            version = "" if k == "moetrain fp32" else f" (torch {peers[k][1]['torch']})"
+            ratio = "" if k == "moetrain fp32" else f"   moetrain/this = {s / ours_s:5.2f}x"
+            print(f"  {k:<30}{s * 1e3:8.1f} ms/step {tokens / s:8.0f} tok/s "
+                  f"{rss[k]:7.0f} MB peak{ratio}{version}")
+            rows.append(f"| {stamp} | {name} | {k}{version} | {tokens / s:.0f} | {rss[k]:.0f} | "
+                        f"{'' if k == 'moetrain fp32' else f'{s / ours_s:.2f}'} |\n")
+        print(f"  moetrain / fastest PyTorch = {fastest / ours_s:.2f}x; moetrain's GEMMs alone "
+              f"{ours['gemm_alone_s'] * 1e3:.1f} ms of its {ours_s * 1e3:.1f} ms step: "
+              f"{bound:.2f} of the GEMM-bound limit ({ours['gemm_flops'] / 1e9:.1f} GFLOP/step "
+              f"at {ours['gemm_flops'] / ours['gemm_alone_s'] / 1e9:.0f} GFLOP/s)")
+        rows.append(f"| {stamp} | {name} | moetrain / fastest PyTorch | | | {fastest / ours_s:.2f} |\n"
+                    f"| {stamp} | {name} | moetrain fp32 GEMM-bound fraction | | | {bound:.2f} |\n")
     os.makedirs("results/bench", exist_ok=True)
     path = "results/bench/step_vs_torch.md"
-    new = not os.path.exists(path)
     with open(path, "a") as f:
-        if new:
-            f.write("Written by `/usr/bin/python3 bench/step_vs_torch.py` (median of the timed steps).\n\n"
-                    "| date | config | threads | moetrain tok/s | pytorch variant | pytorch tok/s "
-                    "| ratio |\n|---|---|---|---|---|---|---|\n")
+        f.write(f"\n`/usr/bin/python3 bench/step_vs_torch.py --models {args.models} --steps "
+                f"{args.steps} --rounds {args.rounds} --threads {args.threads}` ({stamp}; "
+                "interleaved rounds; ratio = moetrain's tokens/s over the row's)\n\n"
+                "| date | model | variant | tok/s | peak MB | ratio |\n|---|---|---|---|---|---|\n")
         f.writelines(rows)
+    return 0
 
 
 if __name__ == "__main__":

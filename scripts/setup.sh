@@ -5,11 +5,13 @@
 # usage: setup.sh [--test]
 set -euo pipefail
 
+# ocl-icd-opencl-dev: libdnnl-dev's CMake package asks for OpenCL (only recommended by the
+# package, so --no-install-recommends would leave it out).
 PKGS=(
   build-essential cmake pkg-config clang-format
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools
-  libboost-program-options-dev libfmt-dev libopenblas-openmp-dev libgtest-dev
+  libboost-program-options-dev libfmt-dev libdnnl-dev ocl-icd-opencl-dev libopenblas-openmp-dev libgtest-dev
   libsentencepiece-dev sentencepiece
   python3-h5py python3-matplotlib python3-torch python3-numpy
   libsword-utils diatheke sword-comm-tdavid sword-text-web sword-text-kjv

@@ -1,14 +1,27 @@
 // moetrain bench: throughput measurements printed side by side (not timed tests).
-//   step: tokens/s of full training steps (forward, loss, backward, clip, AdamW) on random tokens
-//   gemm: each Linear layer's forward+backward GFLOP/s against raw cblas_sgemm on the same shapes
+//   step: tokens/s of full training steps (forward, loss, backward, clip, AdamW) on random tokens;
+//         on the CPU also the step's GEMM-bound limit (its GEMMs, recorded in one step, each run
+//         alone on the same shape) and the peak resident memory
+//   gemm: each Linear layer's forward+backward GFLOP/s (oneDNN) against raw OpenBLAS cblas_sgemm on
+//         the same shapes (the kernel OpenBLAS picked for this CPU is printed), and oneDNN's bf16
+//         matmul (bf16 inputs, weights in its own layout, fp32 output) on them: what a bf16 path
+//         could gain on this CPU
 //   a2a, moe: see bench_moe.cpp
 #include <cblas.h>
 #include <fmt/format.h>
+#include <omp.h>
 
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <sys/resource.h>
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <iostream>
+#include <map>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
 
 #include "cli/bench_common.hpp"
 #include "cli/commands.hpp"
@@ -20,6 +33,7 @@
 #include "optim/clip.hpp"
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
+#include "tensor/ops/sgemm.hpp"
 #include "tensor/rng.hpp"
 #include "train/runtime.hpp"
 
@@ -32,6 +46,28 @@ namespace {
 void random_tokens(const Tensor& t, int64_t vocab, uint64_t seed, uint64_t step) {
   const Rng rng(seed, stream_id({name_hash("bench"), step}));
   for (int64_t i = 0; i < t.numel(); ++i) t.i32()[i] = int32_t(rng.below(i, vocab));
+}
+
+// The GEMMs of one recorded step, each distinct problem run alone (outside any parallel region,
+// best of 3) as often as the step ran it: {FLOPs, seconds}.
+std::pair<double, double> gemms_alone(const std::vector<cpu::GemmCall>& calls) {
+  using Key =
+      std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float, float>;
+  std::map<Key, int> count;
+  for (const auto& g : calls)
+    ++count[{g.ta, g.tb, g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.alpha, g.beta}];
+  double flops = 0, seconds = 0;
+  for (const auto& [key, times] : count) {
+    const auto [ta, tb, m, n, k, lda, ldb, ldc, alpha, beta] = key;
+    std::vector<float> a((ta ? k : m) * lda, 0.01f), b((tb ? n : k) * ldb, 0.01f), c(m * ldc);
+    const double t = best_seconds(3, [&, ta = ta, tb = tb, m = m, n = n, k = k, lda = lda,
+                                      ldb = ldb, ldc = ldc, alpha = alpha, beta = beta] {
+      cpu::sgemm(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+    });
+    flops += 2.0 * m * n * k * times;
+    seconds += t * times;
+  }
+  return {flops, seconds};
 }
 
 int bench_step(const Config& cfg, Device device, int64_t vocab, int steps) {
@@ -69,13 +105,57 @@ int bench_step(const Config& cfg, Device device, int64_t vocab, int steps) {
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
   const double tokens = double(cfg.batch_size * mc.seq_len);
+  std::pair<double, double> gemm{0, 0};
+  if (device == Device::CPU) {
+    std::vector<cpu::GemmCall> calls;
+    cpu::record_gemms(&calls);
+    step(3 + steps);
+    cpu::record_gemms(nullptr);
+    gemm = gemms_alone(calls);
+  }
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
   fmt::print(
       "{{\"bench\": \"step\", \"parameters\": {}, \"tokens_per_step\": {}, "
       "\"median_step_s\": {:.6f}, \"tokens_per_s\": {:.1f}, \"device\": \"{}\", "
-      "\"precision\": \"{}\", \"threads\": {}}}\n",
+      "\"precision\": \"{}\", \"threads\": {}, \"gemm_flops\": {:.0f}, "
+      "\"gemm_alone_s\": {:.6f}, \"peak_rss_mb\": {:.1f}}}\n",
       reg.total_elements(), int64_t(tokens), median, tokens / median, device_name(device),
-      cfg.precision, openblas_get_num_threads());
+      cfg.precision, omp_get_max_threads(), gemm.first, gemm.second, ru.ru_maxrss / 1024.0);
   return 0;
+}
+
+// Seconds of the three products of a Linear layer of [n,in]x[in,out] as plain NN matmuls with
+// bf16 inputs and fp32 outputs in oneDNN, and the kernel oneDNN chose.
+std::pair<double, std::string> bf16_matmul_seconds(int64_t n, int64_t in, int64_t out, int reps) {
+  using namespace dnnl;
+  const engine eng(engine::kind::cpu, 0);
+  stream st(eng);
+  using tag = memory::format_tag;
+  using dt = memory::data_type;
+  std::vector<matmul> prims;
+  std::vector<std::unordered_map<int, memory>> args;
+  std::string impl;
+  for (const auto& [m, k, nn] : {std::tuple{n, in, out}, {n, out, in}, {in, n, out}}) {
+    const memory::desc a({m, k}, dt::bf16, tag::ab), b({k, nn}, dt::bf16, tag::any),
+        c({m, nn}, dt::f32, tag::ab);
+    const matmul::primitive_desc pd(matmul::desc(a, b, c), eng);
+    prims.emplace_back(pd);
+    args.push_back({{DNNL_ARG_SRC, memory(a, eng)},
+                    {DNNL_ARG_WEIGHTS, memory(pd.weights_desc(), eng)},
+                    {DNNL_ARG_DST, memory(c, eng)}});
+    impl = pd.impl_info_str();
+  }
+  for (auto& a : args)  // defined inputs (bf16 1/64), not the allocation's garbage
+    for (const int arg : {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS}) {
+      auto* p = static_cast<uint16_t*>(a[arg].get_data_handle());
+      std::fill(p, p + a[arg].get_desc().get_size() / 2, uint16_t(0x3c80));
+    }
+  const double t = best_seconds(reps, [&] {
+    for (size_t i = 0; i < prims.size(); ++i) prims[i].execute(st, args[i]);
+    st.wait();
+  });
+  return {t, impl};
 }
 
 int bench_gemm(const Config& cfg, int64_t vocab, int reps) {
@@ -90,8 +170,10 @@ int bench_gemm(const Config& cfg, int64_t vocab, int reps) {
                            {"ffn.fc1", m.d_model, m.d_ff},
                            {"ffn.fc2", m.d_ff, m.d_model},
                            {"lm_head", m.d_model, vocab}};
-  fmt::print("{:<10} {:>22} {:>14} {:>14} {:>7}\n", "layer", "shape [N,in]x[in,out]",
-             "ours GFLOP/s", "sgemm GFLOP/s", "ratio");
+  fmt::print("OpenBLAS core: {}\n{:<10} {:>22} {:>14} {:>17} {:>7} {:>14}\n",
+             openblas_get_corename(), "layer", "shape [N,in]x[in,out]", "ours GFLOP/s",
+             "OpenBLAS GFLOP/s", "ratio", "bf16 GFLOP/s");
+  std::string bf16_impl;
   for (const auto& s : shapes) {
     ParamRegistry reg;
     const Linear layer(reg, "bench", s.in, s.out, 0.02f);
@@ -120,10 +202,13 @@ int bench_gemm(const Config& cfg, int64_t vocab, int reps) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s.in, s.out, n, 1, a.data(), n,
                   c.data(), s.out, 0, b.data(), s.out);
     });
-    fmt::print("{:<10} {:>22} {:>14.1f} {:>14.1f} {:>7.2f}\n", s.name,
+    const auto [bf16, impl] = bf16_matmul_seconds(n, s.in, s.out, reps);
+    bf16_impl = impl;
+    fmt::print("{:<10} {:>22} {:>14.1f} {:>17.1f} {:>7.2f} {:>14.1f}\n", s.name,
                fmt::format("[{},{}]x[{},{}]", n, s.in, s.in, s.out), flops / ours / 1e9,
-               flops / raw / 1e9, raw / ours);
+               flops / raw / 1e9, raw / ours, flops / bf16 / 1e9);
   }
+  fmt::print("bf16: oneDNN matmul, kernel {}\n", bf16_impl);
   return 0;
 }
 

@@ -1,14 +1,13 @@
 // Causal multi-head self-attention on packed qkv: forward and backward side by side.
-// Each (batch, head) pair is independent: OpenMP over pairs; OpenBLAS (OpenMP build) runs serially
-// inside the parallel region.
-#include <cblas.h>
-
+// Each (batch, head) pair is independent: OpenMP over pairs; each pair's GEMMs run serially on its
+// thread.
 #include <cmath>
 
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/ops/dispatch.hpp"
 #include "tensor/ops/fast_math.hpp"
+#include "tensor/ops/sgemm.hpp"
 
 namespace mt::ops {
 
@@ -47,8 +46,7 @@ void attention_forward(const Tensor& qkv, int n_head, const Tensor& out, const T
     const float* v = q + 2 * D.d;
     float* p = P + bh * D.T * D.T;
     // Scores S = scale * Q K^T (full square; the upper triangle is masked below).
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, D.T, D.T, D.hd, scale, q, ld, k, ld, 0.0f,
-                p, D.T);
+    cpu::sgemm(false, true, D.T, D.T, D.hd, scale, q, ld, k, ld, 0.0f, p, D.T);
     for (int64_t i = 0; i < D.T; ++i) {
       float* row = p + i * D.T;
       float mx = row[0];
@@ -70,8 +68,8 @@ void attention_forward(const Tensor& qkv, int n_head, const Tensor& out, const T
       const float* m = M + bh * D.T * D.T;
       for (int64_t i = 0; i < D.T * D.T; ++i) w[i] = p[i] * m[i];
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, D.T, D.hd, D.T, 1.0f, w, D.T, v, ld,
-                0.0f, o + b * D.T * D.d + h * D.hd, D.d);
+    cpu::sgemm(false, false, D.T, D.hd, D.T, 1.0f, w, D.T, v, ld, 0.0f,
+               o + b * D.T * D.d + h * D.hd, D.d);
   }
 }
 
@@ -102,10 +100,8 @@ void attention_backward(const Tensor& dout, const Tensor& qkv, const Tensor& pro
     float* ds = S + bh * D.T * D.T;
     // dV = W^T dO ; dW = dO V^T, W the values' weights (the dropped probabilities with dropout)
     const float* w = M ? dropped.f32() + bh * D.T * D.T : p;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D.T, D.hd, D.T, 1.0f, w, D.T, dout_bh, D.d,
-                0.0f, dv, ld);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, D.T, D.T, D.hd, 1.0f, dout_bh, D.d, v, ld,
-                0.0f, ds, D.T);
+    cpu::sgemm(true, false, D.T, D.hd, D.T, 1.0f, w, D.T, dout_bh, D.d, 0.0f, dv, ld);
+    cpu::sgemm(false, true, D.T, D.T, D.hd, 1.0f, dout_bh, D.d, v, ld, 0.0f, ds, D.T);
     if (M) {  // dP = dW * mask
       const float* m = M + bh * D.T * D.T;
       for (int64_t i = 0; i < D.T * D.T; ++i) ds[i] *= m[i];
@@ -120,10 +116,8 @@ void attention_backward(const Tensor& dout, const Tensor& qkv, const Tensor& pro
       for (int64_t j = i + 1; j < D.T; ++j) row[j] = 0.0f;
     }
     // dQ = scale dS K ; dK = scale dS^T Q
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, D.T, D.hd, D.T, scale, ds, D.T, k, ld,
-                0.0f, dq, ld);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D.T, D.hd, D.T, scale, ds, D.T, q, ld,
-                0.0f, dk, ld);
+    cpu::sgemm(false, false, D.T, D.hd, D.T, scale, ds, D.T, k, ld, 0.0f, dq, ld);
+    cpu::sgemm(true, false, D.T, D.hd, D.T, scale, ds, D.T, q, ld, 0.0f, dk, ld);
   }
 }
 
