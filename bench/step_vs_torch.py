@@ -8,12 +8,15 @@ process of its own that stays up between rounds (so torch.compile compiles once)
 torch from PyPI in a venv under build/ (made on first use; a benchmark tool, not a dependency of
 the trainer) as eager fp32, torch.compile fp32, eager bf16 autocast and compiled bf16, and
 Debian's python3-torch eager fp32 for reference. Every round runs moetrain and then each peer for
---steps steps, one at a time; a variant's figure is the median of its rounds' median step times.
+--steps steps, one at a time; a peer is stopped (SIGSTOP) while it waits, and inductor compiles
+in-process, so nothing else runs beside the one measured. A variant's figure is the median of its
+rounds' median step times.
 
 Printed per model: tokens/s and ms/step of each, moetrain / each peer, moetrain / the fastest
 peer, moetrain's GEMM-bound fraction (its step's GEMMs, recorded in one step and each run alone
-on the same shape, over the step time; the step's FLOPs over that time is the GEMM rate) and the
-peak resident memory of each process. Lines are appended to results/bench/step_vs_torch.md.
+on the same shape, over the step time; the step's FLOPs over that time is the GEMM rate), the
+GEMMs it ran on the whole pool timed inside the step against alone, and the peak resident memory
+of each process. Lines are appended to results/bench/step_vs_torch.md.
 
 usage: /usr/bin/python3 bench/step_vs_torch.py [--models dense,moe,large] [--steps 8]
            [--rounds 3] [--threads 2] [--moetrain build/moetrain] [--venv build/torch-venv]
@@ -25,6 +28,7 @@ import json
 import math
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -180,10 +184,21 @@ def ensure_venv(venv):
 
 
 def start_peer(python, spec, env):
-    proc = subprocess.Popen([python, __file__, "--worker", json.dumps(spec)], env=env,
+    proc = subprocess.Popen([python, __file__, "--worker", json.dumps(spec)],
+                            env=dict(env, TORCHINDUCTOR_COMPILE_THREADS="1"),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     ready = json.loads(proc.stdout.readline())
+    proc.send_signal(signal.SIGSTOP)
     return proc, ready
+
+
+def run_peer(proc, steps):
+    proc.send_signal(signal.SIGCONT)
+    proc.stdin.write(f"{steps}\n")
+    proc.stdin.flush()
+    reply = json.loads(proc.stdout.readline())
+    proc.send_signal(signal.SIGSTOP)
+    return reply
 
 
 def main():
@@ -213,28 +228,29 @@ def main():
             spec = dict(dims=D, threads=args.threads, compiled=compiled, bf16=bf16)
             peers[peer] = start_peer(pythons[interp], spec, env)
         medians = {k: [] for k in ["moetrain fp32"] + list(peers)}
-        rss = {}
+        rss, bound, inside = {}, [], []
         for _ in range(args.rounds):
             out = subprocess.run([args.moetrain, "bench", "step", "--config", config, *overrides,
                                   "--steps", str(args.steps), "--vocab", str(args.vocab)],
                                  check=True, capture_output=True, text=True, env=env).stdout
             ours = json.loads(out.strip().splitlines()[-1])
             medians["moetrain fp32"].append(ours["median_step_s"])
+            bound.append(ours["gemm_alone_s"] / ours["median_step_s"])
+            inside.append(ours["gemm_outer_alone_s"] / ours["gemm_outer_in_step_s"])
             rss["moetrain fp32"] = ours["peak_rss_mb"]
             for peer, (proc, ready) in peers.items():
                 assert ready["parameters"] == ours["parameters"], (peer, ready, ours)
-                proc.stdin.write(f"{args.steps}\n")
-                proc.stdin.flush()
-                reply = json.loads(proc.stdout.readline())
+                reply = run_peer(proc, args.steps)
                 medians[peer].append(statistics.median(reply["times"]))
                 rss[peer] = reply["peak_rss_mb"]
         for proc, _ in peers.values():
+            proc.send_signal(signal.SIGCONT)
             proc.stdin.close()
             proc.wait()
         step_s = {k: statistics.median(v) for k, v in medians.items()}
         ours_s = step_s["moetrain fp32"]
         fastest = min(v for k, v in step_s.items() if k != "moetrain fp32")
-        bound = ours["gemm_alone_s"] / ours_s
+        bound, inside = statistics.median(bound), statistics.median(inside)
         print(f"\n{name}: {config} {' '.join(overrides)}, {ours['parameters']} parameters, "
               f"{tokens} tokens/step, {args.threads} threads, {args.rounds} rounds x "
               f"{args.steps} steps")
@@ -245,12 +261,15 @@ def main():
                   f"{rss[k]:7.0f} MB peak{ratio}{version}")
             rows.append(f"| {stamp} | {name} | {k}{version} | {tokens / s:.0f} | {rss[k]:.0f} | "
                         f"{'' if k == 'moetrain fp32' else f'{s / ours_s:.2f}'} |\n")
-        print(f"  moetrain / fastest PyTorch = {fastest / ours_s:.2f}x; moetrain's GEMMs alone "
-              f"{ours['gemm_alone_s'] * 1e3:.1f} ms of its {ours_s * 1e3:.1f} ms step: "
-              f"{bound:.2f} of the GEMM-bound limit ({ours['gemm_flops'] / 1e9:.1f} GFLOP/step "
-              f"at {ours['gemm_flops'] / ours['gemm_alone_s'] / 1e9:.0f} GFLOP/s)")
+        print(f"  moetrain / fastest PyTorch = {fastest / ours_s:.2f}x; moetrain's step at "
+              f"{bound:.2f} of its GEMM-bound limit ({ours['gemm_flops'] / 1e9:.1f} GFLOP/step, "
+              f"its GEMMs alone at {ours['gemm_flops'] / ours['gemm_alone_s'] / 1e9:.0f} GFLOP/s "
+              f"in the last round); its GEMMs on the whole pool run inside the step at "
+              f"{inside:.2f} of their speed alone (medians over the rounds)")
         rows.append(f"| {stamp} | {name} | moetrain / fastest PyTorch | | | {fastest / ours_s:.2f} |\n"
-                    f"| {stamp} | {name} | moetrain fp32 GEMM-bound fraction | | | {bound:.2f} |\n")
+                    f"| {stamp} | {name} | moetrain fp32 GEMM-bound fraction | | | {bound:.2f} |\n"
+                    f"| {stamp} | {name} | moetrain fp32 GEMMs inside the step / alone | | | "
+                    f"{inside:.2f} |\n")
     os.makedirs("results/bench", exist_ok=True)
     path = "results/bench/step_vs_torch.md"
     with open(path, "a") as f:

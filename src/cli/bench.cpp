@@ -48,26 +48,33 @@ void random_tokens(const Tensor& t, int64_t vocab, uint64_t seed, uint64_t step)
   for (int64_t i = 0; i < t.numel(); ++i) t.i32()[i] = int32_t(rng.below(i, vocab));
 }
 
-// The GEMMs of one recorded step, each distinct problem run alone (outside any parallel region,
-// best of 3) as often as the step ran it: {FLOPs, seconds}.
-std::pair<double, double> gemms_alone(const std::vector<cpu::GemmCall>& calls) {
-  using Key =
-      std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float, float>;
+// The GEMMs of one recorded step. alone_s: each distinct problem run alone (outside any parallel
+// region, best of 3) as often as the step ran it; step_s and step_alone_s: the calls the step
+// made outside parallel regions (on the whole pool), their time inside the step and alone.
+struct GemmBound {
+  double flops = 0, alone_s = 0, step_s = 0, step_alone_s = 0;
+};
+GemmBound gemms_alone(const std::vector<cpu::GemmCall>& calls) {
+  using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float,
+                         float, bool>;
   std::map<Key, int> count;
-  for (const auto& g : calls)
-    ++count[{g.ta, g.tb, g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.alpha, g.beta}];
-  double flops = 0, seconds = 0;
+  GemmBound r;
+  for (const auto& g : calls) {
+    ++count[{g.ta, g.tb, g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.alpha, g.beta, g.nested}];
+    if (!g.nested) r.step_s += g.seconds;
+  }
   for (const auto& [key, times] : count) {
-    const auto [ta, tb, m, n, k, lda, ldb, ldc, alpha, beta] = key;
+    const auto [ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, nested] = key;
     std::vector<float> a((ta ? k : m) * lda, 0.01f), b((tb ? n : k) * ldb, 0.01f), c(m * ldc);
     const double t = best_seconds(3, [&, ta = ta, tb = tb, m = m, n = n, k = k, lda = lda,
                                       ldb = ldb, ldc = ldc, alpha = alpha, beta = beta] {
       cpu::sgemm(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
     });
-    flops += 2.0 * m * n * k * times;
-    seconds += t * times;
+    r.flops += 2.0 * m * n * k * times;
+    r.alone_s += t * times;
+    if (!nested) r.step_alone_s += t * times;
   }
-  return {flops, seconds};
+  return r;
 }
 
 int bench_step(const Config& cfg, Device device, int64_t vocab, int steps) {
@@ -105,7 +112,7 @@ int bench_step(const Config& cfg, Device device, int64_t vocab, int steps) {
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
   const double tokens = double(cfg.batch_size * mc.seq_len);
-  std::pair<double, double> gemm{0, 0};
+  GemmBound gemm;
   if (device == Device::CPU) {
     std::vector<cpu::GemmCall> calls;
     cpu::record_gemms(&calls);
@@ -119,9 +126,11 @@ int bench_step(const Config& cfg, Device device, int64_t vocab, int steps) {
       "{{\"bench\": \"step\", \"parameters\": {}, \"tokens_per_step\": {}, "
       "\"median_step_s\": {:.6f}, \"tokens_per_s\": {:.1f}, \"device\": \"{}\", "
       "\"precision\": \"{}\", \"threads\": {}, \"gemm_flops\": {:.0f}, "
-      "\"gemm_alone_s\": {:.6f}, \"peak_rss_mb\": {:.1f}}}\n",
+      "\"gemm_alone_s\": {:.6f}, \"gemm_outer_in_step_s\": {:.6f}, "
+      "\"gemm_outer_alone_s\": {:.6f}, \"peak_rss_mb\": {:.1f}}}\n",
       reg.total_elements(), int64_t(tokens), median, tokens / median, device_name(device),
-      cfg.precision, omp_get_max_threads(), gemm.first, gemm.second, ru.ru_maxrss / 1024.0);
+      cfg.precision, omp_get_max_threads(), gemm.flops, gemm.alone_s, gemm.step_s,
+      gemm.step_alone_s, ru.ru_maxrss / 1024.0);
   return 0;
 }
 

@@ -1,9 +1,12 @@
 // GEMM: the one entry point for every product of the model. CPU: oneDNN's sgemm (its JIT picks
-// the kernel for the CPU it finds: measured 1.0-1.7x OpenBLAS at the demo's shapes where OpenBLAS
-// knows the CPU, 5x where it does not and falls back to SSE3); CUDA: cuBLAS.
+// the kernel for the CPU it finds; `bench gemm`: about even with OpenBLAS where OpenBLAS knows the
+// CPU, 4-5x where it does not and falls back to SSE3); CUDA: cuBLAS.
 #include <oneapi/dnnl/dnnl.h>
 
+#include <omp.h>
+
 #include <atomic>
+#include <chrono>
 #include <mutex>
 
 #include "tensor/error.hpp"
@@ -24,13 +27,16 @@ void record_gemms(std::vector<GemmCall>* log) {
 
 void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  if (auto* log = g_log.load(std::memory_order_relaxed)) {
-    const std::lock_guard<std::mutex> lock(g_log_mutex);
-    log->push_back({ta, tb, m, n, k, lda, ldb, ldc, alpha, beta});
-  }
+  auto* log = g_log.load(std::memory_order_relaxed);
+  const auto t0 = log ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   const dnnl_status_t s =
       dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   MT_CHECK(s == dnnl_success, "oneDNN sgemm {}x{}x{} failed (status {})", m, n, k, int(s));
+  if (log) {
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const std::lock_guard<std::mutex> lock(g_log_mutex);
+    log->push_back({ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, t, omp_in_parallel() != 0});
+  }
 }
 
 }  // namespace mt::cpu

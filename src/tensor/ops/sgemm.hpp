@@ -12,11 +12,14 @@ void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 // For `moetrain bench step`'s GEMM-bound limit: while a log is set, every sgemm call appends its
-// problem to it (from any thread); nullptr stops. Not for training runs.
+// problem, its wall time and whether it ran inside a parallel region (from any thread); nullptr
+// stops. Not for training runs.
 struct GemmCall {
   bool ta, tb;
   int64_t m, n, k, lda, ldb, ldc;
   float alpha, beta;
+  double seconds;
+  bool nested;
 };
 void record_gemms(std::vector<GemmCall>* log);
 
