@@ -67,6 +67,14 @@ def dims(config, overrides, vocab):
                 dropless=moe.get("dropless", "false") == "true")
 
 
+def activations_mb(D):
+    """What one micro-batch's backward must keep, in MB of fp32: per block the input and output
+    of each LayerNorm, qkv, the attention probabilities, the attention output, the FFN's (or an
+    expert's) two hidden layers; the final LayerNorm and the logits."""
+    per_token = D["L"] * (8 * D["d"] + 2 * D["f"] + D["H"] * D["T"]) + 2 * D["d"] + D["V"]
+    return 4.0 * D["B"] * D["T"] * per_token / (1 << 20)
+
+
 def torch_worker(spec):
     """A peer process: builds the model, warms up (compiles), then runs steps on request."""
     import torch
@@ -266,6 +274,11 @@ def main():
               f"its GEMMs alone at {ours['gemm_flops'] / ours['gemm_alone_s'] / 1e9:.0f} GFLOP/s "
               f"in the last round); its GEMMs on the whole pool run inside the step at "
               f"{inside:.2f} of their speed alone (medians over the rounds)")
+        print(f"  moetrain's peak {ours['peak_rss_mb']:.0f} MB: parameters, gradients and AdamW "
+              f"moments {ours['state_mb']:.0f} MB, activation arena {ours['arena_mb']:.0f} MB "
+              f"(a step uses {ours['arena_peak_mb']:.0f} MB of it); analytic need "
+              f"{ours['state_mb'] + activations_mb(D):.0f} MB (the state and the activations the "
+              f"backward reads, {activations_mb(D):.0f} MB)")
         rows.append(f"| {stamp} | {name} | moetrain / fastest PyTorch | | | {fastest / ours_s:.2f} |\n"
                     f"| {stamp} | {name} | moetrain fp32 GEMM-bound fraction | | | {bound:.2f} |\n"
                     f"| {stamp} | {name} | moetrain fp32 GEMMs inside the step / alone | | | "

@@ -424,7 +424,9 @@ TEST(Arena, ReusesOneBlockAfterTheFirstCycle) {
     for (int i = 0; i < 10; ++i) arena.alloc({1 << 18});
   }
   EXPECT_EQ(arena.system_allocations(), after_warmup);
-  EXPECT_GE(arena.capacity(), size_t(10) << 20);
+  // One block of the cycle's 10 MiB plus 1/8 (growing blocks that doubled held 1+2+4+8 = 15).
+  EXPECT_EQ(arena.capacity(), (size_t(10) << 20) + (size_t(10) << 20) / 8);
+  EXPECT_EQ(arena.peak_bytes(), size_t(10) << 20);
 }
 
 TEST(Rng, CounterBasedDrawsArePureFunctions) {

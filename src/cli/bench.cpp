@@ -1,7 +1,8 @@
 // moetrain bench: throughput measurements printed side by side (not timed tests).
 //   step: tokens/s of full training steps (forward, loss, backward, clip, AdamW) on random tokens;
 //         on the CPU also the step's GEMM-bound limit (its GEMMs, recorded in one step, each run
-//         alone on the same shape) and the peak resident memory
+//         alone on the same shape), the peak resident memory and what the parameters, gradients
+//         and AdamW moments (state) and the activation arena hold of it
 //   gemm: each Linear layer's forward+backward GFLOP/s (oneDNN) against raw OpenBLAS cblas_sgemm on
 //         the same shapes (the kernel OpenBLAS picked for this CPU is printed), and oneDNN's bf16
 //         matmul (bf16 inputs, weights in its own layout, fp32 output) on them: what a bf16 path
@@ -127,10 +128,13 @@ int bench_step(const Config& cfg, Device device, int64_t vocab, int steps) {
       "\"median_step_s\": {:.6f}, \"tokens_per_s\": {:.1f}, \"device\": \"{}\", "
       "\"precision\": \"{}\", \"threads\": {}, \"gemm_flops\": {:.0f}, "
       "\"gemm_alone_s\": {:.6f}, \"gemm_outer_in_step_s\": {:.6f}, "
-      "\"gemm_outer_alone_s\": {:.6f}, \"peak_rss_mb\": {:.1f}}}\n",
+      "\"gemm_outer_alone_s\": {:.6f}, \"peak_rss_mb\": {:.1f}, \"state_mb\": {:.1f}, "
+      "\"arena_mb\": {:.1f}, \"arena_peak_mb\": {:.1f}}}\n",
       reg.total_elements(), int64_t(tokens), median, tokens / median, device_name(device),
       cfg.precision, omp_get_max_threads(), gemm.flops, gemm.alone_s, gemm.step_s,
-      gemm.step_alone_s, ru.ru_maxrss / 1024.0);
+      gemm.step_alone_s, ru.ru_maxrss / 1024.0,
+      4.0 * sizeof(float) * double(reg.total_elements()) / (1 << 20),  // values, grads, m, v
+      double(arena.capacity()) / (1 << 20), double(arena.peak_bytes()) / (1 << 20));
   return 0;
 }
 

@@ -6,7 +6,7 @@
 //   moe (one rank, CPU or GPU): the MoE layer's forward + backward against a dense FFN of the
 //       same active FLOPs (top-1, expert width = FFN width) on the same tokens, and the FLOP rate
 //       of its expert GEMMs inside the layer against the same GEMMs run alone (raw cuBLAS or
-//       OpenBLAS on the same shapes).
+//       oneDNN on the same shapes).
 #include <fmt/format.h>
 #include <mpi.h>
 

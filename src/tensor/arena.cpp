@@ -31,10 +31,11 @@ size_t Arena::system_allocations() const {
   return system_allocations_ + (host_ ? host_->system_allocations() : 0);
 }
 
-void Arena::add_block(size_t min_bytes) {
-  const size_t last = blocks_.empty() ? size_t(1) << 20 : 2 * bytes_of(blocks_.back());
-  const size_t size = round_up(std::max(min_bytes, last));
-  blocks_.emplace_back(device_, int64_t(size / sizeof(float)));
+// A block of exactly what the allocation needs: a cycle that overflows holds only the bytes it
+// uses (growing blocks, doubling each time, held up to twice that at the first step's peak), and
+// reset() then makes one block for the whole cycle.
+void Arena::add_block(size_t bytes) {
+  blocks_.emplace_back(device_, int64_t(round_up(bytes) / sizeof(float)));
   ++system_allocations_;
 }
 
@@ -75,9 +76,10 @@ Tensor Arena::to_device(const Tensor& t) {
 void Arena::reset() {
   if (host_) host_->reset();
   if (blocks_.size() > 1 && used_ > bytes_of(blocks_.front())) {
-    const size_t total = capacity();
+    // One block of the largest cycle's bytes plus 1/8: the headroom absorbs MoE steps whose
+    // exchange buffers vary with the routing.
     blocks_.clear();
-    add_block(total);
+    add_block(peak_ + peak_ / 8);
   }
   current_ = 0;
   offset_ = 0;

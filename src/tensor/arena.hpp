@@ -25,8 +25,8 @@ class Arena {
   Tensor to_host(const Tensor& t);
   Tensor to_device(const Tensor& t);
   // Forget every tensor handed out (here and in host()). If the last cycle overflowed into
-  // several blocks they are merged into one, so the next cycle of the same shape fits without a
-  // system allocation.
+  // several blocks they are replaced by one block of the largest cycle's size plus 1/8, so the
+  // next cycle of the same shape fits without a system allocation.
   void reset();
 
   size_t system_allocations() const;
@@ -34,7 +34,7 @@ class Arena {
   size_t peak_bytes() const { return peak_; }  // the most bytes one cycle used (this device)
 
  private:
-  void add_block(size_t min_bytes);
+  void add_block(size_t bytes);
   Device device_;
   std::unique_ptr<Arena> host_;  // GPU arenas only
   std::vector<Buffer> blocks_;
