@@ -32,8 +32,7 @@ size_t Arena::system_allocations() const {
 }
 
 // A block of exactly what the allocation needs: a cycle that overflows holds only the bytes it
-// uses (growing blocks, doubling each time, held up to twice that at the first step's peak), and
-// reset() then makes one block for the whole cycle.
+// uses, and reset() then makes one block for the whole cycle.
 void Arena::add_block(size_t bytes) {
   blocks_.emplace_back(device_, int64_t(round_up(bytes) / sizeof(float)));
   ++system_allocations_;
