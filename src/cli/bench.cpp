@@ -56,24 +56,28 @@ struct GemmBound {
   double flops = 0, alone_s = 0, step_s = 0, step_alone_s = 0;
 };
 GemmBound gemms_alone(const std::vector<cpu::GemmCall>& calls) {
-  using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float,
-                         float, bool>;
-  std::map<Key, int> count;
+  using Problem = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                             float, float, bool>;
+  std::map<Problem, std::pair<cpu::GemmCall, int>> distinct;  // a call of each problem, how often
   GemmBound r;
   for (const auto& g : calls) {
-    ++count[{g.ta, g.tb, g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.alpha, g.beta, g.nested}];
+    auto& [first, times] =
+        distinct[{g.ta, g.tb, g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.alpha, g.beta, g.nested}];
+    if (times++ == 0) first = g;
     if (!g.nested) r.step_s += g.seconds;
   }
-  for (const auto& [key, times] : count) {
-    const auto [ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, nested] = key;
-    std::vector<float> a((ta ? k : m) * lda, 0.01f), b((tb ? n : k) * ldb, 0.01f), c(m * ldc);
-    const double t = best_seconds(3, [&, ta = ta, tb = tb, m = m, n = n, k = k, lda = lda,
-                                      ldb = ldb, ldc = ldc, alpha = alpha, beta = beta] {
-      cpu::sgemm(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+  for (const auto& entry : distinct) {
+    const cpu::GemmCall& g = entry.second.first;  // a plain reference: lambdas capture it
+    const int times = entry.second.second;
+    std::vector<float> a((g.ta ? g.k : g.m) * g.lda, 0.01f), b((g.tb ? g.n : g.k) * g.ldb, 0.01f),
+        c(g.m * g.ldc);
+    const double t = best_seconds(3, [&] {
+      cpu::sgemm(g.ta, g.tb, g.m, g.n, g.k, g.alpha, a.data(), g.lda, b.data(), g.ldb, g.beta,
+                 c.data(), g.ldc);
     });
-    r.flops += 2.0 * m * n * k * times;
+    r.flops += 2.0 * g.m * g.n * g.k * times;
     r.alone_s += t * times;
-    if (!nested) r.step_alone_s += t * times;
+    if (!g.nested) r.step_alone_s += t * times;
   }
   return r;
 }
