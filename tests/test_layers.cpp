@@ -429,6 +429,28 @@ TEST(Arena, ReusesOneBlockAfterTheFirstCycle) {
   EXPECT_EQ(arena.peak_bytes(), size_t(10) << 20);
 }
 
+TEST(Arena, ScopeFreesWhatWasMadeInsideIt) {
+  Arena arena;
+  for (int cycle = 0; cycle < 3; ++cycle) {
+    arena.reset();
+    const Tensor kept = arena.alloc({1 << 18});  // 1 MiB
+    void* inside = nullptr;
+    for (int block = 0; block < 4; ++block) {  // four "backward blocks" of 2 MiB temporaries each
+      const Arena::Scope temporaries(arena);
+      const Tensor a = arena.alloc({1 << 18});
+      arena.alloc({1 << 18});
+      EXPECT_NE(a.data, kept.data);
+      if (block > 0) {
+        EXPECT_EQ(a.data, inside);  // the same bytes each time
+      }
+      inside = a.data;
+    }
+    EXPECT_EQ(arena.alloc({1 << 18}).data, inside);  // and after the last scope
+  }
+  EXPECT_EQ(arena.peak_bytes(), size_t(3) << 20);  // kept + one scope's two, not kept + eight
+  EXPECT_EQ(arena.capacity(), (size_t(3) << 20) + (size_t(3) << 20) / 8);
+}
+
 TEST(Rng, CounterBasedDrawsArePureFunctions) {
   const Rng a(7, stream_id({1, 2})), b(7, stream_id({1, 2})), c(7, stream_id({1, 3}));
   EXPECT_EQ(a.bits(123), b.bits(123));

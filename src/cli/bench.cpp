@@ -117,6 +117,8 @@ int bench_step(const Config& cfg, Device device, int64_t vocab, int steps) {
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
   const double tokens = double(cfg.batch_size * mc.seq_len);
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);  // before the GEMMs run alone on buffers of their own
   GemmBound gemm;
   if (device == Device::CPU) {
     std::vector<cpu::GemmCall> calls;
@@ -125,8 +127,6 @@ int bench_step(const Config& cfg, Device device, int64_t vocab, int steps) {
     cpu::record_gemms(nullptr);
     gemm = gemms_alone(calls);
   }
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
   fmt::print(
       "{{\"bench\": \"step\", \"parameters\": {}, \"tokens_per_step\": {}, "
       "\"median_step_s\": {:.6f}, \"tokens_per_s\": {:.1f}, \"device\": \"{}\", "

@@ -118,8 +118,10 @@ void Gpt::backward(Arena& arena, const Tensor& dlogits, const Activations& acts)
   ops::matmul(dlogits, false, wte, false, dxf);
   Tensor dres = arena.zeros(acts.xf.shape);
   lnf_.backward(dxf, acts.lnf, dres);
-  for (size_t i = blocks_.size(); i-- > 0;)
+  for (size_t i = blocks_.size(); i-- > 0;) {
+    const Arena::Scope temporaries(arena);  // dres, updated in place, is all a block leaves
     blocks_[i].backward(arena, dres, acts.blocks[i], acts.step);
+  }
   if (!acts.emb_mask.empty()) ops::mul(dres, acts.emb_mask, dres);
   emb_.backward(acts.tokens, dres);
 }

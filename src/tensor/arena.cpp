@@ -34,7 +34,7 @@ size_t Arena::system_allocations() const {
 // A block of exactly what the allocation needs: a cycle that overflows holds only the bytes it
 // uses, and reset() then makes one block for the whole cycle.
 void Arena::add_block(size_t bytes) {
-  blocks_.emplace_back(device_, int64_t(round_up(bytes) / sizeof(float)));
+  blocks_.emplace_back(device_, int64_t(round_up(bytes) / sizeof(float)), Buffer::Fill::none);
   ++system_allocations_;
 }
 
@@ -70,6 +70,19 @@ Tensor Arena::to_device(const Tensor& t) {
   Tensor d = alloc(t.shape, t.dtype);
   ops::copy(t, d);
   return d;
+}
+
+Arena::Scope::Scope(Arena& arena) : arena_(arena), device_(of(arena)), host_(of(arena.host())) {}
+
+Arena::Scope::~Scope() {
+  rewind(arena_, device_);
+  if (&arena_.host() != &arena_) rewind(arena_.host(), host_);
+}
+
+void Arena::Scope::rewind(Arena& a, const Position& p) {
+  a.current_ = p.current;
+  a.offset_ = p.offset;
+  a.used_ = p.used;
 }
 
 void Arena::reset() {

@@ -1,7 +1,9 @@
 // Arena: bump allocation of per-step tensors on one device. reset() frees everything at once;
-// after the first step the arena holds one block large enough for a whole step, so later steps
-// allocate nothing. A GPU arena has a host arena beside it (host()) for the bookkeeping that
-// routing does on the CPU; on a CPU arena host() is the arena itself.
+// a Scope frees what was allocated while it lived (a block's backward temporaries). After the
+// first step the arena holds one block large enough for a whole step, so later steps allocate
+// nothing. Blocks are not zeroed: pages a step never touches stay out of resident memory. A GPU
+// arena has a host arena beside it (host()) for the bookkeeping that routing does on the CPU; on a
+// CPU arena host() is the arena itself.
 #pragma once
 #include <cstddef>
 #include <memory>
@@ -28,6 +30,25 @@ class Arena {
   // several blocks they are replaced by one block of the largest cycle's size plus 1/8, so the
   // next cycle of the same shape fits without a system allocation.
   void reset();
+
+  // On destruction, forgets every tensor handed out (here and in host()) since construction.
+  // Nothing made inside may outlive it.
+  class Scope {
+   public:
+    explicit Scope(Arena& arena);
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    struct Position {
+      size_t current, offset, used;
+    };
+    static Position of(const Arena& a) { return {a.current_, a.offset_, a.used_}; }
+    static void rewind(Arena& a, const Position& p);
+    Arena& arena_;
+    Position device_, host_;
+  };
 
   size_t system_allocations() const;
   size_t capacity() const;

@@ -14,8 +14,8 @@
 
 namespace mt {
 
-Buffer::Buffer(Device device, int64_t floats) : device_(device) {
-  reserve(floats);
+Buffer::Buffer(Device device, int64_t floats, Fill fill) : device_(device) {
+  allocate(floats, fill);
 }
 
 Buffer::~Buffer() {
@@ -49,6 +49,10 @@ void Buffer::release() {
 
 void Buffer::reserve(int64_t n) {
   if (n <= size_ && data_) return;
+  allocate(n, Fill::zeros);
+}
+
+void Buffer::allocate(int64_t n, Fill fill) {
   release();
   const size_t bytes = (std::max<size_t>(n, 1) * sizeof(float) + 63) / 64 * 64;
   if (device_ == Device::CPU) {
@@ -62,7 +66,7 @@ void Buffer::reserve(int64_t n) {
 #endif
   }
   size_ = n;
-  zero_bytes(all());
+  if (fill == Fill::zeros) zero_bytes(all());
 }
 
 Tensor Buffer::view(Shape s, int64_t offset, DType t) const {

@@ -1,6 +1,7 @@
 // Buffer: owning storage of floats on one device (host: 64-byte aligned; CUDA: the device pool),
-// zeroed when made. The parameter registry, the optimizer's moments, the arena's blocks and the
-// all-to-all's staging live in Buffers, so one code path serves both devices.
+// zeroed when made unless asked not to be. The parameter registry, the optimizer's moments, the
+// arena's blocks and the all-to-all's staging live in Buffers, so one code path serves both
+// devices.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -11,8 +12,9 @@ namespace mt {
 
 class Buffer {
  public:
+  enum class Fill { zeros, none };  // none: the arena's blocks, whose pages stay untouched
   Buffer() = default;
-  Buffer(Device device, int64_t floats);
+  Buffer(Device device, int64_t floats, Fill fill = Fill::zeros);
   ~Buffer();
   Buffer(Buffer&& o) noexcept;
   Buffer& operator=(Buffer&& o) noexcept;
@@ -30,6 +32,7 @@ class Buffer {
 
  private:
   void release();
+  void allocate(int64_t n, Fill fill);
   Device device_ = Device::CPU;
   float* data_ = nullptr;
   int64_t size_ = 0;
