@@ -1,6 +1,8 @@
 // Elementwise ops, row reductions, GELU and the AdamW update (on CPU: OpenMP over elements or
 // columns).
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
@@ -82,10 +84,20 @@ void sum_rows_accumulate(const Tensor& dy, const Tensor& db) {
 
 double sum_squares(const Tensor& t) {
   MT_ON_CUDA(t, sum_squares(t.f32(), t.numel()));
+  // Fixed chunks summed in order: the same sum for any thread count.
+  constexpr int64_t kChunk = 1 << 16;
   const float* p = t.f32();
-  const int64_t n = t.numel();
+  const int64_t n = t.numel(), chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> partial(chunks);
+#pragma omp parallel for if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) s += double(p[i]) * p[i];
+    partial[c] = s;
+  }
   double s = 0;
-  for (int64_t i = 0; i < n; ++i) s += double(p[i]) * p[i];
+  for (const double x : partial) s += x;
   return s;
 }
 
