@@ -186,6 +186,10 @@ struct Case {
   std::string gate;  // moe.gate ("" with moe.experts = 0: the dense model)
   std::vector<std::string> extra;
   bool all_ep = true;  // false: ep_size 1 only (Gating Dropout: "local" depends on the layout)
+  // DSelect-k: an expert runs where a smooth step is not exactly 0 or 1, and its z gather at the
+  // steps' knots, where S' vanishes; rounding-level differences of summation order move a few
+  // tokens across them. Experts per token then agree within 0.02 and the curves within 1e-4.
+  bool knife_edge = false;
 };
 
 std::vector<Case> equivalence_cases() {
@@ -206,6 +210,7 @@ std::vector<Case> equivalence_cases() {
       {"thor_sequence", "thor", {"--thor.granularity", "sequence"}},
       {"thor_token", "thor", {"--thor.granularity", "token"}},
       {"evomoe", "evomoe", evo},
+      {"dselect_k", "dselect_k", {"--moe.dropless", "true", "--dselect.gamma", "0.05"}, true, true},
       {"switch_gd", "switch", {"--gd.p", "0.5", "--gd.mode", "gate_drop"}, false},
       {"switch_ged", "switch", {"--gd.p", "0.5", "--gd.mode", "gate_expert_drop"}, false},
       {"switch_gd_layer",
@@ -241,6 +246,12 @@ void expect_case_ran_as_intended(const Case& c, const Curve& a) {
       EXPECT_GT(e[2], 1.0f) << run << ": the dense-to-sparse gate activated one expert";
     }
   }
+  if (c.gate == "dselect_k") {  // every expert at first; the smooth steps saturate as it trains
+    for (const auto& e : a.experts_per_token) {
+      EXPECT_EQ(e.front(), 4.0f) << run;
+      EXPECT_LT(e.back(), 3.0f) << run << ": DSelect-k did not become sparse";
+    }
+  }
   if (c.name.starts_with("switch_g")) {
     EXPECT_GT(total(a.gate_drop), 0) << run << ": no drop step";
     EXPECT_LT(total(a.gate_drop), float(a.gate_drop.size())) << run << ": only drop steps";
@@ -249,19 +260,27 @@ void expect_case_ran_as_intended(const Case& c, const Curve& a) {
 
 // Compares a run with its reference: curves within rel, routing statistics exactly, parameters
 // within 1e-5 (norm-relative, after 5 Adam steps).
-void expect_same_run(const std::string& ref, const std::string& run, const Config& cfg,
-                     double rel) {
+void expect_same_run(const std::string& ref, const std::string& run, const Config& cfg, double rel,
+                     bool knife_edge) {
   const Curve a = read_curve(ref), b = read_curve(run);
+  if (knife_edge) rel = 1e-4;
   expect_close(a.loss, b.loss, rel, run + " loss");
   expect_close(a.grad_norm, b.grad_norm, rel, run + " grad_norm");
   expect_close(a.valid_loss, b.valid_loss, rel, run + " validation loss");
   expect_close(a.consistency, b.consistency, rel, run + " consistency");
   EXPECT_EQ(a.dropped, b.dropped) << run;
-  EXPECT_EQ(a.experts_per_token, b.experts_per_token) << run;
+  if (knife_edge) {
+    ASSERT_EQ(a.experts_per_token.size(), b.experts_per_token.size()) << run;
+    for (size_t i = 0; i < a.experts_per_token.size(); ++i)
+      for (size_t s = 0; s < a.experts_per_token[i].size(); ++s)
+        EXPECT_NEAR(a.experts_per_token[i][s], b.experts_per_token[i][s], 0.02) << run;
+  } else {
+    EXPECT_EQ(a.experts_per_token, b.experts_per_token) << run;
+  }
   EXPECT_EQ(a.gate_drop, b.gate_drop) << run;
   EXPECT_EQ(a.tau, b.tau) << run;
   EXPECT_EQ(a.phase, b.phase) << run;
-  EXPECT_LT(parameter_difference(ref, run, cfg), 1e-5) << run;
+  EXPECT_LT(parameter_difference(ref, run, cfg), knife_edge ? 1e-4 : 1e-5) << run;
 }
 
 // W ranks at every ep_size against one rank, with the step's 8 sequences in one forward per rank
@@ -287,7 +306,7 @@ TEST(Training, WRanksMatchOneRankForEveryExpertParallelSize) {
         const TrainResult r = train(cfg, rt, true);
         // Steps that look alike allocate nothing after the first; EvoMoE's phases and Gating
         // Dropout's coins change a step's memory, and the arena grows at the largest so far.
-        if (c.gate != "evomoe" && !c.name.starts_with("switch_g")) {
+        if (c.gate != "evomoe" && c.gate != "dselect_k" && !c.name.starts_with("switch_g")) {
           EXPECT_EQ(r.arena_allocations_after_first_step, 0u) << ref;
         }
         // Activations of one micro-batch at a time: about half the arena with two.
@@ -301,7 +320,7 @@ TEST(Training, WRanksMatchOneRankForEveryExpertParallelSize) {
       if (me == 0 && micro_batches == 2) {
         const std::string one = fmt::format("ref_{}_m1_r0", c.name);
         if (c.gate != "thor") {
-          expect_same_run(one, ref, tiny(ref, 1, gate, c.extra), 1e-6);
+          expect_same_run(one, ref, tiny(ref, 1, gate, c.extra), 1e-6, c.knife_edge);
         } else {
           EXPECT_NE(read_curve(one).loss, read_curve(ref).loss) << ref << ": THOR draws per "
                                                                 << "micro-batch";
@@ -314,7 +333,7 @@ TEST(Training, WRanksMatchOneRankForEveryExpertParallelSize) {
         Runtime rt = make_runtime(cfg);
         train(cfg, rt, true);
         MPI_Barrier(MPI_COMM_WORLD);
-        if (me == 0) expect_same_run(ref, run, cfg, 1e-5);
+        if (me == 0) expect_same_run(ref, run, cfg, 1e-5, c.knife_edge);
       }
     }
   }

@@ -8,6 +8,7 @@
 #include "comm/all_to_all.hpp"
 #include "comm/mpi_group.hpp"
 #include "comm/topology.hpp"
+#include "gates/dselect_k.hpp"
 #include "gates/evomoe.hpp"
 #include "gates/hash.hpp"
 #include "gates/thor.hpp"
@@ -117,6 +118,52 @@ TEST(Moe, EvoMoeMatchesFiniteDifferencesInEveryPhase) {
     check_moe(c, 8, 4, /*phase=*/2, /*tau=*/0.5f, true, 2);  // Gumbel-max top-1
   }
   check_moe(c, 8, 4, /*phase=*/1, /*tau=*/1.5f, /*training=*/false);  // evaluation: argmax
+}
+
+TEST(Moe, DSelectKMatchesFiniteDifferences) {
+  MoeConfig c;
+  c.gate = "dselect_k";
+  c.dselect_k = 2;
+  c.dselect_gamma = 3.0;  // most z inside the smooth steps, some saturated: exact zero weights
+  c.dselect_entropy = 0.5;
+  for (int experts : {4, 6}) {  // 6: the penalty on the codes beyond the experts
+    c.num_experts = experts;
+    check_moe(c, 8, 8);
+  }
+  check_moe(c, 8, 8, 0, 1.0f, /*training=*/false);  // evaluation: no regularisers
+}
+
+// Hand computation: one selector (k = 1) of two bits over 4 experts, gamma 1, the router's
+// weights zero, so z is its bias. Bits are read most significant first: expert 2 is "10".
+TEST(DSelectK, SmoothStepsPickExpertsByTheirBinaryCodes) {
+  ParamRegistry reg;
+  const DSelectKGate gate(reg, "g", 3, {4, 1, 1.0, 0.0});
+  reg.allocate();
+  Arena arena;
+  std::vector<float> x(2 * 3, 1.0f);
+  const auto route = [&](float z0, float z1) {
+    std::fill(reg.values(), reg.values() + reg.total_elements(), 0.0f);
+    reg.value(reg.find("g/z/b")).f32()[0] = z0;
+    reg.value(reg.find("g/z/b")).f32()[1] = z1;
+    arena.reset();
+    return gate.route(arena, Tensor{x.data(), {2, 3}}, context(2, 2));
+  };
+  Routing r = route(0.6f, -0.6f);  // s = (1, 0): code 10, expert 2 alone
+  for (int e = 0; e < 4; ++e) {
+    EXPECT_EQ(r.expert.i32()[e], e == 2 ? 2 : -1) << e;
+    EXPECT_EQ(r.weight.f32()[e], e == 2 ? 1.0f : 0.0f) << e;
+  }
+  r = route(0.0f, 0.6f);  // s = (1/2, 1): codes 01 and 11, half each
+  for (int e = 0; e < 4; ++e) {
+    EXPECT_EQ(r.expert.i32()[e], e % 2 == 1 ? e : -1) << e;
+    EXPECT_FLOAT_EQ(r.weight.f32()[e], e % 2 == 1 ? 0.5f : 0.0f) << e;
+  }
+  // S(0.25) = -2/64 + 3/8 + 1/2 = 0.84375: expert e's weight is the product of its bits' terms.
+  r = route(0.25f, -0.25f);
+  const float hi = 0.84375f, lo = 1.0f - hi;
+  const float want[4] = {lo * hi, lo * lo, hi * hi, hi * lo};
+  for (int e = 0; e < 4; ++e) EXPECT_FLOAT_EQ(r.weight.f32()[e], want[e]) << e;
+  EXPECT_EQ(r.load, (std::vector<int64_t>{2, 2, 2, 2}));
 }
 
 TEST(Gates, CapacityDropsAgainstHandComputation) {

@@ -28,6 +28,7 @@
 #include "cli/commands.hpp"
 #include "gates/hash.hpp"
 #include "io/config.hpp"
+#include "model/gate_registry.hpp"
 #include "model/gpt.hpp"
 #include "model/loss.hpp"
 #include "optim/adamw.hpp"
@@ -90,8 +91,8 @@ int bench_step(const Config& cfg, Device device, int64_t vocab, int steps) {
   MT_CHECK(rt.ranks() == 1, "bench step runs on one rank");
   ParamRegistry reg;
   const Gpt model(mc, reg, rt.layout(),
-                  mc.moe.gate == "hash" ? random_hash(vocab, mc.moe.num_experts, cfg.seed)
-                                        : std::vector<int32_t>{});
+                  gate_traits(mc.moe).hash_table ? random_hash(vocab, mc.moe.num_experts, cfg.seed)
+                                                 : std::vector<int32_t>{});
   reg.allocate(device);
   reg.initialize(cfg.seed);
   AdamW opt(reg, cfg.adamw);

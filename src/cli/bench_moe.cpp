@@ -17,6 +17,7 @@
 #include "comm/all_to_all.hpp"
 #include "gates/hash.hpp"
 #include "model/ffn.hpp"
+#include "model/gate_registry.hpp"
 #include "model/moe.hpp"
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
@@ -30,7 +31,7 @@ int bench_a2a(const Config& cfg, int reps) {
   const MoeConfig& m = cfg.model.moe;
   MT_CHECK(m.num_experts > 0, "bench a2a: the config has no MoE layer (moe.experts = 0)");
   const int W = rt.groups.ep_size();
-  const int k = m.gate == "gshard" ? 2 : 1;
+  const int k = gate_traits(m).choices;
   const int64_t base = local_batch(cfg, rt) * cfg.model.seq_len * k;
   MPI_Comm raw;
   MPI_Comm_dup(rt.groups.ep->comm(), &raw);

@@ -36,6 +36,7 @@ struct Routing {
   // Cached for the backward pass of learned gates: the input, softmax, log-sum-exp per token,
   // the choices before dropping [T, k], and each group's first-choice fractions [groups, E].
   Tensor x, probs, lse, choice, frac;
+  Tensor saved;               // whatever else one gate's backward needs (DSelect-k: z)
   double aux = 0, z = 0;      // this rank's share of the weighted losses
   bool constant = false;      // the weights are constants: the gate gets no gradient
   std::vector<int64_t> load;  // tokens whose first choice is each expert (before capacity)

@@ -59,6 +59,9 @@ po::options_description options(Config& c) {
     ("evo.tau_min", po::value(&e.evo_tau_min)->default_value(e.evo_tau_min), "EvoMoE: final temperature, then top-1")
     ("evo.anneal_steps", po::value(&e.evo_anneal_steps)->default_value(e.evo_anneal_steps), "EvoMoE: steps of temperature annealing (0: 50% of train.steps)")
     ("evo.schedule", po::value(&e.evo_schedule)->default_value(e.evo_schedule), "EvoMoE: temperature from tau_max to tau_min, linear | exp")
+    ("dselect.k", po::value(&e.dselect_k)->default_value(e.dselect_k), "DSelect-k: selectors (each picks one expert once its smooth steps saturate)")
+    ("dselect.gamma", po::value(&e.dselect_gamma)->default_value(e.dselect_gamma), "DSelect-k: smooth-step width gamma")
+    ("dselect.entropy", po::value(&e.dselect_entropy)->default_value(e.dselect_entropy), "DSelect-k: weight of the selectors' entropy regulariser")
     ("evo.gumbel_weights", po::value(&e.evo_gumbel_weights)->default_value(e.evo_gumbel_weights), "EvoMoE: combine with the Gumbel-softmax value instead of the clean softmax of the logits")
     ("gd.p", po::value(&e.gd_p)->default_value(e.gd_p), "Gating Dropout: probability that a step routes every token to its own rank's experts")
     ("gd.mode", po::value(&e.gd_mode)->default_value(e.gd_mode), "gate_drop (local expert) | gate_expert_drop (skip the experts)")
@@ -171,8 +174,10 @@ void validate(const Config& c) {
   MT_CHECK(e.thor_alpha >= 0, "config: thor.alpha must be >= 0");
   MT_CHECK(e.hash == "balanced" || e.hash == "random",
            "config: moe.hash = '{}' (balanced or random)", e.hash);
-  MT_CHECK(e.gate != "gshard" || e.num_experts == 0 || e.num_experts >= 2,
-           "config: moe.gate = gshard needs at least 2 experts");
+  MT_CHECK(e.num_experts == 0 || e.num_experts >= gate_traits(e).min_experts,
+           "config: moe.gate = {} needs at least {} experts", e.gate, gate_traits(e).min_experts);
+  MT_CHECK(e.dselect_k >= 1 && e.dselect_gamma > 0 && e.dselect_entropy >= 0,
+           "config: dselect.* out of range (k >= 1, gamma > 0, entropy >= 0)");
   MT_CHECK(e.capacity_factor > 0 && e.eval_capacity_factor > 0,
            "config: capacity factors must be > 0");
   MT_CHECK(e.gd_p >= 0 && e.gd_p <= 1, "config: gd.p = {} (a probability)", e.gd_p);
@@ -184,7 +189,7 @@ void validate(const Config& c) {
            e.gd_coin);
   MT_CHECK(m.n_layer <= 64 || e.gd_p == 0,
            "config: Gating Dropout handles at most 64 blocks (model.n_layer = {})", m.n_layer);
-  MT_CHECK(e.gd_p == 0 || find_gate(e.gate).local_routing,
+  MT_CHECK(e.gd_p == 0 || find_gate(e.gate).traits.local_routing,
            "config: gd.p > 0 needs a gate with local routing (moe.gate = switch or gshard)");
   MT_CHECK(c.precision == "fp32" || c.precision == "bf16",
            "config: train.precision = '{}' (fp32 or bf16)", c.precision);

@@ -1,6 +1,7 @@
 // The registry of gates: one line per method.
 #include "model/gate_registry.hpp"
 
+#include "gates/dselect_k.hpp"
 #include "gates/evomoe.hpp"
 #include "gates/hash.hpp"
 #include "gates/thor.hpp"
@@ -22,25 +23,38 @@ std::unique_ptr<Gate> top_k(const GateArgs& a, int k) {
 
 const std::vector<GateEntry>& gate_registry() {
   static const std::vector<GateEntry> gates = {
-      {"switch", true, [](const GateArgs& a) { return top_k(a, 1); }},
-      {"gshard", true, [](const GateArgs& a) { return top_k(a, 2); }},
-      {"hash", false,
+      {"switch", {.local_routing = true}, [](const GateArgs& a) { return top_k(a, 1); }},
+      {"gshard",
+       {.local_routing = true, .choices = 2, .min_experts = 2},
+       [](const GateArgs& a) { return top_k(a, 2); }},
+      {"hash",
+       {.hash_table = true},
        [](const GateArgs& a) -> std::unique_ptr<Gate> {
          MT_CHECK(!a.hash_table.empty(), "moe.gate = hash needs a hash table");
          return std::make_unique<HashGate>(a.hash_table, a.moe.num_experts);
        }},
-      {"thor", false,
+      {"thor",
+       {.passes = 2},
        [](const GateArgs& a) -> std::unique_ptr<Gate> {
          return std::make_unique<ThorGate>(
              a.moe.num_experts, parse_thor_draw(a.moe.thor_granularity, "thor.granularity"),
              parse_thor_draw(a.moe.thor_eval_granularity, "thor.eval_granularity"));
        }},
-      {"evomoe", false,
+      {"evomoe",
+       {.phases = true},
        [](const GateArgs& a) -> std::unique_ptr<Gate> {
          const MoeConfig& c = a.moe;
          return std::make_unique<EvoGate>(
              a.reg, a.prefix, a.d,
              EvoGateConfig{c.num_experts, c.evo_threshold, c.aux_weight, c.evo_gumbel_weights});
+       }},
+      {"dselect_k",
+       {.min_experts = 2},
+       [](const GateArgs& a) -> std::unique_ptr<Gate> {
+         const MoeConfig& c = a.moe;
+         return std::make_unique<DSelectKGate>(
+             a.reg, a.prefix, a.d,
+             DSelectKConfig{c.num_experts, c.dselect_k, c.dselect_gamma, c.dselect_entropy});
        }},
   };
   return gates;
@@ -52,6 +66,10 @@ std::string gate_names() {
   for (size_t i = 0; i < g.size(); ++i)
     s += (i == 0 ? "" : i + 1 == g.size() ? " or " : ", ") + g[i].name;
   return s;
+}
+
+GateTraits gate_traits(const MoeConfig& moe) {
+  return moe.num_experts > 0 ? find_gate(moe.gate).traits : GateTraits{};
 }
 
 namespace {

@@ -1,5 +1,6 @@
 // The gates moetrain knows, by name: the one list the MoE layer builds its gate from, the config
-// checks `moe.gate` against, and the W-rank equivalence test must cover.
+// checks `moe.gate` against, and the W-rank equivalence test must cover. What the trainer, the
+// scheduler and the config checks need to know of a gate are its traits here, never its name.
 #pragma once
 #include <memory>
 #include <string>
@@ -22,9 +23,18 @@ struct GateArgs {
   const std::vector<int32_t>& hash_table;
 };
 
+struct GateTraits {
+  bool local_routing = false;  // has Gate::route_local, so Gating Dropout works with it
+  int choices = 1;             // experts per token (the exchange's send buffer per token)
+  int min_experts = 1;
+  bool hash_table = false;  // routes by a token -> expert table made before the model
+  int passes = 1;           // forward passes per step; 2: THOR's consistency-regularised pair
+  bool phases = false;      // the scheduler runs EvoMoE's phases (StepPlan::phase, tau)
+};
+
 struct GateEntry {
   std::string name;
-  bool local_routing;  // has Gate::route_local, so Gating Dropout works with it
+  GateTraits traits;
   std::unique_ptr<Gate> (*make)(const GateArgs&);
 };
 
@@ -34,5 +44,7 @@ bool is_gate(const std::string& name);
 const GateEntry& find_gate(const std::string& name);
 // "switch, gshard, ... or evomoe", for messages and help text.
 std::string gate_names();
+// The traits of the model's gate; a dense model (moe.experts = 0) has the defaults.
+GateTraits gate_traits(const MoeConfig& moe);
 
 }  // namespace mt

@@ -16,7 +16,7 @@ namespace mt {
 struct MoeConfig {
   int num_experts = 0;          // 0: a dense model
   int every = 2;                // block i is MoE when i % every == every - 1
-  std::string gate = "switch";  // switch | gshard | hash | thor | evomoe
+  std::string gate = "switch";  // switch | gshard | hash | thor | evomoe | dselect_k
   double capacity_factor = 1.25, eval_capacity_factor = 2.0;
   bool dropless = false;
   double aux_weight = 0.01, z_weight = 0.001;
@@ -34,6 +34,8 @@ struct MoeConfig {
   double evo_mask_ratio = 0.5, evo_threshold = 0.001, evo_tau_max = 2.0, evo_tau_min = 0.5;
   std::string evo_schedule = "linear";  // temperature annealing: linear | exp
   bool evo_gumbel_weights = false;      // combine weight: g (true) or the clean softmax(h)
+  int dselect_k = 2;                    // DSelect-k: selectors
+  double dselect_gamma = 1.0, dselect_entropy = 0.1;  // smooth-step width, entropy weight
 };
 
 // What one MoE forward needs from outside: the token exchange and the routing context.

@@ -59,6 +59,13 @@ void ParamRegistry::initialize(uint64_t seed) {
         for (int64_t i = 0; i < n; ++i) v[i] = p.init.std * rng.normal(uint64_t(first + i));
         break;
       }
+      case Init::Uniform: {
+        const Rng rng(seed, stream_id({name_hash("init"), name_hash(p.name.c_str())}));
+        const int64_t first = p.row_offset * p.row_elements();
+        for (int64_t i = 0; i < n; ++i)
+          v[i] = p.init.std * (2.0f * rng.uniform(uint64_t(first + i)) - 1.0f);
+        break;
+      }
     }
   }
   store_host_floats(values_, staging);

@@ -12,9 +12,10 @@ namespace mt {
 enum class ParamKind { Replicated, Expert };
 
 struct Init {
-  enum Kind { Normal, Zeros, Ones } kind = Zeros;
-  float std = 0.0f;
+  enum Kind { Normal, Uniform, Zeros, Ones } kind = Zeros;
+  float std = 0.0f;  // Uniform: the bound of U(-std, std)
   static Init normal(float s) { return {Normal, s}; }
+  static Init uniform(float bound) { return {Uniform, bound}; }
   static Init zeros() { return {Zeros, 0.0f}; }
   static Init ones() { return {Ones, 0.0f}; }
 };

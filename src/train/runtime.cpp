@@ -13,6 +13,7 @@
 #include "tensor/cuda/runtime.hpp"
 #endif
 #include "io/tokens.hpp"
+#include "model/gate_registry.hpp"
 #include "tensor/error.hpp"
 
 namespace mt {
@@ -100,7 +101,7 @@ int64_t micro_batch(const Config& cfg, const Runtime& rt) {
 
 std::vector<int32_t> hash_table(const Config& cfg, int64_t vocab) {
   const MoeConfig& m = cfg.model.moe;
-  if (m.num_experts == 0 || m.gate != "hash") return {};
+  if (!gate_traits(m).hash_table) return {};
   if (m.hash == "random") return random_hash(vocab, m.num_experts, cfg.seed);
   const TokenSplit train = read_tokens(cfg.data_dir + "/train.h5");
   std::vector<int64_t> counts(vocab, 0);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "model/gate_registry.hpp"
 #include "tensor/rng.hpp"
 
 namespace mt {
@@ -46,7 +47,7 @@ StepPlan Scheduler::plan(int64_t step, bool preempt) const {
           rng.uniform(m.gd_coin == "step" ? 2 : uint64_t(16 + i)) < m.gd_p)
         p.gate_drop |= uint64_t(1) << i;
   p.phase_step = step;
-  if (m.num_experts > 0 && m.gate == "evomoe") {
+  if (gate_traits(m).phases) {
     const int64_t d = diversify_step(), a = anneal_steps();
     p.phase = step < d ? 0 : step < d + a ? 1 : 2;
     p.diversify = step == d;

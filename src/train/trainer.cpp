@@ -13,6 +13,7 @@
 #include "io/checkpoint.hpp"
 #include "io/results.hpp"
 #include "io/tokens.hpp"
+#include "model/gate_registry.hpp"
 #include "model/loss.hpp"
 #include "optim/clip.hpp"
 #include "optim/grad_sync.hpp"
@@ -53,7 +54,7 @@ std::vector<Series> results_series(const GptConfig& mc, const std::vector<int>& 
     s.push_back({fmt::format("/routing/block{}/dropped", i)});
     s.push_back({fmt::format("/routing/block{}/experts_per_token", i)});
   }
-  if (mc.moe.gate == "evomoe") s.insert(s.end(), {{"/phase/step"}, {"/phase/id"}});
+  if (gate_traits(mc.moe).phases) s.insert(s.end(), {{"/phase/step"}, {"/phase/id"}});
   return s;
 }
 }  // namespace
@@ -118,7 +119,7 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
   if (!from.empty()) say(fmt::format("moetrain: resuming after step {} from {}", first, from));
 
   Arena arena(rt.device);
-  const bool thor = mc.moe.num_experts > 0 && mc.moe.gate == "thor";
+  const bool thor = gate_traits(mc.moe).passes == 2;
   Gpt::Activations acts, acts2;  // acts2: THOR's second forward pass
   const auto start = Clock::now();
   double train_seconds = 0;
@@ -228,7 +229,7 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
     }
     if (step == first) r.first_loss = loss;
     r.final_loss = loss;
-    if (root && mc.moe.gate == "evomoe" && plan.phase != recorded_phase) {
+    if (root && gate_traits(mc.moe).phases && plan.phase != recorded_phase) {
       recorded_phase = plan.phase;
       results->record("/phase/step", double(plan.step));
       results->record("/phase/id", double(plan.phase));
