@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Resuming: periodic checkpoints (the newest K kept), --resume latest by step with its file left
 # intact, bitwise on the same layout (also from an older checkpoint after the run went on; EvoMoE
-# across its phases; dropout, label smoothing and micro-batches),
+# across its phases; DSelect-k while its selectors saturate; dropout, label smoothing and
+# micro-batches),
 # resharded 4 -> 2 -> 1 ranks within float tolerance, truncated, mismatched, damaged or NaN
 # checkpoints stopping every rank with a message that names the file (and the dataset), and
 # --resume latest passing over a damaged newest checkpoint.
@@ -63,6 +64,11 @@ evo=(--moe.gate evomoe --evo.diversify_step 3 --evo.anneal_steps 4 --evo.thresho
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${evo[@]}" --run.name evo_whole
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${evo[@]}" --run.name evo_cut --train.run_steps 5
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${evo[@]}" --run.name evo_cut --resume latest
+# DSelect-k: stopped at step 5 while experts per token fall from 4 toward k = 2, resumed.
+dsk=(--moe.gate dselect_k --moe.dropless true --dselect.gamma 0.05)
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${dsk[@]}" --run.name dsk_whole
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${dsk[@]}" --run.name dsk_cut --train.run_steps 5
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${dsk[@]}" --run.name dsk_cut --resume latest
 # Dropout and label smoothing: the masks continue after a resume (2 micro-batches per rank too).
 drop=(--model.dropout 0.2 --train.label_smoothing 0.1 --train.micro_batch_size 2)
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${drop[@]}" --run.name drop_whole
@@ -98,6 +104,14 @@ with h5py.File(f"{d}/evo_whole/results.h5") as a, h5py.File(f"{d}/evo_cut/result
 pe, pc = params("evo_whole"), params("evo_cut")
 assert all(np.array_equal(pe[k], pc[k]) for k in pe), "evomoe: checkpoint differs"
 print("ok: evomoe resumed in its gate-sparsify phase: curves, phases and checkpoint bitwise equal")
+with h5py.File(f"{d}/dsk_whole/results.h5") as a, h5py.File(f"{d}/dsk_cut/results.h5") as b:
+    for k in ("train/loss", "train/aux", "valid/ppl", "routing/block0/experts_per_token"):
+        assert np.array_equal(a[k][()], b[k][()]), f"dselect_k: {k} differs after the resume"
+    e = b["routing/block0/experts_per_token"][()]
+    assert e[0] == 4 and e[5] < e[0], f"dselect_k: experts per token {e}"
+pe, pc = params("dsk_whole"), params("dsk_cut")
+assert all(np.array_equal(pe[k], pc[k]) for k in pe), "dselect_k: checkpoint differs"
+print(f"ok: dselect_k resumed at step 5 (experts per token {e[0]:.2f} -> {e[-1]:.2f}): curves and checkpoint bitwise equal")
 dw, dc = curves("drop_whole"), curves("drop_cut")
 assert all(np.array_equal(dw[k], dc[k]) for k in dw), "dropout: curves differ after the resume"
 assert not np.array_equal(dw["train/loss"], whole["train/loss"]), "dropout changed nothing"
