@@ -46,6 +46,9 @@ void ParamRegistry::initialize(uint64_t seed) {
   for (const auto& p : params_) {
     float* v = values + p.offset;
     const int64_t n = p.shape.numel();
+    // Random draws: a pure function of the seed, the name and the element's global index.
+    const Rng rng(seed, stream_id({name_hash("init"), name_hash(p.name.c_str())}));
+    const int64_t first = p.row_offset * p.row_elements();
     switch (p.init.kind) {
       case Init::Zeros:
         std::fill(v, v + n, 0.0f);
@@ -53,19 +56,13 @@ void ParamRegistry::initialize(uint64_t seed) {
       case Init::Ones:
         std::fill(v, v + n, 1.0f);
         break;
-      case Init::Normal: {
-        const Rng rng(seed, stream_id({name_hash("init"), name_hash(p.name.c_str())}));
-        const int64_t first = p.row_offset * p.row_elements();
+      case Init::Normal:
         for (int64_t i = 0; i < n; ++i) v[i] = p.init.std * rng.normal(uint64_t(first + i));
         break;
-      }
-      case Init::Uniform: {
-        const Rng rng(seed, stream_id({name_hash("init"), name_hash(p.name.c_str())}));
-        const int64_t first = p.row_offset * p.row_elements();
+      case Init::Uniform:
         for (int64_t i = 0; i < n; ++i)
           v[i] = p.init.std * (2.0f * rng.uniform(uint64_t(first + i)) - 1.0f);
         break;
-      }
     }
   }
   store_host_floats(values_, staging);

@@ -119,7 +119,8 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
   if (!from.empty()) say(fmt::format("moetrain: resuming after step {} from {}", first, from));
 
   Arena arena(rt.device);
-  const bool thor = gate_traits(mc.moe).passes == 2;
+  const GateTraits gate = gate_traits(mc.moe);
+  const bool thor = gate.passes == 2;
   Gpt::Activations acts, acts2;  // acts2: THOR's second forward pass
   const auto start = Clock::now();
   double train_seconds = 0;
@@ -229,7 +230,7 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
     }
     if (step == first) r.first_loss = loss;
     r.final_loss = loss;
-    if (root && gate_traits(mc.moe).phases && plan.phase != recorded_phase) {
+    if (root && gate.phases && plan.phase != recorded_phase) {
       recorded_phase = plan.phase;
       results->record("/phase/step", double(plan.step));
       results->record("/phase/id", double(plan.phase));
