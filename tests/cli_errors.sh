@@ -135,8 +135,10 @@ expect "ep_size not dividing the world" "rank 1: error: dist.ep_size = 3 does no
   "${mpi[@]}" "$bin" train $good $moe --dist.ep_size 3
 expect "experts not divisible by ep_size" "rank 0: error: moe.experts = 3 is not divisible by the expert-parallel size 2" \
   "${mpi[@]}" "$bin" train $good --moe.experts 3 --moe.every 1
-expect "DSelect-k's width out of range" "rank 1: error: config: dselect.\\* out of range" \
+expect "DSelect-k's width out of range" "rank 1: error: config: dselect.gamma = 0 \\(must be > 0\\)" \
   "${mpi[@]}" "$bin" train $good $moe --moe.gate dselect_k --dselect.gamma 0
+expect "a gate's word key out of its list" "rank 0: error: config: thor.granularity = 'layer' \\(batch, sequence or token\\)" \
+  "${mpi[@]}" "$bin" train $good $moe --moe.gate thor --thor.granularity layer
 expect "too few experts for the gate" "rank 0: error: config: moe.gate = gshard needs at least 2 experts" \
   "${mpi[@]}" "$bin" train $good --moe.experts 1 --moe.every 1 --moe.gate gshard
 expect "batch not divisible by ranks" "error: train.batch_size = 3 is not divisible by the 2 ranks" \

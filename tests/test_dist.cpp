@@ -186,9 +186,10 @@ struct Case {
   std::string gate;  // moe.gate ("" with moe.experts = 0: the dense model)
   std::vector<std::string> extra;
   bool all_ep = true;  // false: ep_size 1 only (Gating Dropout: "local" depends on the layout)
-  // DSelect-k: an expert runs where a smooth step is not exactly 0 or 1, and its z gather at the
-  // steps' knots, where S' vanishes; rounding-level differences of summation order move a few
-  // tokens across them. Experts per token then agree within 0.02 and the curves within 1e-4.
+  // DSelect-k and COMET: an expert runs where a smooth step is not exactly 0 or 1, and their z
+  // gather at the steps' knots, where S' vanishes; rounding-level differences of summation order
+  // move a few tokens across them. Experts per token then agree within 0.02 and the curves within
+  // 1e-4.
   bool knife_edge = false;
 };
 
@@ -211,6 +212,7 @@ std::vector<Case> equivalence_cases() {
       {"thor_token", "thor", {"--thor.granularity", "token"}},
       {"evomoe", "evomoe", evo},
       {"dselect_k", "dselect_k", {"--moe.dropless", "true", "--dselect.gamma", "0.05"}, true, true},
+      {"comet", "comet", {"--moe.dropless", "true", "--comet.gamma", "0.05"}, true, true},
       {"switch_gd", "switch", {"--gd.p", "0.5", "--gd.mode", "gate_drop"}, false},
       {"switch_ged", "switch", {"--gd.p", "0.5", "--gd.mode", "gate_expert_drop"}, false},
       {"switch_gd_layer",
@@ -246,10 +248,10 @@ void expect_case_ran_as_intended(const Case& c, const Curve& a) {
       EXPECT_GT(e[2], 1.0f) << run << ": the dense-to-sparse gate activated one expert";
     }
   }
-  if (c.gate == "dselect_k") {  // every expert at first; the smooth steps saturate as it trains
+  if (c.gate == "dselect_k" || c.gate == "comet") {  // every expert at first; sparse as it trains
     for (const auto& e : a.experts_per_token) {
       EXPECT_EQ(e.front(), 4.0f) << run;
-      EXPECT_LT(e.back(), 3.0f) << run << ": DSelect-k did not become sparse";
+      EXPECT_LT(e.back(), 3.0f) << run << ": " << c.gate << " did not become sparse";
     }
   }
   if (c.name.starts_with("switch_g")) {
@@ -304,9 +306,11 @@ TEST(Training, WRanksMatchOneRankForEveryExpertParallelSize) {
         const Config cfg = tiny(ref, 1, gate, with_micro(1));
         Runtime rt = make_runtime(cfg, Device::CPU, MPI_COMM_SELF);
         const TrainResult r = train(cfg, rt, true);
-        // Steps that look alike allocate nothing after the first; EvoMoE's phases and Gating
-        // Dropout's coins change a step's memory, and the arena grows at the largest so far.
-        if (c.gate != "evomoe" && c.gate != "dselect_k" && !c.name.starts_with("switch_g")) {
+        // Steps that look alike allocate nothing after the first; EvoMoE's phases, Gating
+        // Dropout's coins and the experts per token of DSelect-k and COMET change a step's
+        // memory, and the arena grows at the largest so far.
+        const bool varies = c.gate == "evomoe" || c.gate == "dselect_k" || c.gate == "comet";
+        if (!varies && !c.name.starts_with("switch_g")) {
           EXPECT_EQ(r.arena_allocations_after_first_step, 0u) << ref;
         }
         // Activations of one micro-batch at a time: about half the arena with two.
@@ -366,7 +370,7 @@ struct GdLayer {
   }
   // y and dx of one pass; drop: a Gating Dropout step.
   std::pair<std::vector<float>, std::vector<float>> run(bool drop) {
-    MoeStep step{&a2a, {}, drop ? ~uint64_t(0) : 0};
+    PassContext step{.a2a = &a2a, .gate_drop = drop ? ~uint64_t(0) : 0};
     step.route.group_tokens = T;
     step.route.global_tokens = T * g.ep_size();
     step.route.global_groups = g.ep_size();

@@ -136,15 +136,15 @@ TEST(Gpt, EveryParameterMatchesFiniteDifferences) {
 TEST(Gpt, DropoutAndLabelSmoothingMatchFiniteDifferencesAndEvaluationIgnoresThem) {
   TinyGpt g(0.25f);
   PassContext ctx;
-  ctx.seed = 5;
-  ctx.step = 3;
+  ctx.route.seed = 5;
+  ctx.route.step = 3;
   Arena arena;
   Gpt::Activations acts;
   g.forward(arena, acts, ctx);
   ASSERT_FALSE(acts.emb_mask.empty());
   check_every_parameter(g, ctx, 0.1f, "gpt-dropout");
   // Evaluation: no masks, the logits of the same weights without dropout.
-  ctx.training = false;
+  ctx.route.training = false;
   TinyGpt plain(0.0f);
   std::copy(g.reg.values(), g.reg.values() + g.reg.total_elements(), plain.reg.values());
   const Tensor z = g.forward(arena, acts, ctx);

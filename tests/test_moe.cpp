@@ -8,6 +8,7 @@
 #include "comm/all_to_all.hpp"
 #include "comm/mpi_group.hpp"
 #include "comm/topology.hpp"
+#include "gates/comet.hpp"
 #include "gates/dselect_k.hpp"
 #include "gates/evomoe.hpp"
 #include "gates/hash.hpp"
@@ -52,7 +53,7 @@ void check_moe(const MoeConfig& cfg, int64_t T, int64_t group, int phase = 0, fl
   std::vector<float> x(T * d), r(T * d);
   randn(x.data(), T * d, "moe-x");
   randn(r.data(), T * d, "moe-r");
-  MoeStep step{&a2a, context(T, group)};
+  PassContext step{.a2a = &a2a, .route = context(T, group)};
   step.route.token_ids = ids.data();
   step.route.phase = phase;
   step.route.tau = tau;
@@ -123,9 +124,9 @@ TEST(Moe, EvoMoeMatchesFiniteDifferencesInEveryPhase) {
 TEST(Moe, DSelectKMatchesFiniteDifferences) {
   MoeConfig c;
   c.gate = "dselect_k";
-  c.dselect_k = 2;
-  c.dselect_gamma = 3.0;  // most z inside the smooth steps, some saturated: exact zero weights
-  c.dselect_entropy = 0.5;
+  c.keys.set("dselect.k", 2);
+  c.keys.set("dselect.gamma", 3.0);  // most z inside the smooth steps, some saturated: zeros
+  c.keys.set("dselect.entropy", 0.5);
   for (int experts : {4, 6}) {  // 6: the penalty on the codes beyond the experts
     c.num_experts = experts;
     check_moe(c, 8, 8);
@@ -164,6 +165,54 @@ TEST(DSelectK, SmoothStepsPickExpertsByTheirBinaryCodes) {
   const float want[4] = {lo * hi, lo * lo, hi * hi, hi * lo};
   for (int e = 0; e < 4; ++e) EXPECT_FLOAT_EQ(r.weight.f32()[e], want[e]) << e;
   EXPECT_EQ(r.load, (std::vector<int64_t>{2, 2, 2, 2}));
+}
+
+TEST(Moe, CometMatchesFiniteDifferences) {
+  MoeConfig c;
+  c.gate = "comet";
+  c.keys.set("comet.k", 2);
+  c.keys.set("comet.gamma", 3.0);  // most nodes inside the smooth steps, some saturated: zeros
+  c.keys.set("comet.entropy", 0.5);
+  for (int experts : {4, 5}) {  // 5: an incomplete tree, its leaves on two levels
+    c.num_experts = experts;
+    check_moe(c, 8, 8);
+  }
+  check_moe(c, 8, 8, 0, 1.0f, /*training=*/false);  // evaluation: no regulariser
+}
+
+// Hand computation: one tree (k = 1), gamma 1, the routers' weights zero, so each node's z and
+// each leaf's logit is its bias. Over 4 experts nodes 3..6 are experts 0..3; over 3 experts the
+// heap's leaves are nodes 2, 3, 4, and left to right (3, 4, then 2) experts 0, 1, 2.
+TEST(Comet, TreePathsAndLeafLogitsGiveTheWeights) {
+  const auto weights = [](int experts, const std::vector<float>& z, const std::vector<float>& a) {
+    ParamRegistry reg;
+    const CometGate gate(reg, "g", 3, {experts, 1, 1.0, 0.0});
+    reg.allocate();
+    std::fill(reg.values(), reg.values() + reg.total_elements(), 0.0f);
+    std::copy(z.begin(), z.end(), reg.value(reg.find("g/nodes/b")).f32());
+    std::copy(a.begin(), a.end(), reg.value(reg.find("g/leaves/b")).f32());
+    Arena arena;
+    std::vector<float> x(3, 1.0f);
+    const Routing r = gate.route(arena, Tensor{x.data(), {1, 3}}, context(1, 1));
+    std::vector<float> w(r.weight.f32(), r.weight.f32() + experts);
+    for (int e = 0; e < experts; ++e) EXPECT_EQ(r.expert.i32()[e], w[e] > 0 ? e : -1) << e;
+    return w;
+  };
+  // The root sends everything left (S(0.6) = 1), node 1 splits it evenly (S(0) = 1/2), and the
+  // leaves' logits (log 3, 0) weigh experts 0 and 1 as 3 : 1; experts 2 and 3 get exact zeros.
+  std::vector<float> w = weights(4, {0.6f, 0.0f, 0.0f}, {std::log(3.0f), 0, 0, 0});
+  EXPECT_NEAR(w[0], 0.75f, 1e-6f);
+  EXPECT_NEAR(w[1], 0.25f, 1e-6f);
+  EXPECT_EQ(w[2], 0.0f);
+  EXPECT_EQ(w[3], 0.0f);
+  // S(0.25) = 0.84375 to the left at the root, S(-0.25) = 0.15625 to the left at node 2.
+  w = weights(4, {0.25f, 0.0f, -0.25f}, {0, 0, 0, 0});
+  const float want[4] = {0.84375f / 2, 0.84375f / 2, 0.15625f * 0.15625f, 0.15625f * 0.84375f};
+  for (int e = 0; e < 4; ++e) EXPECT_NEAR(w[e], want[e], 1e-6f) << e;
+  // Three experts: right at the root is leaf node 2, expert 2, alone; left at the root and
+  // right at node 1 is leaf node 4, expert 1.
+  EXPECT_EQ(weights(3, {-0.6f, 0.0f}, {0, 0, 0}), (std::vector<float>{0, 0, 1}));
+  EXPECT_EQ(weights(3, {0.6f, -0.6f}, {0, 0, 0}), (std::vector<float>{0, 1, 0}));
 }
 
 TEST(Gates, CapacityDropsAgainstHandComputation) {
@@ -224,7 +273,7 @@ TEST(Gates, HashRoutingIsAPureFunctionOfTheTokenId) {
 }
 
 TEST(Thor, TwoPassesDrawIndependentExpertsSharedByEveryRank) {
-  const ThorGate gate(4, ThorDraw::Batch, ThorDraw::Position);
+  const ThorGate gate(4, GateKeys{});  // the defaults: batch in training, position at evaluation
   std::vector<float> x(16 * 2);
   Arena arena;
   RouteContext c = context(16, 16);
@@ -267,8 +316,10 @@ TEST(Thor, EvaluationDrawsPerPositionTokenOrSequence) {
   RouteContext c = context(T, T);
   c.seq_len = S;
   c.training = false;
-  for (ThorDraw draw : {ThorDraw::Position, ThorDraw::Token, ThorDraw::Sequence}) {
-    const ThorGate gate(8, ThorDraw::Batch, draw);
+  for (const std::string draw : {"position", "token", "sequence"}) {
+    GateKeys keys;
+    keys.set("thor.eval_granularity", draw);
+    const ThorGate gate(8, keys);
     c.step = 0;
     c.first_token = 0;
     const Routing a = gate.route(arena, Tensor{x.data(), {T, 2}}, c);
@@ -276,18 +327,18 @@ TEST(Thor, EvaluationDrawsPerPositionTokenOrSequence) {
     int across_positions = 0, across_sequences = 0;
     for (int64_t t = 0; t < T; ++t) {
       const int64_t s = t / S, i = t % S;
-      if (draw == ThorDraw::Position) {
+      if (draw == "position") {
         EXPECT_EQ(e[t], e[i]) << "shared by the batch's sequences";
       }
-      if (draw == ThorDraw::Sequence) {
+      if (draw == "sequence") {
         EXPECT_EQ(e[t], e[s * S]) << "one expert per sequence";
       }
       across_positions += i > 0 && e[t] != e[t - 1];
       across_sequences += s > 0 && e[t] != e[t - S];
     }
     // What each granularity lets vary (8 experts: most neighbours differ).
-    EXPECT_EQ(across_positions > 0, draw != ThorDraw::Sequence);
-    EXPECT_EQ(across_sequences > 0, draw != ThorDraw::Position);
+    EXPECT_EQ(across_positions > 0, draw != "sequence");
+    EXPECT_EQ(across_sequences > 0, draw != "position");
     // The same global tokens routed by a rank that holds only sequences 1 and 2.
     c.first_token = S;
     const Routing b = gate.route(arena, Tensor{x.data(), {T - S, 2}}, c);

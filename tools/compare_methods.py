@@ -16,9 +16,12 @@ Regimes:
   as in the papers' baselines (0.1 each by default), so that regularisers can act.
 
 Each method is its config in configs/ (dense: demo.ini; Switch: demo_moe.ini; gshard, hash,
-thor, switch_gd, evomoe) with the same size overrides, on the same ranks. Experts are as wide as
-the dense FFN, so a token's active FLOPs match the dense model's, except GShard's (two experts),
-THOR's (two passes per step) and EvoMoE's dense-to-sparse phase (up to E experts per token).
+thor, switch_gd, evomoe, dselect_k, comet) with the same size overrides, on the same ranks.
+Experts are as wide as the dense FFN, so a token's active FLOPs match the dense model's, except
+GShard's (two experts), THOR's (two passes per step), EvoMoE's dense-to-sparse phase (up to E
+experts per token) and DSelect-k's and COMET's (up to E experts per token until their smooth
+steps saturate, then at most k = 2; the table gives experts per token at the first and the last
+logged step).
 
 usage: /usr/bin/python3 tools/compare_methods.py [--regime full|subset] [--steps 300]
            [--seeds 1 2 3] [--ranks 2] [--methods NAME ...] [--subset_tokens 200000]
@@ -50,6 +53,10 @@ METHODS = {  # name: (config, steps factor, note on active FLOPs per token, extr
                  ["--train.micro_batch_size", "1", "--moe.group_sequences", "1"]),
     "switch_gd": ("configs/switch_gd.ini", 1, "1 expert", []),
     "evomoe": ("configs/evomoe.ini", 1, "1 expert; up to 8 while the gate is dense", []),
+    "dselect_k": ("configs/dselect_k.ini", 1, "up to 8 experts while the smooth steps are open; "
+                  "at most k = 2 once they saturate", []),
+    "comet": ("configs/comet.ini", 1, "up to 8 experts while the trees' nodes are open; at most "
+              "k = 2 once they saturate", []),
 }
 BATCH, RANKS_DEFAULT, CAPACITY = 16, 2, 2.0
 SIZE = ["--moe.capacity_factor", str(CAPACITY), "--model.seq_len", "64", "--model.d_model", "128", "--model.n_layer", "4",
@@ -68,6 +75,9 @@ CLAIMS = [
     ("Random routing (hash) matches learned routing (Switch)", "hash", "switch"),
     ("Gating Dropout trains no worse than Switch", "switch_gd", "switch"),
     ("EvoMoE beats Switch", "evomoe", "switch"),
+    ("DSelect-k beats top-k routing (Switch)", "dselect_k", "switch"),
+    ("COMET beats DSelect-k", "comet", "dselect_k"),
+    ("COMET beats top-k routing (Switch)", "comet", "switch"),
 ]
 
 
@@ -113,12 +123,16 @@ def run(name, seed, steps, ranks, out, extra, binary):
         blocks = [k for k in f.get("routing", {}).keys()]
         dropped = sum(f[f"routing/{b}/dropped"][()].sum() for b in blocks)
         routed = sum(f[f"routing/{b}/load"][()].sum() for b in blocks)
+        # Experts per token, mean over the MoE blocks, at the first and the last logged step.
+        per_token = np.mean([f[f"routing/{b}/experts_per_token"][()] for b in blocks], axis=0) \
+            if blocks else np.ones(2)
         return {"valid_step": f["valid/step"][()] + 1, "valid_ppl": f["valid/ppl"][()],
                 "best_ppl": float(f["valid/ppl"][()].min()),
                 "tokens_per_s": float(np.median(f["train/tokens_per_s"][()])),
                 "a2a_bytes": float(np.mean(f["train/a2a_bytes"][()])),
                 "a2a_calls": float(np.mean(f["train/a2a_calls"][()])),
-                "drop_rate": float(dropped / routed) if routed else 0.0}
+                "drop_rate": float(dropped / routed) if routed else 0.0,
+                "experts_first": float(per_token[0]), "experts_last": float(per_token[-1])}
 
 
 def verdict(a, b):
@@ -167,12 +181,13 @@ def main():
              f"context 64, batch {BATCH} ({args.steps} steps = {tokens} tokens; {data}), "
              f"dropout {dropout}, label smoothing {smoothing}, {args.ranks} ranks, capacity groups "
              f"of {BATCH // args.ranks} sequences at capacity factor {CAPACITY} (Switch, GShard, "
-             "Gating Dropout; hash, THOR and EvoMoE are dropless); validation on 50 x 16 windows of the validation "
+             "Gating Dropout; hash, THOR, EvoMoE, DSelect-k and COMET are dropless); validation on 50 x 16 windows of the validation "
              "split. Best validation perplexity over the run's evaluations, mean +- standard "
              f"deviation over seeds {args.seeds}.", "",
-             "| method | best valid ppl (per seed) | mean +- sd | choices dropped | a2a bytes/step "
-             "| a2a calls/step | tokens/s | active FLOPs per token |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| method | best valid ppl (per seed) | mean +- sd | choices dropped | experts per "
+             "token (first -> last log) | a2a bytes/step | a2a calls/step | tokens/s | active "
+             "FLOPs per token |",
+             "|---|---|---|---|---|---|---|---|---|"]
     with h5py.File(f"{out}/compare.h5", "w") as h:
         h.attrs["command"] = command
         for m in args.methods:
@@ -181,11 +196,14 @@ def main():
             lines.append(
                 f"| {m} | {' / '.join(f'{p:.2f}' for p in best)} | {np.mean(best):.2f} +- "
                 f"{np.std(best, ddof=1):.2f} | {100 * np.mean([r['drop_rate'] for r in rs]):.2f}% | "
+                f"{np.mean([r['experts_first'] for r in rs]):.2f} -> "
+                f"{np.mean([r['experts_last'] for r in rs]):.2f} | "
                 f"{np.mean([r['a2a_bytes'] for r in rs]):.0f} | "
                 f"{np.mean([r['a2a_calls'] for r in rs]):.1f} | "
                 f"{np.mean([r['tokens_per_s'] for r in rs]):.0f} | {METHODS[m][2]} |")
             g = h.create_group(m)
-            for key in ("best_ppl", "tokens_per_s", "a2a_bytes", "a2a_calls", "drop_rate"):
+            for key in ("best_ppl", "tokens_per_s", "a2a_bytes", "a2a_calls", "drop_rate",
+                        "experts_first", "experts_last"):
                 g[key] = np.array([r[key] for r in rs])
             g["valid_step"] = rs[0]["valid_step"]
             g["valid_ppl"] = np.stack([r["valid_ppl"] for r in rs])

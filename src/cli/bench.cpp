@@ -83,17 +83,15 @@ GemmBound gemms_alone(const std::vector<cpu::GemmCall>& calls) {
   return r;
 }
 
-int bench_step(const Config& cfg, Device device, int64_t vocab, int steps) {
-  GptConfig mc = cfg.model;
-  mc.vocab = vocab;
+int bench_step(const Config& given, Device device, int64_t vocab, int steps) {
+  Config cfg = given;
+  cfg.model.moe.hash = "random";  // a hash table from the seed: the benchmark reads no corpus
   check_precision(cfg, device);
   Runtime rt = make_runtime(cfg, device);
   MT_CHECK(rt.ranks() == 1, "bench step runs on one rank");
   ParamRegistry reg;
-  const Gpt model(mc, reg, rt.layout(),
-                  gate_traits(mc.moe).hash_table ? random_hash(vocab, mc.moe.num_experts, cfg.seed)
-                                                 : std::vector<int32_t>{});
-  reg.allocate(device);
+  const Gpt model = build_model(cfg, rt, vocab, reg);
+  const GptConfig& mc = model.config();
   reg.initialize(cfg.seed);
   AdamW opt(reg, cfg.adamw);
   Arena arena(device);
@@ -105,7 +103,8 @@ int bench_step(const Config& cfg, Device device, int64_t vocab, int steps) {
     random_tokens(tokens, vocab, cfg.seed, 2 * s);
     random_tokens(targets, vocab, cfg.seed, 2 * s + 1);
     reg.zero_grads();
-    Tensor logits = model.forward(arena, tokens, acts, {rt.a2a.get(), cfg.seed, s});
+    Tensor logits = model.forward(arena, tokens, acts,
+                                  {.a2a = rt.a2a.get(), .route = {.seed = cfg.seed, .step = s}});
     lm_loss(arena, logits, targets);
     model.backward(arena, logits, acts);
     clip_grad_norm(reg, cfg.grad_clip);

@@ -140,7 +140,7 @@ int bench_moe(const Config& cfg, Device device, int reps) {
   for (int64_t i = 0; i < T * d; ++i) x[i] = rng.normal(i), dy[i] = rng.normal(i + T * d);
   std::vector<int32_t> ids(T);
   for (int64_t t = 0; t < T; ++t) ids[t] = int32_t(rng.below(1000000 + t, 4096));
-  MoeStep step{rt.a2a.get(), {}};
+  PassContext step{.a2a = rt.a2a.get()};
   step.route.seed = cfg.seed;
   step.route.token_ids = ids.data();
   step.route.group_tokens = m.group_sequences * c.seq_len;

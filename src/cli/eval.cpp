@@ -50,17 +50,14 @@ int eval(const Args& args) {
   const TokenSplit data = read_tokens(cfg.data_dir + "/" + split + ".h5");
   Runtime rt = make_runtime(cfg, parse_device(device));
   const int64_t micro = micro_batch(cfg, rt);
-  GptConfig mc = cfg.model;
-  mc.vocab = data.vocab;
   ParamRegistry reg;
-  const Gpt model(mc, reg, rt.layout(), hash_table(cfg, mc.vocab));
-  reg.allocate(rt.device);
+  const Gpt model = build_model(cfg, rt, data.vocab, reg);
   load_model(checkpoint, reg);
   Arena arena(rt.device);
   // The phase of the step the checkpoint was written after (EvoMoE routes by phase).
   const StepPlan plan = Scheduler(cfg).plan(std::max<int64_t>(checkpoint_step(checkpoint) - 1, 0));
-  const LossValue l = evaluate(model, arena, Batches(data, mc.seq_len), cfg.batch_size, batches, rt,
-                               eval_context(cfg.seed, plan), micro);
+  const LossValue l = evaluate(model, arena, Batches(data, cfg.model.seq_len), cfg.batch_size,
+                               batches, rt, eval_context(cfg.seed, plan), micro);
   if (rt.root())
     fmt::print("eval: {} on {} | {} | {} tokens | loss {:.6f} | ppl {:.3f}\n", checkpoint,
                data.path, rt.describe(), l.count, l.mean(), std::exp(l.mean()));

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "gates/smooth_step.hpp"
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
 
@@ -12,15 +13,6 @@ namespace mt {
 namespace {
 constexpr float kEps = 1e-6f;  // the authors' log(r + 1e-6); also the penalty's denominator
 
-float smooth_step(float t, float g) {
-  if (t <= -g / 2) return 0.0f;
-  if (t >= g / 2) return 1.0f;
-  return -2.0f * t * t * t / (g * g * g) + 3.0f * t / (2.0f * g) + 0.5f;
-}
-float smooth_step_grad(float t, float g) {
-  if (t <= -g / 2 || t >= g / 2) return 0.0f;
-  return -6.0f * t * t / (g * g * g) + 3.0f / (2.0f * g);
-}
 bool bit(int64_t e, int b, int m) {
   return (e >> (m - 1 - b)) & 1;
 }
@@ -34,7 +26,29 @@ void selector_products(const float* s, int64_t k, int64_t E, int m, float* r, in
       r[j * E + e] = p;
     }
 }
+const GateKey kK{
+    .name = "dselect.k",
+    .value = int64_t(2),
+    .help = "DSelect-k: selectors (each picks one expert once its smooth steps saturate)",
+    .least = 1};
+const GateKey kGamma{.name = "dselect.gamma",
+                     .value = 1.0,
+                     .help = "DSelect-k: smooth-step width gamma",
+                     .above = 0};
+const GateKey kEntropy{.name = "dselect.entropy",
+                       .value = 0.1,
+                       .help = "DSelect-k: weight of the selectors' entropy regulariser",
+                       .least = 0};
 }  // namespace
+
+const std::vector<GateKey>& DSelectKGate::keys() {
+  static const std::vector<GateKey> k = {kK, kGamma, kEntropy};
+  return k;
+}
+
+DSelectKConfig DSelectKGate::config(int num_experts, const GateKeys& keys) {
+  return {num_experts, int(keys.integer(kK)), keys.number(kGamma), keys.number(kEntropy)};
+}
 
 DSelectKGate::DSelectKGate(ParamRegistry& reg, const std::string& prefix, int64_t d,
                            const DSelectKConfig& c)

@@ -6,11 +6,13 @@
 // trains), dropless. In training the gate's loss is, per token and averaged over the global
 // batch's tokens, lambda * -sum_{j,e} r log(r + 1e-6) and, when E is not a power of two,
 // sum_j 1 / (sum_{e<E} r_j[e] + 1e-6) (the codes >= E hold the rest of a selector's mass).
-// S(t) = 0 for t <= -gamma/2, 1 for t >= gamma/2, -2 t^3 / gamma^3 + 3 t / (2 gamma) + 1/2 between.
+// S is the smooth step of gates/smooth_step.hpp.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "gates/gate.hpp"
+#include "gates/gate_keys.hpp"
 #include "tensor/params.hpp"
 
 namespace mt {
@@ -25,6 +27,9 @@ struct DSelectKConfig {
 class DSelectKGate : public Gate {
  public:
   DSelectKGate(ParamRegistry& reg, const std::string& prefix, int64_t d, const DSelectKConfig& c);
+  // dselect.k, dselect.gamma and dselect.entropy
+  static const std::vector<GateKey>& keys();
+  static DSelectKConfig config(int num_experts, const GateKeys& keys);
   Routing route(Arena& arena, const Tensor& x, const RouteContext& ctx) const override;
   void backward(Arena& arena, const Routing& r, const Tensor& dweight,
                 const Tensor& dx) const override;

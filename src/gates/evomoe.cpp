@@ -73,19 +73,13 @@ Routing EvoGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) c
     if (active == 0) e[t * E + best] = int32_t(best), w[t * E + best] = qt[best];
     for (int64_t j = 0; j < E; ++j) r.load[j] += e[t * E + j] >= 0;
   }
-  // Balance loss per group: alpha E sum_e me_e ce_e, averaged over the global batch's groups.
-  double aux = 0;
-  std::vector<double> me(E);
-  for (int64_t g0 = 0; g0 < T; g0 += G) {
-    float* ce = r.frac.f32() + (g0 / G) * E;
-    std::fill(me.begin(), me.end(), 0.0);
-    for (int64_t t = g0; t < g0 + G; ++t)
-      for (int64_t c = 0; c < r.k; ++c)
-        if (const int32_t j = e[t * r.k + c]; j >= 0)
-          ce[j] += 1.0f / float(G), me[j] += w[t * r.k + c];
-    for (int64_t j = 0; j < E; ++j) aux += me[j] / double(G) * ce[j];
-  }
-  r.aux = cfg_.aux_weight * double(E) * aux / double(ctx.global_groups);
+  // Balance loss over the active experts' weights (me) and token fractions (ce).
+  std::vector<double> me(T / G * E, 0.0);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < r.k; ++c)
+      if (const int32_t j = e[t * r.k + c]; j >= 0)
+        r.frac.f32()[(t / G) * E + j] += 1.0f / float(G), me[(t / G) * E + j] += w[t * r.k + c];
+  r.aux = balance_loss(r.frac, me, cfg_.aux_weight, G, ctx.global_groups);
   return r;
 }
 
@@ -97,7 +91,7 @@ void EvoGate::backward(Arena& arena, const Routing& r, const Tensor& dweight,
   const int32_t* e = r.expert.i32();
   Tensor dq = arena.host().zeros({T, E});  // the loss gradient of r.probs
   float* d = dq.f32();
-  const float aux_scale = float(cfg_.aux_weight * E / (double(G) * double(r.ctx.global_groups)));
+  const float aux_scale = balance_scale(cfg_.aux_weight, E, G, r.ctx.global_groups);
   for (int64_t t = 0; t < T; ++t)
     for (int64_t c = 0; c < k; ++c)
       if (const int32_t j = e[t * k + c]; j >= 0)

@@ -69,6 +69,16 @@ void router_backward(Arena& arena, const Tensor& x, const Tensor& dh, const Tens
 float softmax_row(float* row, int64_t n);
 void softmax_rows_backward(const Tensor& p, const Tensor& dp, float scale);
 
+// The learned routers' load-balancing loss (Switch's and EvoMoE's): per group of G tokens,
+// weight * E * sum_e f_e * m_e / G, averaged over the global batch's groups. frac [groups, E] is
+// each group's fraction of tokens routed to e (a constant); mass [groups * E] sums over the
+// group's tokens what the gate differentiates (Switch: the router probabilities; EvoMoE: the
+// active experts' weights). d loss / d(token t's value for e) = balance_scale * f[group of t, e].
+double balance_loss(const Tensor& frac, const std::vector<double>& mass, double weight,
+                    int64_t group_tokens, int64_t global_groups);
+float balance_scale(double weight, int64_t num_experts, int64_t group_tokens,
+                    int64_t global_groups);
+
 // A routing of one choice per token, weight 1, nothing dropped, no losses: fill expert [T, 1],
 // then count the load with count_load().
 Routing one_choice(Arena& arena, int64_t tokens, int num_experts, const RouteContext& ctx);

@@ -1,5 +1,6 @@
 // The learned routers' linear map h = x W: computed where x lives (CPU or GPU), read on the host,
-// where the routing decisions are made; its softmax on the host; and their backward.
+// where the routing decisions are made; its softmax and balance loss on the host; and their
+// backward.
 #include <cmath>
 
 #include "gates/gate.hpp"
@@ -31,6 +32,19 @@ void softmax_rows_backward(const Tensor& p, const Tensor& dp, float scale) {
     for (int64_t j = 0; j < E; ++j) dot += row[j] * d[j];
     for (int64_t j = 0; j < E; ++j) d[j] = scale * row[j] * (d[j] - dot);
   }
+}
+
+double balance_loss(const Tensor& frac, const std::vector<double>& mass, double weight,
+                    int64_t group_tokens, int64_t global_groups) {
+  const int64_t E = frac.size(1);
+  double aux = 0;
+  for (int64_t i = 0; i < frac.numel(); ++i) aux += mass[i] / double(group_tokens) * frac.f32()[i];
+  return weight * double(E) * aux / double(global_groups);
+}
+
+float balance_scale(double weight, int64_t num_experts, int64_t group_tokens,
+                    int64_t global_groups) {
+  return float(weight * double(num_experts) / (double(group_tokens) * double(global_groups)));
 }
 
 void router_backward(Arena& arena, const Tensor& x, const Tensor& dh, const Tensor& w,

@@ -6,6 +6,7 @@
 
 namespace mt {
 
+namespace {
 ThorDraw parse_thor_draw(const std::string& s, const std::string& key) {
   if (s == "batch") return ThorDraw::Batch;
   if (s == "sequence") return ThorDraw::Sequence;
@@ -14,8 +15,29 @@ ThorDraw parse_thor_draw(const std::string& s, const std::string& key) {
   fail("config: {} = '{}' (batch, sequence, token or position)", key, s);
 }
 
-ThorGate::ThorGate(int num_experts, ThorDraw train, ThorDraw eval)
-    : num_experts_(num_experts), train_(train), eval_(eval) {}
+const GateKey kTrain{.name = "thor.granularity",
+                     .value = "batch",
+                     .help = "THOR training draw: one expert per batch | sequence | token",
+                     .words = {"batch", "sequence", "token"}};
+const GateKey kEval{
+    .name = "thor.eval_granularity",
+    .value = "position",
+    .help =
+        "THOR evaluation draw per layer and batch: position (one expert per position shared "
+        "by the batch; the reference's --inference-level 1) | token (per position and "
+        "sequence; level 0) | sequence",
+    .words = {"position", "token", "sequence"}};
+}  // namespace
+
+const std::vector<GateKey>& ThorGate::keys() {
+  static const std::vector<GateKey> k = {kTrain, kEval};
+  return k;
+}
+
+ThorGate::ThorGate(int num_experts, const GateKeys& keys)
+    : num_experts_(num_experts),
+      train_(parse_thor_draw(keys.word(kTrain), kTrain.name)),
+      eval_(parse_thor_draw(keys.word(kEval), kEval.name)) {}
 
 Routing ThorGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) const {
   const int64_t T = x.size(0);

@@ -8,18 +8,20 @@
 // (position, sequence) (token, level 0), or one per sequence.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "gates/gate.hpp"
+#include "gates/gate_keys.hpp"
 
 namespace mt {
 
 enum class ThorDraw { Batch, Sequence, Token, Position };
-// "batch" | "sequence" | "token" | "position"; anything else is an error naming `key`.
-ThorDraw parse_thor_draw(const std::string& s, const std::string& key);
 
 class ThorGate : public Gate {
  public:
-  ThorGate(int num_experts, ThorDraw train, ThorDraw eval);
+  // The draws from thor.granularity and thor.eval_granularity.
+  ThorGate(int num_experts, const GateKeys& keys);
+  static const std::vector<GateKey>& keys();
   Routing route(Arena& arena, const Tensor& x, const RouteContext& ctx) const override;
   void backward(Arena&, const Routing&, const Tensor&, const Tensor&) const override {}
 

@@ -86,15 +86,12 @@ Routing TopKGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) 
   const double cf = ctx.training ? cfg_.capacity_factor : cfg_.eval_capacity_factor;
   r.dropped =
       apply_capacity(r.expert, int(E), G, expert_capacity(cf, int(k), G, int(E), cfg_.dropless));
-  // Switch aux loss per group, alpha E sum_e f_e P_e, averaged over the global batch's groups.
-  double aux = 0;
+  // Switch's aux loss over the router probabilities.
+  std::vector<double> mass(T / G * E, 0.0);
   for (int64_t g = 0; g < T / G; ++g)
-    for (int64_t j = 0; j < E; ++j) {
-      double P = 0;
-      for (int64_t t = g * G; t < (g + 1) * G; ++t) P += p[t * E + j];
-      aux += double(frac[g * E + j]) * (P / G);
-    }
-  r.aux = cfg_.aux_weight * E * aux / double(ctx.global_groups);
+    for (int64_t j = 0; j < E; ++j)
+      for (int64_t t = g * G; t < (g + 1) * G; ++t) mass[g * E + j] += p[t * E + j];
+  r.aux = balance_loss(r.frac, mass, cfg_.aux_weight, G, ctx.global_groups);
   r.z = cfg_.z_weight * z / double(ctx.global_tokens);
   return r;
 }
@@ -107,7 +104,7 @@ void TopKGate::backward(Arena& arena, const Routing& r, const Tensor& dweight,
   const int32_t *e = r.expert.i32(), *c = r.choice.i32();
   Tensor dh = arena.host().alloc({T, E});
   float* d = dh.f32();
-  const float aux_scale = float(cfg_.aux_weight * E / (double(G) * double(r.ctx.global_groups)));
+  const float aux_scale = balance_scale(cfg_.aux_weight, E, G, r.ctx.global_groups);
   const float z_scale = float(2.0 * cfg_.z_weight / double(r.ctx.global_tokens));
   for (int64_t t = 0; t < T; ++t) {
     const float* row = p + t * E;

@@ -50,8 +50,6 @@ po::options_description options(Config& c) {
     ("moe.d_ff", po::value(&e.d_ff)->default_value(e.d_ff), "expert hidden width (0: model.d_ff)")
     ("moe.hash", po::value(&e.hash)->default_value(e.hash), "hash table: balanced (unigram counts) | random")
     ("thor.alpha", po::value(&e.thor_alpha)->default_value(e.thor_alpha), "THOR: weight of the consistency term (symmetric KL of the two passes)")
-    ("thor.granularity", po::value(&e.thor_granularity)->default_value(e.thor_granularity), "THOR training draw: one expert per batch | sequence | token")
-    ("thor.eval_granularity", po::value(&e.thor_eval_granularity)->default_value(e.thor_eval_granularity), "THOR evaluation draw per layer and batch: position (one expert per position shared by the batch; the reference's --inference-level 1) | token (per position and sequence; level 0) | sequence")
     ("evo.diversify_step", po::value(&e.evo_diversify_step)->default_value(e.evo_diversify_step), "EvoMoE: step at which E experts are spawned from the one trained expert (0: 15% of train.steps)")
     ("evo.mask_ratio", po::value(&e.evo_mask_ratio)->default_value(e.evo_mask_ratio), "EvoMoE: fraction of each spawned expert's weights masked to zero")
     ("evo.threshold", po::value(&e.evo_threshold)->default_value(e.evo_threshold), "EvoMoE: dense-to-sparse gate activation threshold")
@@ -59,9 +57,6 @@ po::options_description options(Config& c) {
     ("evo.tau_min", po::value(&e.evo_tau_min)->default_value(e.evo_tau_min), "EvoMoE: final temperature, then top-1")
     ("evo.anneal_steps", po::value(&e.evo_anneal_steps)->default_value(e.evo_anneal_steps), "EvoMoE: steps of temperature annealing (0: 50% of train.steps)")
     ("evo.schedule", po::value(&e.evo_schedule)->default_value(e.evo_schedule), "EvoMoE: temperature from tau_max to tau_min, linear | exp")
-    ("dselect.k", po::value(&e.dselect_k)->default_value(e.dselect_k), "DSelect-k: selectors (each picks one expert once its smooth steps saturate)")
-    ("dselect.gamma", po::value(&e.dselect_gamma)->default_value(e.dselect_gamma), "DSelect-k: smooth-step width gamma")
-    ("dselect.entropy", po::value(&e.dselect_entropy)->default_value(e.dselect_entropy), "DSelect-k: weight of the selectors' entropy regulariser")
     ("evo.gumbel_weights", po::value(&e.evo_gumbel_weights)->default_value(e.evo_gumbel_weights), "EvoMoE: combine with the Gumbel-softmax value instead of the clean softmax of the logits")
     ("gd.p", po::value(&e.gd_p)->default_value(e.gd_p), "Gating Dropout: probability that a step routes every token to its own rank's experts")
     ("gd.mode", po::value(&e.gd_mode)->default_value(e.gd_mode), "gate_drop (local expert) | gate_expert_drop (skip the experts)")
@@ -92,6 +87,15 @@ po::options_description options(Config& c) {
     ("train.keep_checkpoints", po::value(&c.keep_checkpoints)->default_value(c.keep_checkpoints), "periodic checkpoints kept (older ones deleted)")
     ("train.run_steps", po::value(&c.run_steps)->default_value(c.run_steps), "stop this invocation after so many steps, with a checkpoint (0: train to the end)");
   // clang-format on
+  for (const GateEntry& g : gate_registry())
+    for (const GateKey& k : g.keys)
+      std::visit(
+          [&](auto& v) {
+            // fmt's shortest text: help shows 0.1, not 0.10000000000000001
+            d.add_options()(k.name.c_str(), po::value(&v)->default_value(v, fmt::format("{}", v)),
+                            k.help.c_str());
+          },
+          e.keys.slot(k));
   return d;
 }
 
@@ -164,20 +168,13 @@ void validate(const Config& c) {
       "config: evo.* out of range (0 <= mask_ratio < 1, threshold > 0, 0 < tau_min <= tau_max)");
   MT_CHECK(e.evo_schedule == "linear" || e.evo_schedule == "exp",
            "config: evo.schedule = '{}' (linear or exp)", e.evo_schedule);
-  MT_CHECK(e.thor_granularity == "batch" || e.thor_granularity == "sequence" ||
-               e.thor_granularity == "token",
-           "config: thor.granularity = '{}' (batch, sequence or token)", e.thor_granularity);
-  MT_CHECK(e.thor_eval_granularity == "sequence" || e.thor_eval_granularity == "token" ||
-               e.thor_eval_granularity == "position",
-           "config: thor.eval_granularity = '{}' (position, token or sequence)",
-           e.thor_eval_granularity);
   MT_CHECK(e.thor_alpha >= 0, "config: thor.alpha must be >= 0");
   MT_CHECK(e.hash == "balanced" || e.hash == "random",
            "config: moe.hash = '{}' (balanced or random)", e.hash);
   MT_CHECK(e.num_experts == 0 || e.num_experts >= gate_traits(e).min_experts,
            "config: moe.gate = {} needs at least {} experts", e.gate, gate_traits(e).min_experts);
-  MT_CHECK(e.dselect_k >= 1 && e.dselect_gamma > 0 && e.dselect_entropy >= 0,
-           "config: dselect.* out of range (k >= 1, gamma > 0, entropy >= 0)");
+  for (const GateEntry& g : gate_registry())
+    for (const GateKey& k : g.keys) e.keys.check(k);
   MT_CHECK(e.capacity_factor > 0 && e.eval_capacity_factor > 0,
            "config: capacity factors must be > 0");
   MT_CHECK(e.gd_p >= 0 && e.gd_p <= 1, "config: gd.p = {} (a probability)", e.gd_p);

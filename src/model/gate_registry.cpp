@@ -1,6 +1,7 @@
 // The registry of gates: one line per method.
 #include "model/gate_registry.hpp"
 
+#include "gates/comet.hpp"
 #include "gates/dselect_k.hpp"
 #include "gates/evomoe.hpp"
 #include "gates/hash.hpp"
@@ -23,25 +24,27 @@ std::unique_ptr<Gate> top_k(const GateArgs& a, int k) {
 
 const std::vector<GateEntry>& gate_registry() {
   static const std::vector<GateEntry> gates = {
-      {"switch", {.local_routing = true}, [](const GateArgs& a) { return top_k(a, 1); }},
+      {"switch", {.local_routing = true}, {}, [](const GateArgs& a) { return top_k(a, 1); }},
       {"gshard",
        {.local_routing = true, .choices = 2, .min_experts = 2},
+       {},
        [](const GateArgs& a) { return top_k(a, 2); }},
       {"hash",
        {.hash_table = true},
+       {},
        [](const GateArgs& a) -> std::unique_ptr<Gate> {
          MT_CHECK(!a.hash_table.empty(), "moe.gate = hash needs a hash table");
          return std::make_unique<HashGate>(a.hash_table, a.moe.num_experts);
        }},
       {"thor",
        {.passes = 2},
+       ThorGate::keys(),
        [](const GateArgs& a) -> std::unique_ptr<Gate> {
-         return std::make_unique<ThorGate>(
-             a.moe.num_experts, parse_thor_draw(a.moe.thor_granularity, "thor.granularity"),
-             parse_thor_draw(a.moe.thor_eval_granularity, "thor.eval_granularity"));
+         return std::make_unique<ThorGate>(a.moe.num_experts, a.moe.keys);
        }},
       {"evomoe",
        {.phases = true},
+       {},
        [](const GateArgs& a) -> std::unique_ptr<Gate> {
          const MoeConfig& c = a.moe;
          return std::make_unique<EvoGate>(
@@ -50,11 +53,17 @@ const std::vector<GateEntry>& gate_registry() {
        }},
       {"dselect_k",
        {.min_experts = 2},
+       DSelectKGate::keys(),
        [](const GateArgs& a) -> std::unique_ptr<Gate> {
-         const MoeConfig& c = a.moe;
-         return std::make_unique<DSelectKGate>(
-             a.reg, a.prefix, a.d,
-             DSelectKConfig{c.num_experts, c.dselect_k, c.dselect_gamma, c.dselect_entropy});
+         return std::make_unique<DSelectKGate>(a.reg, a.prefix, a.d,
+                                               DSelectKGate::config(a.moe.num_experts, a.moe.keys));
+       }},
+      {"comet",
+       {.min_experts = 2},
+       CometGate::keys(),
+       [](const GateArgs& a) -> std::unique_ptr<Gate> {
+         return std::make_unique<CometGate>(a.reg, a.prefix, a.d,
+                                            CometGate::config(a.moe.num_experts, a.moe.keys));
        }},
   };
   return gates;

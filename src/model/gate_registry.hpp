@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gates/gate.hpp"
+#include "gates/gate_keys.hpp"
 #include "tensor/params.hpp"
 
 namespace mt {
@@ -35,6 +36,7 @@ struct GateTraits {
 struct GateEntry {
   std::string name;
   GateTraits traits;
+  std::vector<GateKey> keys;  // the gate's own configuration keys (read from GateArgs::moe.keys)
   std::unique_ptr<Gate> (*make)(const GateArgs&);
 };
 

@@ -32,12 +32,12 @@ Block::Block(ParamRegistry& reg, const GptConfig& c, int index, const ExpertLayo
     ffn_ = std::make_unique<Ffn>(reg, block_name(index) + "/ffn", c.d_model, c.d_ff, proj_std(c));
 }
 
-Tensor Block::forward(Arena& arena, const Tensor& x, Cache& cache, const MoeStep& step) const {
+Tensor Block::forward(Arena& arena, const Tensor& x, Cache& cache, const PassContext& pass) const {
   // Dropout masks of this pass and block; [B, T, d] outputs start at the rank's first token.
   auto site = [&](const char* purpose) {
-    return DropoutSite{dropout_, &step.route, step.route.layer, purpose};
+    return DropoutSite{dropout_, &pass.route, pass.route.layer, purpose};
   };
-  const int64_t first = step.route.first_token * x.size(-1);
+  const int64_t first = pass.route.first_token * x.size(-1);
   Tensor a =
       attn_.forward(arena, ln1_.forward(arena, x, cache.ln1), cache.attn, site("attn-probs"));
   cache.attn_mask = dropout_mask(arena, site("attn-out"), x.shape, first);
@@ -46,7 +46,7 @@ Tensor Block::forward(Arena& arena, const Tensor& x, Cache& cache, const MoeStep
   ops::add(x, a, x1);
   Tensor h = ln2_.forward(arena, x1, cache.ln2);
   Tensor f =
-      moe_ ? moe_->forward(arena, h.view({h.numel() / h.size(-1), h.size(-1)}), step, cache.moe)
+      moe_ ? moe_->forward(arena, h.view({h.numel() / h.size(-1), h.size(-1)}), pass, cache.moe)
            : ffn_->forward(arena, h, cache.ffn);
   cache.ffn_mask = dropout_mask(arena, site("ffn-out"), f.shape, first);
   f = apply_mask(arena, f, cache.ffn_mask);
@@ -56,10 +56,10 @@ Tensor Block::forward(Arena& arena, const Tensor& x, Cache& cache, const MoeStep
 }
 
 void Block::backward(Arena& arena, const Tensor& dres, const Cache& cache,
-                     const MoeStep& step) const {
+                     const PassContext& pass) const {
   const Tensor df = apply_mask(arena, dres, cache.ffn_mask);
   const Tensor dh = moe_ ? moe_->backward(arena, df.view({df.numel() / df.size(-1), df.size(-1)}),
-                                          step, cache.moe)
+                                          pass, cache.moe)
                          : ffn_->backward(arena, df, cache.ffn);
   ln2_.backward(dh, cache.ln2, dres);
   const Tensor da = apply_mask(arena, dres, cache.attn_mask);
@@ -78,12 +78,8 @@ Tensor Gpt::forward(Arena& arena, const Tensor& tokens, Activations& acts,
   const int64_t B = tokens.size(0), T = tokens.size(1);
   acts.tokens = arena.to_device(tokens);
   acts.blocks.resize(blocks_.size());
-  RouteContext& r = acts.step.route;
-  acts.step.a2a = ctx.a2a;
-  acts.step.gate_drop = ctx.training ? ctx.gate_drop : 0;
-  r.seed = ctx.seed;
-  r.step = ctx.step;
-  r.training = ctx.training;
+  acts.pass = ctx;
+  RouteContext& r = acts.pass.route;
   r.token_ids = tokens.i32();
   r.group_tokens = cfg_.moe.group_sequences * T;
   const int64_t global = ctx.global_sequences > 0 ? ctx.global_sequences : B;
@@ -91,18 +87,13 @@ Tensor Gpt::forward(Arena& arena, const Tensor& tokens, Activations& acts,
   r.global_tokens = global * T;
   r.first_token = ctx.first_sequence * T;
   r.seq_len = T;
-  r.key = ctx.key;
-  r.micro = ctx.micro;
-  r.pass = ctx.pass;
-  r.phase = ctx.phase;
-  r.tau = ctx.tau;
   Tensor x = emb_.forward(arena, acts.tokens);
   acts.emb_mask = dropout_mask(arena, DropoutSite{cfg_.dropout, &r, 0, "embed"}, x.shape,
                                r.first_token * cfg_.d_model);
   x = apply_mask(arena, x, acts.emb_mask);
   for (size_t i = 0; i < blocks_.size(); ++i) {
     r.layer = int(i);
-    x = blocks_[i].forward(arena, x, acts.blocks[i], acts.step);
+    x = blocks_[i].forward(arena, x, acts.blocks[i], acts.pass);
   }
   acts.xf = lnf_.forward(arena, x, acts.lnf);
   const Tensor wte = reg_.value(emb_.wte());
@@ -120,7 +111,7 @@ void Gpt::backward(Arena& arena, const Tensor& dlogits, const Activations& acts)
   lnf_.backward(dxf, acts.lnf, dres);
   for (size_t i = blocks_.size(); i-- > 0;) {
     const Arena::Scope temporaries(arena);  // dres, updated in place, is all a block leaves
-    blocks_[i].backward(arena, dres, acts.blocks[i], acts.step);
+    blocks_[i].backward(arena, dres, acts.blocks[i], acts.pass);
   }
   if (!acts.emb_mask.empty()) ops::mul(dres, acts.emb_mask, dres);
   emb_.backward(acts.tokens, dres);

@@ -25,22 +25,6 @@ struct ExpertLayout {
   int rank = 0, size = 1;
 };
 
-// What one pass needs besides the tokens; identical on every rank but for first_sequence.
-struct PassContext {
-  AllToAll* a2a = nullptr;  // the EP group's token exchange (MoE models)
-  uint64_t seed = 0;
-  int64_t step = 0;
-  bool training = true;
-  int64_t global_sequences = 0;  // sequences in the global batch (0: this rank's batch)
-  int64_t first_sequence = 0;    // this rank's first sequence in the global batch
-  uint64_t gate_drop = 0;        // Gating Dropout: bit i, block i drops (training only)
-  uint64_t key = 0;              // the step's routing key (StepPlan::key)
-  int micro = 0;                 // micro-batch within the step
-  int pass = 0;                  // forward pass within the step (THOR runs two)
-  int phase = 0;                 // EvoMoE phase (StepPlan::phase)
-  float tau = 1.0f;              // EvoMoE temperature (StepPlan::tau)
-};
-
 class Block {
  public:
   Block(ParamRegistry& reg, const GptConfig& c, int index, const ExpertLayout& layout,
@@ -52,9 +36,10 @@ class Block {
     MoeLayer::Cache moe;
     Tensor attn_mask, ffn_mask;  // dropout of the attention and FFN/MoE outputs (empty: none)
   };
-  Tensor forward(Arena& arena, const Tensor& x, Cache& cache, const MoeStep& step) const;
+  Tensor forward(Arena& arena, const Tensor& x, Cache& cache, const PassContext& pass) const;
   // dres is the gradient of the block's output; on return it holds the gradient of its input.
-  void backward(Arena& arena, const Tensor& dres, const Cache& cache, const MoeStep& step) const;
+  void backward(Arena& arena, const Tensor& dres, const Cache& cache,
+                const PassContext& pass) const;
   bool is_moe() const { return moe_ != nullptr; }
 
  private:
@@ -77,9 +62,9 @@ class Gpt {
     Tensor tokens;  // on the arena's device
     std::vector<Block::Cache> blocks;
     LayerNorm::Cache lnf;
-    Tensor xf;        // lnf output
-    Tensor emb_mask;  // the embeddings' dropout (empty: none)
-    MoeStep step;
+    Tensor xf;         // lnf output
+    Tensor emb_mask;   // the embeddings' dropout (empty: none)
+    PassContext pass;  // the pass's context, its routing fields filled in by forward
   };
   // tokens [B, T] i32 on the host (hash routing reads them there) -> logits [B*T, V] on the
   // arena's device.

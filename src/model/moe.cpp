@@ -19,13 +19,13 @@ MoeLayer::MoeLayer(ParamRegistry& reg, const std::string& prefix, int64_t d, int
            c.num_experts, ep_size);
 }
 
-void MoeLayer::exchange(const MoeStep& step, const Cache& c, const Tensor& send,
+void MoeLayer::exchange(const PassContext& pass, const Cache& c, const Tensor& send,
                         const std::vector<int>& send_counts, const Tensor& recv,
                         const std::vector<int>& recv_counts) {
   if (c.on_rank)
     ops::copy(send, recv);  // every row stays on this rank
   else
-    step.a2a->exchange(send.f32(), send_counts, recv.f32(), recv_counts);
+    pass.a2a->exchange(send.f32(), send_counts, recv.f32(), recv_counts);
 }
 
 void MoeLayer::permute(const Tensor& in, const Tensor& out, const Cache& c, bool to_expert_major) {
@@ -37,9 +37,9 @@ void MoeLayer::permute(const Tensor& in, const Tensor& out, const Cache& c, bool
   }
 }
 
-Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cache& c) const {
-  const bool drop = step.drops(step.route.layer);
-  MT_CHECK(drop || (step.a2a && step.a2a->size() == ep_size_),
+Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const PassContext& pass, Cache& c) const {
+  const bool drop = pass.drops(pass.route.layer);
+  MT_CHECK(drop || (pass.a2a && pass.a2a->size() == ep_size_),
            "moe: no token exchange over {} ranks", ep_size_);
   const int64_t T = x.size(0), d = x.size(1), E = cfg_.num_experts;
   c.on_rank = drop;
@@ -49,9 +49,9 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cac
     c.routing.load.assign(E, 0);
     return arena.zeros({T, d});
   }
-  c.routing = drop ? gate_->route_local(arena, x, step.route, experts_.first(), local_,
+  c.routing = drop ? gate_->route_local(arena, x, pass.route, experts_.first(), local_,
                                         cfg_.gd_weight == "gate")
-                   : gate_->route(arena, x, step.route);
+                   : gate_->route(arena, x, pass.route);
   const int k = c.routing.k;
   const int32_t* expert = c.routing.expert.i32();  // routing decisions live on the host
   // Bucket the kept (token, choice) pairs by expert, in token order within an expert.
@@ -78,7 +78,7 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cac
   if (c.on_rank)
     c.recv_rows = c.send_rows;  // only this rank's experts have rows
   else
-    step.a2a->exchange_ints(c.send_rows.data(), c.recv_rows.data(), local_);
+    pass.a2a->exchange_ints(c.send_rows.data(), c.recv_rows.data(), local_);
   c.send_counts.assign(ep_size_, 0);
   c.recv_counts.assign(ep_size_, 0);
   int64_t received = 0;
@@ -91,7 +91,7 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cac
   Tensor send = arena.alloc({n, d});
   ops::gather_rows(x, arena.to_device(source), send);
   Tensor recv = arena.alloc({received, d});
-  exchange(step, c, send, c.send_counts, recv, c.recv_counts);
+  exchange(pass, c, send, c.send_counts, recv, c.recv_counts);
   // Local experts on contiguous rows: block offsets in both orders, then each expert's rows.
   c.peer_major.resize(E);
   c.expert_major.resize(E);
@@ -107,14 +107,14 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const MoeStep& step, Cac
   Tensor out = experts_.forward(arena, in, c.expert_rows, c.experts);
   permute(out, recv, c, false);
   c.back = arena.alloc({n, d});
-  exchange(step, c, recv, c.recv_counts, c.back, c.send_counts);
+  exchange(pass, c, recv, c.recv_counts, c.back, c.send_counts);
   // Weighted combine, each token's choices summed in order.
   Tensor y = arena.zeros({T, d});
   ops::combine_rows(c.back, c.slots, c.weights, y);
   return y;
 }
 
-Tensor MoeLayer::backward(Arena& arena, const Tensor& dy, const MoeStep& step,
+Tensor MoeLayer::backward(Arena& arena, const Tensor& dy, const PassContext& pass,
                           const Cache& c) const {
   const int64_t T = dy.size(0), d = dy.size(1);
   if (c.skipped) return arena.zeros({T, d});
@@ -124,13 +124,13 @@ Tensor MoeLayer::backward(Arena& arena, const Tensor& dy, const MoeStep& step,
   ops::combine_rows_backward(dy, c.back, c.slots, c.weights, dback, dweight);
   const int64_t received = c.expert_rows.back();
   Tensor recv = arena.alloc({received, d});
-  exchange(step, c, dback, c.send_counts, recv, c.recv_counts);
+  exchange(pass, c, dback, c.send_counts, recv, c.recv_counts);
   Tensor dout = arena.alloc({received, d});
   permute(recv, dout, c, true);
   Tensor din = experts_.backward(arena, dout, c.experts);
   permute(din, recv, c, false);
   Tensor dsend = arena.alloc({n, d});
-  exchange(step, c, recv, c.recv_counts, dsend, c.send_counts);
+  exchange(pass, c, recv, c.recv_counts, dsend, c.send_counts);
   Tensor dx = arena.zeros({T, d});
   ops::combine_rows(dsend, c.slots, Tensor{}, dx);  // each choice's gradient, weight 1
   gate_->backward(arena, c.routing, arena.to_host(dweight), dx);

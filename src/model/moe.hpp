@@ -9,6 +9,7 @@
 
 #include "comm/all_to_all.hpp"
 #include "gates/gate.hpp"
+#include "gates/gate_keys.hpp"
 #include "model/experts.hpp"
 
 namespace mt {
@@ -16,7 +17,7 @@ namespace mt {
 struct MoeConfig {
   int num_experts = 0;          // 0: a dense model
   int every = 2;                // block i is MoE when i % every == every - 1
-  std::string gate = "switch";  // switch | gshard | hash | thor | evomoe | dselect_k
+  std::string gate = "switch";  // a name in the gate registry (model/gate_registry.cpp)
   double capacity_factor = 1.25, eval_capacity_factor = 2.0;
   bool dropless = false;
   double aux_weight = 0.01, z_weight = 0.001;
@@ -28,22 +29,24 @@ struct MoeConfig {
   std::string gd_weight = "gate";     // gate (the local expert's probability, constant) | one
   std::string gd_coin = "step";       // step (one coin for every MoE layer) | layer
   double thor_alpha = 1.0;            // THOR consistency weight
-  std::string thor_granularity = "batch", thor_eval_granularity = "position";
-  int64_t evo_diversify_step = 0;  // EvoMoE: step of the spawn (0: 15% of train.steps)
-  int64_t evo_anneal_steps = 0;    // temperature annealing steps (0: 50% of train.steps)
+  int64_t evo_diversify_step = 0;     // EvoMoE: step of the spawn (0: 15% of train.steps)
+  int64_t evo_anneal_steps = 0;       // temperature annealing steps (0: 50% of train.steps)
   double evo_mask_ratio = 0.5, evo_threshold = 0.001, evo_tau_max = 2.0, evo_tau_min = 0.5;
   std::string evo_schedule = "linear";  // temperature annealing: linear | exp
   bool evo_gumbel_weights = false;      // combine weight: g (true) or the clean softmax(h)
-  int dselect_k = 2;                    // DSelect-k: selectors
-  double dselect_gamma = 1.0, dselect_entropy = 0.1;  // smooth-step width, entropy weight
+  GateKeys keys;                        // the gates' own keys (their registry entries list them)
 };
 
-// What one MoE forward needs from outside: the token exchange and the routing context.
-struct MoeStep {
-  AllToAll* a2a = nullptr;
-  RouteContext route;
-  uint64_t gate_drop = 0;  // Gating Dropout: bit i set when block i routes locally, no exchange
-  bool drops(int layer) const { return (gate_drop >> layer) & 1; }
+// What one forward pass needs besides its input, identical on every rank but for
+// first_sequence: built once per pass by its caller (training, evaluation, benchmarks). The model
+// fills in what route derives from the batch (token ids, groups, first token, layer).
+struct PassContext {
+  AllToAll* a2a = nullptr;       // the EP group's token exchange (MoE models)
+  int64_t global_sequences = 0;  // sequences in the global batch (0: this rank's batch)
+  int64_t first_sequence = 0;    // this rank's first sequence in the global batch
+  uint64_t gate_drop = 0;        // Gating Dropout: bit i set when block i routes locally
+  RouteContext route = {};       // seed, step, training, routing key, micro-batch, pass, phase
+  bool drops(int layer) const { return route.training && ((gate_drop >> layer) & 1); }
 };
 
 class MoeLayer {
@@ -65,13 +68,14 @@ class MoeLayer {
     Experts::Cache experts;
   };
   // x [T, d] -> y [T, d]
-  Tensor forward(Arena& arena, const Tensor& x, const MoeStep& step, Cache& cache) const;
-  Tensor backward(Arena& arena, const Tensor& dy, const MoeStep& step, const Cache& cache) const;
+  Tensor forward(Arena& arena, const Tensor& x, const PassContext& pass, Cache& cache) const;
+  Tensor backward(Arena& arena, const Tensor& dy, const PassContext& pass,
+                  const Cache& cache) const;
   int num_experts() const { return cfg_.num_experts; }
 
  private:
   // The token exchange, or a local copy on a Gating Dropout step (no communication at all).
-  static void exchange(const MoeStep& step, const Cache& c, const Tensor& send,
+  static void exchange(const PassContext& pass, const Cache& c, const Tensor& send,
                        const std::vector<int>& send_counts, const Tensor& recv,
                        const std::vector<int>& recv_counts);
   // Rows from [peer][local expert] order to [local expert][peer] order, or back.

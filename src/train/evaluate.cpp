@@ -6,11 +6,7 @@
 namespace mt {
 
 PassContext eval_context(uint64_t seed, const StepPlan& plan) {
-  PassContext c;
-  c.seed = seed;
-  c.phase = plan.phase;
-  c.tau = plan.tau;
-  return c;
+  return {.route = {.seed = seed, .phase = plan.phase, .tau = plan.tau}};
 }
 
 LossValue evaluate(const Gpt& model, Arena& arena, const Batches& batches, int64_t batch_size,
@@ -32,8 +28,8 @@ LossValue evaluate(const Gpt& model, Arena& arena, const Batches& batches, int64
     batches.fixed(mine * stride, stride, used * stride, tokens, targets);
     PassContext ctx = base;
     ctx.a2a = rt.a2a.get();
-    ctx.training = false;
-    ctx.step = first / chunk;  // keys THOR's evaluation draws: a fresh draw per forward
+    ctx.route.training = false;
+    ctx.route.step = first / chunk;  // keys THOR's evaluation draws: a fresh draw per forward
     ctx.global_sequences = chunk;
     ctx.first_sequence = rt.rank() * local;
     Tensor logits = model.forward(arena, tokens, acts, ctx);

@@ -109,4 +109,12 @@ std::vector<int32_t> hash_table(const Config& cfg, int64_t vocab) {
   return balanced_hash(counts, m.num_experts);
 }
 
+Gpt build_model(const Config& cfg, const Runtime& rt, int64_t vocab, ParamRegistry& reg) {
+  GptConfig mc = cfg.model;
+  mc.vocab = vocab;
+  Gpt model(mc, reg, rt.layout(), hash_table(cfg, vocab));
+  reg.allocate(rt.device);
+  return model;
+}
+
 }  // namespace mt

@@ -49,4 +49,9 @@ int64_t micro_batch(const Config& cfg, const Runtime& rt);
 // data's training split, or random from the seed.
 std::vector<int32_t> hash_table(const Config& cfg, int64_t vocab);
 
+// The model of `cfg` over `vocab` tokens on this rank's share of the experts, its parameters
+// registered in `reg` and allocated on the runtime's device (not yet initialised): what train,
+// eval and bench all run.
+Gpt build_model(const Config& cfg, const Runtime& rt, int64_t vocab, ParamRegistry& reg);
+
 }  // namespace mt

@@ -72,11 +72,9 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
   const int64_t micro_batches = B / M;
   check_precision(cfg, rt.device);
 
-  GptConfig mc = cfg.model;
-  mc.vocab = train_split.vocab;
   ParamRegistry reg;
-  const Gpt model(mc, reg, rt.layout(), hash_table(cfg, mc.vocab));
-  reg.allocate(rt.device);
+  const Gpt model = build_model(cfg, rt, train_split.vocab, reg);
+  const GptConfig& mc = model.config();
   reg.initialize(cfg.seed);
   AdamW opt(reg, cfg.adamw);
   // Resume: parameters, moments and the step; data order, draws and plans are functions of it.
@@ -162,21 +160,20 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
       Tensor targets = arena.host().alloc({M, mc.seq_len}, DType::I32);
       train_batches.random(cfg.seed, plan.step, first_row, tokens, targets);
       PassContext ctx{.a2a = rt.a2a.get(),
-                      .seed = cfg.seed,
-                      .step = plan.step,
-                      .training = true,
                       .global_sequences = cfg.batch_size,
                       .first_sequence = first_row,
                       .gate_drop = plan.gate_drop,
-                      .key = plan.key,
-                      .micro = int(m),
-                      .phase = plan.phase,
-                      .tau = plan.tau};
+                      .route = {.seed = cfg.seed,
+                                .step = plan.step,
+                                .key = plan.key,
+                                .micro = int(m),
+                                .phase = plan.phase,
+                                .tau = plan.tau}};
       Tensor logits = model.forward(arena, tokens, acts, ctx);
       sums[1] += model.gate_loss(acts);
       Tensor logits2;
       if (thor) {
-        ctx.pass = 1;
+        ctx.route.pass = 1;
         logits2 = model.forward(arena, tokens, acts2, ctx);
         const ThorLoss t = thor_loss(arena, logits, logits2, targets, mc.moe.thor_alpha,
                                      double(tokens_per_step), float(cfg.label_smoothing));
