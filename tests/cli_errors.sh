@@ -139,6 +139,8 @@ expect "DSelect-k's width out of range" "rank 1: error: config: dselect.gamma = 
   "${mpi[@]}" "$bin" train $good $moe --moe.gate dselect_k --dselect.gamma 0
 expect "a gate's word key out of its list" "rank 0: error: config: thor.granularity = 'layer' \\(batch, sequence or token\\)" \
   "${mpi[@]}" "$bin" train $good $moe --moe.gate thor --thor.granularity layer
+expect "Gating Dropout with the permutation search" "rank 1: error: config: gd.p > 0 and perm.steps > 0" \
+  "${mpi[@]}" "$bin" train $good $moe --gd.p 0.2 --perm.steps 5
 expect "too few experts for the gate" "rank 0: error: config: moe.gate = gshard needs at least 2 experts" \
   "${mpi[@]}" "$bin" train $good --moe.experts 1 --moe.every 1 --moe.gate gshard
 expect "batch not divisible by ranks" "error: train.batch_size = 3 is not divisible by the 2 ranks" \

@@ -69,6 +69,12 @@ dsk=(--moe.gate dselect_k --moe.dropless true --dselect.gamma 0.05)
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${dsk[@]}" --run.name dsk_whole
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${dsk[@]}" --run.name dsk_cut --train.run_steps 5
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${dsk[@]}" --run.name dsk_cut --resume latest
+# COMET+: the soft permutation learned for 7 steps, stopped at step 5 (its stored soft P in the
+# checkpoint), resumed; from step 7 on the hard permutation comes from that stored P.
+cmp=(--moe.gate comet --moe.dropless true --comet.gamma 0.05 --perm.steps 7)
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${cmp[@]}" --run.name perm_whole
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${cmp[@]}" --run.name perm_cut --train.run_steps 5
+run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${cmp[@]}" --run.name perm_cut --resume latest
 # Dropout and label smoothing: the masks continue after a resume (2 micro-batches per rank too).
 drop=(--model.dropout 0.2 --train.label_smoothing 0.1 --train.micro_batch_size 2)
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${drop[@]}" --run.name drop_whole
@@ -112,6 +118,18 @@ with h5py.File(f"{d}/dsk_whole/results.h5") as a, h5py.File(f"{d}/dsk_cut/result
 pe, pc = params("dsk_whole"), params("dsk_cut")
 assert all(np.array_equal(pe[k], pc[k]) for k in pe), "dselect_k: checkpoint differs"
 print(f"ok: dselect_k resumed at step 5 (experts per token {e[0]:.2f} -> {e[-1]:.2f}): curves and checkpoint bitwise equal")
+with h5py.File(f"{d}/perm_whole/results.h5") as a, h5py.File(f"{d}/perm_cut/results.h5") as b:
+    for k in ("train/loss", "train/aux", "valid/ppl", "routing/block0/load",
+              "routing/block0/experts_per_token"):
+        assert np.array_equal(a[k][()], b[k][()]), f"comet+: {k} differs after the resume"
+    e = b["routing/block0/experts_per_token"][()]
+    # Soft: every expert runs while the permutation is learned; hard: the tree's own experts.
+    assert e[0] == 4 and e[-1] < 4, f"comet+: experts per token {e}"
+pe, pc = params("perm_whole"), params("perm_cut")
+assert all(np.array_equal(pe[k], pc[k]) for k in pe), "comet+: checkpoint differs"
+soft = [k for k in pe if k.endswith("perm/soft")]
+assert soft and all(abs(pe[k].sum() - 4) < 1e-3 for k in soft), "comet+: no stored soft permutation"
+print(f"ok: comet+ resumed while learning its permutation ({len(soft)} stored): curves and checkpoint bitwise equal")
 dw, dc = curves("drop_whole"), curves("drop_cut")
 assert all(np.array_equal(dw[k], dc[k]) for k in dw), "dropout: curves differ after the resume"
 assert not np.array_equal(dw["train/loss"], whole["train/loss"]), "dropout changed nothing"

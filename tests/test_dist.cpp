@@ -213,6 +213,13 @@ std::vector<Case> equivalence_cases() {
       {"evomoe", "evomoe", evo},
       {"dselect_k", "dselect_k", {"--moe.dropless", "true", "--dselect.gamma", "0.05"}, true, true},
       {"comet", "comet", {"--moe.dropless", "true", "--comet.gamma", "0.05"}, true, true},
+      // COMET+ and the permutation around hash routing: 3 learning steps, then the hard one.
+      {"comet_perm",
+       "comet",
+       {"--moe.dropless", "true", "--comet.gamma", "0.05", "--perm.steps", "3"},
+       true,
+       true},
+      {"hash_perm", "hash", {"--perm.steps", "3", "--perm.entropy", "0.1"}},
       {"switch_gd", "switch", {"--gd.p", "0.5", "--gd.mode", "gate_drop"}, false},
       {"switch_ged", "switch", {"--gd.p", "0.5", "--gd.mode", "gate_expert_drop"}, false},
       {"switch_gd_layer",
@@ -252,6 +259,14 @@ void expect_case_ran_as_intended(const Case& c, const Curve& a) {
     for (const auto& e : a.experts_per_token) {
       EXPECT_EQ(e.front(), 4.0f) << run;
       EXPECT_LT(e.back(), 3.0f) << run << ": " << c.gate << " did not become sparse";
+    }
+  }
+  if (c.name.ends_with("_perm")) {  // every expert while the soft permutation is learned
+    for (const auto& e : a.experts_per_token) {
+      EXPECT_EQ(e.front(), 4.0f) << run;
+      if (c.gate == "hash") {
+        EXPECT_EQ(e.back(), 1.0f) << run << ": the hard permutation";
+      }
     }
   }
   if (c.name.starts_with("switch_g")) {
@@ -309,7 +324,8 @@ TEST(Training, WRanksMatchOneRankForEveryExpertParallelSize) {
         // Steps that look alike allocate nothing after the first; EvoMoE's phases, Gating
         // Dropout's coins and the experts per token of DSelect-k and COMET change a step's
         // memory, and the arena grows at the largest so far.
-        const bool varies = c.gate == "evomoe" || c.gate == "dselect_k" || c.gate == "comet";
+        const bool varies = c.gate == "evomoe" || c.gate == "dselect_k" || c.gate == "comet" ||
+                            c.name.ends_with("_perm");
         if (!varies && !c.name.starts_with("switch_g")) {
           EXPECT_EQ(r.arena_allocations_after_first_step, 0u) << ref;
         }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "comm/all_to_all.hpp"
 #include "comm/mpi_group.hpp"
@@ -12,6 +13,8 @@
 #include "gates/dselect_k.hpp"
 #include "gates/evomoe.hpp"
 #include "gates/hash.hpp"
+#include "gates/permutation.hpp"
+#include "gates/permuted.hpp"
 #include "gates/thor.hpp"
 #include "gates/topk.hpp"
 #include "gradcheck.hpp"
@@ -38,8 +41,10 @@ RouteContext context(int64_t T, int64_t group) {
 
 // L = <y, R> + the gates' aux and z losses, against finite differences of every input and
 // parameter. Large weights keep routing decisions away from ties under the small perturbation.
+// `adjust` may change the parameters after their random draw.
 void check_moe(const MoeConfig& cfg, int64_t T, int64_t group, int phase = 0, float tau = 1.0f,
-               bool training = true, int64_t step_index = 7) {
+               bool training = true, int64_t step_index = 7,
+               const std::function<void(ParamRegistry&)>& adjust = {}) {
   const int64_t d = 6, f = 10;
   ParamRegistry reg;
   MpiGroup self(MPI_COMM_SELF, "self");
@@ -50,6 +55,7 @@ void check_moe(const MoeConfig& cfg, int64_t T, int64_t group, int phase = 0, fl
   reg.allocate();
   reg.initialize(5);
   randn(reg.values(), reg.total_elements(), "moe-params", 0.5f);
+  if (adjust) adjust(reg);
   std::vector<float> x(T * d), r(T * d);
   randn(x.data(), T * d, "moe-x");
   randn(r.data(), T * d, "moe-r");
@@ -73,9 +79,12 @@ void check_moe(const MoeConfig& cfg, int64_t T, int64_t group, int phase = 0, fl
   const std::vector<float> dxv(dx.f32(), dx.f32() + dx.numel());
   const std::vector<float> grads(reg.grads(), reg.grads() + reg.total_elements());
   check_gradient(cfg.gate + ".x", x.data(), dxv.data(), T * d, loss, 40, 1e-3, 2e-2, 3e-4);
-  for (const auto& p : reg.all())
+  for (const auto& p : reg.all()) {
+    // The permutation logits enter as logits / tau (tau 1e-3 at the first step): a small step.
+    const double h = p.name.ends_with("/perm/logits") ? 1e-5 : 1e-3;
     check_gradient(cfg.gate + "." + p.name, reg.values() + p.offset, grads.data() + p.offset,
-                   p.shape.numel(), loss, 40, 1e-3, 2e-2, 3e-4);
+                   p.shape.numel(), loss, 40, h, 2e-2, 3e-4);
+  }
 }
 
 TEST(Moe, SwitchWithCapacityMatchesFiniteDifferences) {
@@ -167,6 +176,24 @@ TEST(DSelectK, SmoothStepsPickExpertsByTheirBinaryCodes) {
   EXPECT_EQ(r.load, (std::vector<int64_t>{2, 2, 2, 2}));
 }
 
+// COMET+'s permutation around a top-k gate with capacity, the hash gate (whose own weights are
+// constants) and COMET, at the first learning step (tau 1e-3, 20 Sinkhorn iterations): the
+// permutation logits at the scale of tau, so that the soft permutation is not yet hard.
+TEST(Moe, PermutationSearchMatchesFiniteDifferences) {
+  for (const char* gate : {"switch", "hash", "comet"}) {
+    MoeConfig c;
+    c.num_experts = 4;
+    c.gate = gate;
+    c.keys.set("perm.steps", 20);
+    c.keys.set("perm.entropy", 0.01);
+    c.keys.set("comet.gamma", 3.0);
+    check_moe(c, 8, 4, 0, 1.0f, true, 0, [](ParamRegistry& reg) {
+      const Tensor l = reg.value(reg.find("moe/gate/perm/logits"));
+      for (int64_t i = 0; i < l.numel(); ++i) l.f32()[i] *= 2e-3f;
+    });
+  }
+}
+
 TEST(Moe, CometMatchesFiniteDifferences) {
   MoeConfig c;
   c.gate = "comet";
@@ -213,6 +240,107 @@ TEST(Comet, TreePathsAndLeafLogitsGiveTheWeights) {
   // right at node 1 is leaf node 4, expert 1.
   EXPECT_EQ(weights(3, {-0.6f, 0.0f}, {0, 0, 0}), (std::vector<float>{0, 0, 1}));
   EXPECT_EQ(weights(3, {0.6f, -0.6f}, {0, 0, 0}), (std::vector<float>{0, 1, 0}));
+}
+
+// The Hungarian assignment against brute force over every permutation, for 1 to 6 experts.
+TEST(Permutation, HungarianAssignmentMatchesBruteForce) {
+  for (int n = 1; n <= 6; ++n)
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<float> w(n * n);
+      const std::string name = "hungarian-" + std::to_string(n) + "-" + std::to_string(trial);
+      randn(w.data(), n * n, name.c_str());
+      std::vector<int> p(n), best;
+      for (int i = 0; i < n; ++i) p[i] = i;
+      double best_sum = -1e30;
+      do {
+        double s = 0;
+        for (int i = 0; i < n; ++i) s += w[i * n + p[i]];
+        if (s > best_sum) best_sum = s, best = p;
+      } while (std::next_permutation(p.begin(), p.end()));
+      EXPECT_EQ(max_assignment(w.data(), n), best) << n << " experts, trial " << trial;
+    }
+}
+
+// Sinkhorn: doubly stochastic, a 2 x 2 limit by hand, and its backward
+// through every iteration against finite differences.
+TEST(Permutation, SinkhornIsDoublyStochasticAndMatchesFiniteDifferences) {
+  const int64_t n = 5;
+  std::vector<float> logits(n * n), r(n * n);
+  randn(logits.data(), n * n, "sinkhorn-logits");
+  randn(r.data(), n * n, "sinkhorn-r");
+  const Sinkhorn s = sinkhorn(logits.data(), n, 0.7, 30);
+  for (int64_t i = 0; i < n; ++i) {
+    double row = 0, col = 0;
+    for (int64_t j = 0; j < n; ++j) row += s.p[i * n + j], col += s.p[j * n + i];
+    EXPECT_NEAR(row, 1.0, 1e-4) << i;
+    EXPECT_NEAR(col, 1.0, 1e-6) << i;
+  }
+  // By hand, 2 x 2: the limit is [[p, 1 - p], [1 - p, p]] with (p / (1 - p))^2 =
+  // exp((l00 + l11 - l01 - l10) / tau); 2 ln 3 at tau 1 gives p = 3/4.
+  const float two[4] = {std::log(3.0f), 0.3f, -0.3f, std::log(3.0f)};
+  const Sinkhorn s2 = sinkhorn(two, 2, 1.0, 30);
+  EXPECT_NEAR(s2.p[0], 0.75f, 1e-6f);
+  EXPECT_NEAR(s2.p[1], 0.25f, 1e-6f);
+  EXPECT_NEAR(s2.p[3], 0.75f, 1e-6f);
+  std::vector<float> grad(n * n, 0.0f);
+  sinkhorn_backward(s, r.data(), 0.7, grad.data());
+  auto loss = [&] {
+    const Sinkhorn t = sinkhorn(logits.data(), n, 0.7, 30);
+    double l = 0;
+    for (int64_t i = 0; i < n * n; ++i) l += double(t.p[i]) * r[i];
+    return l;
+  };
+  check_gradient("sinkhorn", logits.data(), grad.data(), n * n, loss, 25, 1e-3, 2e-2, 1e-4);
+  // The schedules: tau from 1e-3 down to 1e-7, 20 to 150 iterations, log-linear and linear.
+  EXPECT_DOUBLE_EQ(sinkhorn_tau(0, 100), 1e-3);
+  EXPECT_NEAR(sinkhorn_tau(50, 100), 1e-5, 1e-18);
+  EXPECT_EQ(sinkhorn_iterations(0, 100), 20);
+  EXPECT_EQ(sinkhorn_iterations(50, 100), 85);
+  EXPECT_EQ(sinkhorn_iterations(99, 100), 148);
+}
+
+// Around the hash gate (token id i to expert i % 4): a learning step stores its soft
+// permutation, Sinkhorn(Lambda / 1e-3, 20 iterations); after the learning steps, and at
+// evaluation, a token goes to col(its expert), col the Hungarian assignment of the stored P.
+TEST(Permutation, TheStoredSoftPermutationsAssignmentRelabelsTheExperts) {
+  ParamRegistry reg;
+  GateKeys keys;
+  keys.set("perm.steps", 3);
+  const PermutedGate gate(std::make_unique<HashGate>(std::vector<int32_t>{0, 1, 2, 3}, 4), reg, "g",
+                          4, keys);
+  reg.allocate();
+  reg.initialize(1);
+  Arena arena;
+  std::vector<float> x(8 * 2);
+  std::vector<int32_t> ids = {0, 1, 2, 3, 3, 2, 1, 0};
+  RouteContext c = context(8, 8);
+  c.token_ids = ids.data();
+  c.step = 0;
+  const Routing soft = gate.route(arena, Tensor{x.data(), {8, 2}}, c);
+  const Tensor stored = reg.value(reg.find("g/perm/soft"));
+  const Sinkhorn want = sinkhorn(reg.value(reg.find("g/perm/logits")).f32(), 4, 1e-3, 20);
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(stored.f32()[i], want.p[i]) << i;
+  // Weights over every expert: token 1's (expert 1, weight 1) becomes row 1 of P, rescaled to
+  // the weight's sum, 1 (Sinkhorn's rows sum to 1 only nearly).
+  EXPECT_EQ(soft.k, 4);
+  const float row = want.p[4] + want.p[5] + want.p[6] + want.p[7];
+  for (int l = 0; l < 4; ++l)
+    EXPECT_NEAR(soft.weight.f32()[4 + l], want.p[4 + l] / row, 1e-6f) << l;
+  // A stored P whose best assignment is 0 -> 2, 1 -> 0, 2 -> 3, 3 -> 1.
+  const int col[4] = {2, 0, 3, 1};
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) stored.f32()[i * 4 + j] = j == col[i] ? 0.4f : 0.2f;
+  for (bool training : {true, false}) {
+    c.step = 3;
+    c.training = training;
+    const Routing hard = gate.route(arena, Tensor{x.data(), {8, 2}}, c);
+    ASSERT_EQ(hard.k, 1);
+    for (int t = 0; t < 8; ++t) {
+      EXPECT_EQ(hard.expert.i32()[t], col[ids[t]]) << t;
+      EXPECT_EQ(hard.weight.f32()[t], 1.0f) << t;
+    }
+    EXPECT_EQ(hard.load, (std::vector<int64_t>{2, 2, 2, 2}));
+  }
 }
 
 TEST(Gates, CapacityDropsAgainstHandComputation) {

@@ -16,7 +16,7 @@ Regimes:
   as in the papers' baselines (0.1 each by default), so that regularisers can act.
 
 Each method is its config in configs/ (dense: demo.ini; Switch: demo_moe.ini; gshard, hash,
-thor, switch_gd, evomoe, dselect_k, comet) with the same size overrides, on the same ranks.
+thor, switch_gd, evomoe, dselect_k, comet, comet_perm) with the same size overrides, on the same ranks.
 Experts are as wide as the dense FFN, so a token's active FLOPs match the dense model's, except
 GShard's (two experts), THOR's (two passes per step), EvoMoE's dense-to-sparse phase (up to E
 experts per token) and DSelect-k's and COMET's (up to E experts per token until their smooth
@@ -57,6 +57,8 @@ METHODS = {  # name: (config, steps factor, note on active FLOPs per token, extr
                   "at most k = 2 once they saturate", []),
     "comet": ("configs/comet.ini", 1, "up to 8 experts while the trees' nodes are open; at most "
               "k = 2 once they saturate", []),
+    "comet_perm": ("configs/comet_perm.ini", 1, "as comet; every expert while the permutation "
+                   "is learned (the first 100 steps)", []),
 }
 BATCH, RANKS_DEFAULT, CAPACITY = 16, 2, 2.0
 SIZE = ["--moe.capacity_factor", str(CAPACITY), "--model.seq_len", "64", "--model.d_model", "128", "--model.n_layer", "4",
@@ -78,6 +80,7 @@ CLAIMS = [
     ("DSelect-k beats top-k routing (Switch)", "dselect_k", "switch"),
     ("COMET beats DSelect-k", "comet", "dselect_k"),
     ("COMET beats top-k routing (Switch)", "comet", "switch"),
+    ("COMET+ (the permutation search) is no worse than COMET", "comet_perm", "comet"),
 ]
 
 
@@ -181,7 +184,7 @@ def main():
              f"context 64, batch {BATCH} ({args.steps} steps = {tokens} tokens; {data}), "
              f"dropout {dropout}, label smoothing {smoothing}, {args.ranks} ranks, capacity groups "
              f"of {BATCH // args.ranks} sequences at capacity factor {CAPACITY} (Switch, GShard, "
-             "Gating Dropout; hash, THOR, EvoMoE, DSelect-k and COMET are dropless); validation on 50 x 16 windows of the validation "
+             "Gating Dropout; hash, THOR, EvoMoE, DSelect-k, COMET and COMET+ are dropless); validation on 50 x 16 windows of the validation "
              "split. Best validation perplexity over the run's evaluations, mean +- standard "
              f"deviation over seeds {args.seeds}.", "",
              "| method | best valid ppl (per seed) | mean +- sd | choices dropped | experts per "

@@ -2,6 +2,7 @@
 // is also what its backward needs, so two forward passes keep two independent routings.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "tensor/arena.hpp"
@@ -41,6 +42,7 @@ struct Routing {
   bool constant = false;      // the weights are constants: the gate gets no gradient
   std::vector<int64_t> load;  // tokens whose first choice is each expert (before capacity)
   int64_t dropped = 0;        // (token, choice) pairs dropped by capacity
+  std::shared_ptr<const Routing> inner;  // a gate around another: the inner gate's routing
 };
 
 class Gate {

@@ -87,15 +87,14 @@ po::options_description options(Config& c) {
     ("train.keep_checkpoints", po::value(&c.keep_checkpoints)->default_value(c.keep_checkpoints), "periodic checkpoints kept (older ones deleted)")
     ("train.run_steps", po::value(&c.run_steps)->default_value(c.run_steps), "stop this invocation after so many steps, with a checkpoint (0: train to the end)");
   // clang-format on
-  for (const GateEntry& g : gate_registry())
-    for (const GateKey& k : g.keys)
-      std::visit(
-          [&](auto& v) {
-            // fmt's shortest text: help shows 0.1, not 0.10000000000000001
-            d.add_options()(k.name.c_str(), po::value(&v)->default_value(v, fmt::format("{}", v)),
-                            k.help.c_str());
-          },
-          e.keys.slot(k));
+  for (const GateKey& k : gate_keys())
+    std::visit(
+        [&](auto& v) {
+          // fmt's shortest text: help shows 0.1, not 0.10000000000000001
+          d.add_options()(k.name.c_str(), po::value(&v)->default_value(v, fmt::format("{}", v)),
+                          k.help.c_str());
+        },
+        e.keys.slot(k));
   return d;
 }
 
@@ -173,8 +172,7 @@ void validate(const Config& c) {
            "config: moe.hash = '{}' (balanced or random)", e.hash);
   MT_CHECK(e.num_experts == 0 || e.num_experts >= gate_traits(e).min_experts,
            "config: moe.gate = {} needs at least {} experts", e.gate, gate_traits(e).min_experts);
-  for (const GateEntry& g : gate_registry())
-    for (const GateKey& k : g.keys) e.keys.check(k);
+  for (const GateKey& k : gate_keys()) e.keys.check(k);
   MT_CHECK(e.capacity_factor > 0 && e.eval_capacity_factor > 0,
            "config: capacity factors must be > 0");
   MT_CHECK(e.gd_p >= 0 && e.gd_p <= 1, "config: gd.p = {} (a probability)", e.gd_p);
@@ -188,6 +186,9 @@ void validate(const Config& c) {
            "config: Gating Dropout handles at most 64 blocks (model.n_layer = {})", m.n_layer);
   MT_CHECK(e.gd_p == 0 || find_gate(e.gate).traits.local_routing,
            "config: gd.p > 0 needs a gate with local routing (moe.gate = switch or gshard)");
+  MT_CHECK(e.gd_p == 0 || !permuted(e),
+           "config: gd.p > 0 and perm.steps > 0: Gating Dropout's local expert would move with "
+           "the permutation");
   MT_CHECK(c.precision == "fp32" || c.precision == "bf16",
            "config: train.precision = '{}' (fp32 or bf16)", c.precision);
   MT_CHECK(c.a2a == "flat" || c.a2a == "hierarchical",

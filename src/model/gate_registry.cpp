@@ -5,6 +5,7 @@
 #include "gates/dselect_k.hpp"
 #include "gates/evomoe.hpp"
 #include "gates/hash.hpp"
+#include "gates/permuted.hpp"
 #include "gates/thor.hpp"
 #include "gates/topk.hpp"
 #include "model/moe.hpp"
@@ -67,6 +68,23 @@ const std::vector<GateEntry>& gate_registry() {
        }},
   };
   return gates;
+}
+
+std::unique_ptr<Gate> make_gate(const GateArgs& a) {
+  std::unique_ptr<Gate> g = find_gate(a.moe.gate).make(a);
+  if (!permuted(a.moe)) return g;
+  return std::make_unique<PermutedGate>(std::move(g), a.reg, a.prefix, a.moe.num_experts,
+                                        a.moe.keys);
+}
+
+std::vector<GateKey> gate_keys() {
+  std::vector<GateKey> keys = PermutedGate::keys();
+  for (const GateEntry& g : gate_registry()) keys.insert(keys.end(), g.keys.begin(), g.keys.end());
+  return keys;
+}
+
+bool permuted(const MoeConfig& moe) {
+  return moe.num_experts > 0 && PermutedGate::enabled(moe.keys);
 }
 
 std::string gate_names() {

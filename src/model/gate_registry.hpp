@@ -41,6 +41,11 @@ struct GateEntry {
 };
 
 const std::vector<GateEntry>& gate_registry();
+// The gate of `a.moe.gate`, inside COMET+'s permutation search when perm.steps > 0.
+std::unique_ptr<Gate> make_gate(const GateArgs& a);
+// Every key of every gate, and the permutation search's (the options the config parser adds).
+std::vector<GateKey> gate_keys();
+bool permuted(const MoeConfig& moe);
 bool is_gate(const std::string& name);
 // The entry of `name`, or an error listing the registered names.
 const GateEntry& find_gate(const std::string& name);

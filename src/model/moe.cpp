@@ -13,7 +13,7 @@ MoeLayer::MoeLayer(ParamRegistry& reg, const std::string& prefix, int64_t d, int
     : cfg_(c),
       ep_size_(ep_size),
       local_(c.num_experts / ep_size),
-      gate_(find_gate(c.gate).make({reg, prefix + "/gate", d, c, hash_table})),
+      gate_(make_gate({reg, prefix + "/gate", d, c, hash_table})),
       experts_(reg, prefix + "/experts", c.num_experts, ep_rank * local_, local_, d, f, proj_std) {
   MT_CHECK(c.num_experts % ep_size == 0, "moe.experts = {} is not divisible by ep_size = {}",
            c.num_experts, ep_size);
