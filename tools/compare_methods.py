@@ -3,8 +3,8 @@
 deviation of the best validation perplexity, at equal steps and compute-matched (THOR runs two
 passes per step, so Switch also runs twice the steps), with capacity groups of a rank's whole
 batch and capacity factor 2.0 (so Switch drops a few percent; the drop rate is reported), Gating Dropout's saving as
-exchange bytes and calls, and a verdict per seed claim. Writes table.md, compare.h5 and
-valid_curves.png under OUT/REGIME.
+exchange bytes and calls, and a verdict per seed claim. Writes table.md, compare.h5,
+valid_curves.png and experts_per_token.png under OUT/REGIME.
 
 Finished runs under OUT/REGIME/runs are reused, so the comparison can run in pieces (one
 --methods list at a time) and a last call with every method writes the whole table.
@@ -135,7 +135,26 @@ def run(name, seed, steps, ranks, out, extra, binary):
                 "a2a_bytes": float(np.mean(f["train/a2a_bytes"][()])),
                 "a2a_calls": float(np.mean(f["train/a2a_calls"][()])),
                 "drop_rate": float(dropped / routed) if routed else 0.0,
-                "experts_first": float(per_token[0]), "experts_last": float(per_token[-1])}
+                "experts_first": float(per_token[0]), "experts_last": float(per_token[-1]),
+                "experts_curve": per_token, "log_step": f["train/step"][()] + 1}
+
+
+def plot(path, series, ylabel, title, log=False, line=None):
+    """One figure: series {label: (steps, values)}, a log y axis, a labelled horizontal line."""
+    plt.figure(figsize=(8, 5))
+    for label, (x, y) in series.items():
+        plt.plot(x, y, marker="o" if len(x) <= 20 else None, label=label)
+    if line:
+        plt.axhline(line[0], color="gray", lw=0.8, ls="--", label=line[1])
+    if log:
+        plt.yscale("log")
+    plt.xlabel("step")
+    plt.ylabel(ylabel)
+    plt.title(title)
+    plt.legend()
+    plt.grid(alpha=0.3)
+    plt.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close()
 
 
 def verdict(a, b):
@@ -227,18 +246,17 @@ def main():
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
-    plt.figure(figsize=(8, 5))
-    for m in args.methods:
-        rs = results[m]
-        plt.plot(rs[0]["valid_step"], np.mean([r["valid_ppl"] for r in rs], axis=0), marker="o",
-                 label=m)
-    plt.yscale("log")
-    plt.xlabel("step")
-    plt.ylabel(f"validation perplexity (mean of {len(args.seeds)} seeds)")
-    plt.title(f"Routing methods on the bundled corpus ({args.regime})")
-    plt.legend()
-    plt.grid(alpha=0.3)
-    plt.savefig(f"{out}/valid_curves.png", dpi=120, bbox_inches="tight")
+    seeds = len(args.seeds)
+    plot(f"{out}/valid_curves.png", {m: (results[m][0]["valid_step"], np.mean(
+        [r["valid_ppl"] for r in results[m]], axis=0)) for m in args.methods},
+        f"validation perplexity (mean of {seeds} seeds)",
+        f"Routing methods on the bundled corpus ({args.regime})", log=True)
+    # Experts per token of the methods whose routing is not fixed at one or two experts.
+    curves = {m: np.mean([r["experts_curve"] for r in results[m]], axis=0) for m in args.methods}
+    plot(f"{out}/experts_per_token.png",
+         {m: (results[m][0]["log_step"][:len(c)], c) for m, c in curves.items() if c.max() > 2},
+         f"experts per token (mean of the MoE blocks and {seeds} seeds)",
+         f"Experts per token as training goes ({args.regime})", line=(2, "k = 2"))
     return 0
 
 

@@ -29,6 +29,25 @@ void count_load(Routing& r) {
   for (int64_t t = 0; t < r.expert.size(0); ++t) ++r.load[e[t]];
 }
 
+Routing every_expert(Arena& arena, int64_t tokens, int num_experts, const RouteContext& ctx) {
+  Routing r;
+  r.ctx = ctx;
+  r.k = num_experts;
+  r.expert = arena.host().alloc({tokens, num_experts}, DType::I32);
+  r.weight = arena.host().alloc({tokens, num_experts});
+  r.load.assign(num_experts, 0);
+  return r;
+}
+
+void mark_nonzero(Routing& r) {
+  for (int64_t i = 0; i < r.weight.numel(); ++i) {
+    const int32_t e = int32_t(i % r.k);
+    const bool on = r.weight.f32()[i] > 0;
+    r.expert.i32()[i] = on ? e : -1;
+    r.load[e] += on;
+  }
+}
+
 int64_t expert_capacity(double cf, int k, int64_t group_tokens, int num_experts, bool dropless) {
   if (dropless) return std::numeric_limits<int64_t>::max();
   return int64_t(std::ceil(cf * k * double(group_tokens) / num_experts));

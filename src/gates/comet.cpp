@@ -79,13 +79,8 @@ Routing CometGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx)
   const Tensor ha = router_logits(arena, x, reg_.value(wa_));
   const float *bz = arena.to_host(reg_.value(bz_)).f32(),
               *ba = arena.to_host(reg_.value(ba_)).f32();
-  Routing r;
-  r.ctx = ctx;
-  r.k = int(E);  // column e is expert e (-1 where its weight is 0)
+  Routing r = every_expert(arena, T, int(E), ctx);
   r.x = x;
-  r.load.assign(E, 0);
-  r.expert = arena.host().alloc({T, E}, DType::I32);
-  r.weight = arena.host().alloc({T, E});
   r.probs = arena.host().alloc({T, k * E});
   r.saved = arena.host().alloc({T, nz});
   std::vector<float> pi((2 * E - 1) * k);
@@ -106,11 +101,10 @@ Routing CometGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx)
     for (int64_t e = 0; e < E; ++e) {
       float w = 0;
       for (int64_t j = 0; j < k; ++j) w += omega[j * E + e];
-      r.expert.i32()[t * E + e] = w > 0 ? int32_t(e) : -1;
       r.weight.f32()[t * E + e] = w;
-      r.load[e] += w > 0;
     }
   }
+  mark_nonzero(r);
   r.aux = cfg_.entropy_weight * entropy / double(ctx.global_tokens);
   return r;
 }

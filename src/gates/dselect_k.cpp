@@ -71,13 +71,8 @@ Routing DSelectKGate::route(Arena& arena, const Tensor& x, const RouteContext& c
   const Tensor ha = router_logits(arena, x, reg_.value(wa_));
   const float *bz = arena.to_host(reg_.value(bz_)).f32(),
               *ba = arena.to_host(reg_.value(ba_)).f32();
-  Routing r;
-  r.ctx = ctx;
-  r.k = int(E);  // column e is expert e (-1 where its weight is 0)
+  Routing r = every_expert(arena, T, int(E), ctx);
   r.x = x;
-  r.load.assign(E, 0);
-  r.expert = arena.host().alloc({T, E}, DType::I32);
-  r.weight = arena.host().alloc({T, E});
   r.probs = arena.host().alloc({T, k});      // alpha
   r.saved = arena.host().alloc({T, k * m});  // z
   const bool power_of_two = (int64_t(1) << m) == E;
@@ -95,9 +90,7 @@ Routing DSelectKGate::route(Arena& arena, const Tensor& x, const RouteContext& c
     for (int64_t e = 0; e < E; ++e) {
       float w = 0;
       for (int64_t j = 0; j < k; ++j) w += alpha[j] * rj[j * E + e];
-      r.expert.i32()[t * E + e] = w > 0 ? int32_t(e) : -1;
       r.weight.f32()[t * E + e] = w;
-      r.load[e] += w > 0;
     }
     if (!ctx.training) continue;
     for (int64_t j = 0; j < k; ++j) {
@@ -110,6 +103,7 @@ Routing DSelectKGate::route(Arena& arena, const Tensor& x, const RouteContext& c
       if (!power_of_two) penalty += 1.0 / (mass + kEps);
     }
   }
+  mark_nonzero(r);
   r.aux = (cfg_.entropy_weight * entropy + penalty) / double(ctx.global_tokens);
   return r;
 }

@@ -86,6 +86,11 @@ float balance_scale(double weight, int64_t num_experts, int64_t group_tokens,
 Routing one_choice(Arena& arena, int64_t tokens, int num_experts, const RouteContext& ctx);
 void count_load(Routing& r);
 
+// A routing of weights over every expert (k = E, column e is expert e): fill weight [T, E], then
+// mark_nonzero() sets expert [T, E] (e where the weight is > 0, else -1) and counts the load.
+Routing every_expert(Arena& arena, int64_t tokens, int num_experts, const RouteContext& ctx);
+void mark_nonzero(Routing& r);
+
 // Capacity per expert and group: ceil(cf * k * group_tokens / E); dropless: no limit.
 int64_t expert_capacity(double cf, int k, int64_t group_tokens, int num_experts, bool dropless);
 

@@ -132,25 +132,17 @@ Routing PermutedGate::route(Arena& arena, const Tensor& x, const RouteContext& c
   const Tensor host = arena.host().alloc({E * E});
   std::copy(s.p.begin(), s.p.end(), host.f32());
   ops::copy(host, reg_.value(stored_));
-  Routing out;
-  out.ctx = ctx;
-  out.k = int(E);  // column l is expert l (-1 where its weight is 0)
-  out.expert = arena.host().alloc({T, E}, DType::I32);
-  out.weight = arena.host().alloc({T, E});
+  Routing out = every_expert(arena, T, int(E), ctx);
   out.probs = arena.host().alloc({T, E});  // the inner weights w
-  out.load.assign(E, 0);
   out.dropped = r.dropped;
   out.z = r.z;
   std::vector<float> v(E);
   for (int64_t t = 0; t < T; ++t) {
     float *w = out.probs.f32() + t * E, *wp = out.weight.f32() + t * E;
     const float sw = dense_weights(r, t, E, w), sv = permute(w, s.p, E, v.data());
-    for (int64_t l = 0; l < E; ++l) {
-      wp[l] = sv > 0 ? v[l] * (sw / sv) : 0.0f;
-      out.expert.i32()[t * E + l] = wp[l] > 0 ? int32_t(l) : -1;
-      out.load[l] += wp[l] > 0;
-    }
+    for (int64_t l = 0; l < E; ++l) wp[l] = sv > 0 ? v[l] * (sw / sv) : 0.0f;
   }
+  mark_nonzero(out);
   // This rank's share of the entropy terms: the step's total over the global batch's tokens.
   out.aux = r.aux + entropy_weight_ * entropy(s.p, E, 0.0f, nullptr) * double(T) /
                         double(ctx.global_tokens);
