@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages moetrain needs (idempotent: skips what is already installed);
 # --test adds what only the tests need: clang with its sanitizer and libFuzzer runtimes (the
-# sanitized build) and a local Slurm (the slurm test).
+# sanitized build), a local Slurm (the slurm test) and iproute2 (ip and tc: the cluster test's
+# network namespaces).
 # usage: setup.sh [--test]
 set -euo pipefail
 
@@ -17,7 +18,7 @@ PKGS=(
   libsword-utils diatheke sword-comm-tdavid sword-text-web sword-text-kjv
 )
 if [ "${1:-}" = --test ]; then
-  PKGS+=(clang libclang-rt-dev libomp-dev slurm-wlm slurmctld slurmd munge)
+  PKGS+=(clang libclang-rt-dev libomp-dev slurm-wlm slurmctld slurmd munge iproute2)
 fi
 
 missing=()
