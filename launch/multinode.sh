@@ -3,8 +3,10 @@
 #   launch/multinode.sh -H HOSTFILE -p RANKS_PER_NODE [-i IFACE] [--gpu] [--] moetrain-arguments...
 # Ranks are placed node by node (rank = node * RANKS_PER_NODE + local rank), the layout the
 # hierarchical all-to-all expects; -i names the network interface for MPI's TCP traffic and
-# NCCL's sockets (e.g. eth0, ib0). On one machine, a hostfile line "localhost slots=4" with
-# -p 2 stands for 2 nodes of 2 ranks: moetrain is then told --dist.ranks_per_node 2.
+# NCCL's sockets (e.g. eth0, ib0). LAUNCH_DAEMON_TIMEOUT (seconds, default 60) bounds how long
+# mpirun waits on the daemon of a node it cannot reach. On one machine, a hostfile line
+# "localhost slots=4" with -p 2 stands for 2 nodes of 2 ranks: moetrain is then told
+# --dist.ranks_per_node 2.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${MOETRAIN:-$here/build/moetrain}  # the binary (MOETRAIN=PATH: another build)
@@ -32,6 +34,12 @@ if [ "$distinct" -eq 1 ]; then
 else
   ranks=$(( hosts * per_node ))
   mpi=(mpirun -np "$ranks" --hostfile "$hostfile" --map-by "ppr:$per_node:node" --bind-to core)
+  # A node whose link dies leaves mpirun waiting on its daemon for Open MPI's default 8 minutes
+  # of TCP keepalives, after moetrain's ranks have given up (dist.timeout_s): probe an idle
+  # daemon link after half of LAUNCH_DAEMON_TIMEOUT seconds (default 60), 3 times in the rest.
+  dt=${LAUNCH_DAEMON_TIMEOUT:-60}
+  mpi+=(--mca oob_tcp_keepalive_time $(( dt / 2 > 0 ? dt / 2 : 1 ))
+        --mca oob_tcp_keepalive_intvl $(( dt / 6 > 0 ? dt / 6 : 1 )) --mca oob_tcp_keepalive_probes 3)
 fi
 mpi+=(-x OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" -x OMPI_MCA_mpi_yield_when_idle=1)
 if [ -n "$iface" ]; then

@@ -3,7 +3,9 @@
 # network namespace per node, MPI over TCP between them). Every method on every ep_size equals
 # one rank and the hierarchical exchange delivers what the flat one does (test_dist over the
 # cluster); moetrain finds the 2 nodes without dist.ranks_per_node, through launch/multinode.sh
-# unchanged; a hierarchical run trains bitwise as a flat one; and `down` leaves nothing. Skipped (exit 77) where network
+# unchanged; a hierarchical run trains bitwise as a flat one; a node's link cut and a rank on the
+# other node killed with kill -9 each end the job within dist.timeout_s + 10 s with a message;
+# and `down` leaves nothing. Skipped (exit 77) where network
 # namespaces cannot be made.
 # usage: cluster.sh SOURCE_DIR MOETRAIN TESTDATA_DIR TEST_DIST
 set -euo pipefail
@@ -47,6 +49,43 @@ with h5py.File(f"{d}/flat/results.h5") as a, h5py.File(f"{d}/hierarchical/result
     assert b["train/a2a_calls"][()].sum() > 0
 print("ok: hierarchical equals flat bitwise over TCP (loss, gradient norm, validation, load)")
 PY
+# Faults across the network: a long run (dist.timeout_s 8) meets one `what` after its first
+# progress line; every rank must end, the job with a non-zero exit within 8 + 10 s, its log
+# holding `want`. mpirun gives up on a daemon it cannot reach after 4 s (LAUNCH_DAEMON_TIMEOUT,
+# which must stay below dist.timeout_s: once a rank has called MPI_Abort, Open MPI 4.1's mpirun
+# waits on an unreachable daemon for ever).
+fault() {
+  local name=$1 what=$2 want=$3 log=$tmp/$1.log
+  LAUNCH_DAEMON_TIMEOUT=4 MOETRAIN=$bin timeout 120 "$src/launch/multinode.sh" -H "$MT_HOSTFILE" \
+    -p 2 -- "${args[@]}" --train.steps 100000 --train.log_every 20 --train.eval_every 0 \
+    --dist.timeout_s 8 --run.name "$name" >"$log" 2>&1 &
+  local job=$!
+  for _ in $(seq 600); do grep -q '^step' "$log" && break; sleep 0.1; done
+  grep -q '^step' "$log" || { cat "$log"; echo "FAIL: $name: the run did not start"; exit 1; }
+  local t0=$SECONDS
+  eval "$what"
+  local rc=0
+  wait $job || rc=$?
+  local took=$((SECONDS - t0))
+  [ $rc -ne 0 ] && [ $rc -ne 124 ] || { cat "$log"; echo "FAIL: $name: exit $rc"; exit 1; }
+  [ $took -le 18 ] || { cat "$log"; echo "FAIL: $name: the job ended $took s after the fault"; exit 1; }
+  grep -qE "$want" "$log" || { cat "$log"; echo "FAIL: $name: no '$want' in its output"; exit 1; }
+  # Ranks on a cut-off node end on their own: within dist.timeout_s and its report.
+  for _ in $(seq 150); do pgrep -f "run.name $name" >/dev/null || break; sleep 0.1; done
+  ! pgrep -f "run.name $name" >/dev/null || { echo "FAIL: $name: a rank outlived the job"; exit 1; }
+  echo "ok: $name: exit $rc, $took s after the fault: $(grep -E "$want" "$log" | head -1 | cut -c1-160)"
+}
+# Node 2's link down: mpirun loses node 2's daemon and ends the job, naming the node; node 2's
+# ranks end on their own (dist.timeout_s).
+fault link_cut "ip netns exec ${MT_CLUSTER}2 ip link set eth0 down" \
+  "lost communication with a remote daemon"
+grep -q "Remote daemon: .* on node $MT_CLUSTER_NET.2" "$tmp/link_cut.log" ||
+  { echo "FAIL: link_cut: the message does not name node 2"; exit 1; }
+ip netns exec ${MT_CLUSTER}2 ip link set eth0 up
+# A rank on node 2 killed with kill -9.
+fault kill_rank "kill -9 \$(ip netns pids ${MT_CLUSTER}2 | xargs -r ps -o pid=,args= -p | grep 'moetrain train' | head -1 | awk '{print \$1}')" \
+  "exited on signal 9"
+
 "$cluster" down
 if ip netns list | grep -q "^$MT_CLUSTER" || ip link show | grep -q "$MT_CLUSTER"; then
   echo "FAIL: cluster_local.sh down left namespaces or links behind"; exit 1
