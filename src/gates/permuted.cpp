@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "gates/permutation.hpp"
-#include "tensor/error.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/rng.hpp"
 
