@@ -121,15 +121,13 @@ void CometGate::backward(Arena& arena, const Routing& r, const Tensor& dweight,
   for (int64_t t = 0; t < T; ++t) {
     const float *z = r.saved.f32() + t * nz, *omega = r.probs.f32() + t * k * E;
     const float* dw = dweight.f32() + t * E;
-    const int32_t* ran = r.expert.i32() + t * E;
     paths(z, pi.data());
-    // Through the joint softmax: d omega_je = dw_e (an expert that did not run has omega = 0).
+    // Through the joint softmax: d omega_je = dw_e (0 for an expert that did not run).
     float dot = 0;
     for (int64_t j = 0; j < k; ++j)
-      for (int64_t e = 0; e < E; ++e) dot += omega[j * E + e] * (ran[e] >= 0 ? dw[e] : 0.0f);
+      for (int64_t e = 0; e < E; ++e) dot += omega[j * E + e] * dw[e];
     for (int64_t j = 0; j < k; ++j)
-      for (int64_t e = 0; e < E; ++e)
-        ds[j * E + e] = omega[j * E + e] * ((ran[e] >= 0 ? dw[e] : 0.0f) - dot);
+      for (int64_t e = 0; e < E; ++e) ds[j * E + e] = omega[j * E + e] * (dw[e] - dot);
     // The leaves: their logits, and their path probabilities through the log and the entropy.
     std::fill(dpi.begin(), dpi.end(), 0.0f);
     for (int64_t l = 0; l < E; ++l)

@@ -121,9 +121,8 @@ void DSelectKGate::backward(Arena& arena, const Routing& r, const Tensor& dweigh
     const float *z = r.saved.f32() + t * k * m, *alpha = r.probs.f32() + t * k;
     for (int64_t i = 0; i < k * m; ++i) s[i] = smooth_step(z[i], gamma);
     selector_products(s.data(), k, E, int(m), rj.data());
-    // An expert that did not run has w_e = 0 where every S' is 0: its gradient is 0.
+    // An expert that did not run has w_e = 0 where every S' is 0, and dw_e = 0.
     const float* dw = dweight.f32() + t * E;
-    const int32_t* ran = r.expert.i32() + t * E;
     for (int64_t j = 0; j < k; ++j) {
       dalpha[j] = 0;
       double mass = 0;
@@ -131,7 +130,7 @@ void DSelectKGate::backward(Arena& arena, const Routing& r, const Tensor& dweigh
       const float dmass =
           training && !power_of_two ? -scale / float((mass + kEps) * (mass + kEps)) : 0.0f;
       for (int64_t e = 0; e < E; ++e) {
-        const float v = rj[j * E + e], g = ran[e] >= 0 ? dw[e] : 0.0f;
+        const float v = rj[j * E + e], g = dw[e];
         dalpha[j] += g * v;
         dr[j * E + e] = alpha[j] * g + dmass;
         if (training) dr[j * E + e] -= lambda * scale * (std::log(v + kEps) + v / (v + kEps));

@@ -54,8 +54,10 @@ class Gate {
   // expert's gate probability (gate_weight) or 1; either way a constant: the gate gets no gradient.
   virtual Routing route_local(Arena& arena, const Tensor& x, const RouteContext& ctx, int first,
                               int count, bool gate_weight) const;
-  // dweight [T, k]: the loss gradient of each combine weight. Accumulates into dx [T, d] and the
-  // gate's parameter gradients, adding the aux and z losses' gradients.
+  // dweight [T, k]: the loss gradient of each combine weight, 0 where the pair reached no expert
+  // (expert -1: dropped, or a weight of 0; the MoE layer writes only the pairs that ran).
+  // Accumulates into dx [T, d] and the gate's parameter gradients, adding the aux and z losses'
+  // gradients.
   virtual void backward(Arena& arena, const Routing& r, const Tensor& dweight,
                         const Tensor& dx) const = 0;
 };

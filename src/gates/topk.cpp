@@ -101,7 +101,7 @@ void TopKGate::backward(Arena& arena, const Routing& r, const Tensor& dweight,
   if (r.constant) return;  // Gating Dropout: the weights were constants
   const int64_t T = r.x.size(0), E = cfg_.num_experts, k = cfg_.k, G = r.ctx.group_tokens;
   const float *p = r.probs.f32(), *lse = r.lse.f32(), *dw = dweight.f32(), *frac = r.frac.f32();
-  const int32_t *e = r.expert.i32(), *c = r.choice.i32();
+  const int32_t* c = r.choice.i32();
   Tensor dh = arena.host().alloc({T, E});
   float* d = dh.f32();
   const float aux_scale = balance_scale(cfg_.aux_weight, E, G, r.ctx.global_groups);
@@ -111,11 +111,11 @@ void TopKGate::backward(Arena& arena, const Routing& r, const Tensor& dweight,
     float* dp = d + t * E;
     // Gradient w.r.t. the probabilities: the aux loss, then the combine weights.
     for (int64_t j = 0; j < E; ++j) dp[j] = aux_scale * frac[(t / G) * E + j];
-    const float dw1 = e[t * k] >= 0 ? dw[t * k] : 0.0f;
+    const float dw1 = dw[t * k];  // 0 for a choice capacity dropped
     if (k == 1) {
       dp[c[t]] += dw1;
     } else {
-      const float dw2 = e[t * 2 + 1] >= 0 ? dw[t * 2 + 1] : 0.0f;
+      const float dw2 = dw[t * 2 + 1];
       const int32_t c1 = c[t * 2], c2 = c[t * 2 + 1];
       const float p1 = row[c1], p2 = row[c2], s2 = (p1 + p2) * (p1 + p2);
       // w1 = p1 / (p1 + p2), w2 = p2 / (p1 + p2)
