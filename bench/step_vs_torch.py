@@ -7,13 +7,14 @@ trains on random tokens with AdamW and global-norm clipping, on the same threads
 process of its own that stays up between rounds (so torch.compile compiles once): the newest
 torch from PyPI in a venv under build/ (made on first use; a benchmark tool, not a dependency of
 the trainer) as eager fp32, torch.compile fp32, eager bf16 autocast and compiled bf16, and
-Debian's python3-torch eager fp32 for reference. Every round runs moetrain and then each peer for
+Debian's python3-torch eager fp32 for reference. moetrain runs in fp32 and, where the CPU has
+AVX512_BF16, with train.precision = bf16. Every round runs moetrain and then each peer for
 --steps steps, one at a time; a peer is stopped (SIGSTOP) while it waits, and inductor compiles
 in-process, so nothing else runs beside the one measured. A variant's figure is the median of its
 rounds' median step times.
 
 Printed per model: tokens/s and ms/step of each, moetrain / each peer, moetrain / the fastest
-peer, moetrain's GEMM-bound fraction (its step's GEMMs, recorded in one step and each run alone
+peer, and for each moetrain precision its GEMM-bound fraction (its step's GEMMs, recorded in one step and each run alone
 on the same shape, over the step time; the step's FLOPs over that time is the GEMM rate), the
 GEMMs it ran on the whole pool timed inside the step against alone, and the peak resident memory
 of each process. Lines are appended to results/bench/step_vs_torch.md.
@@ -225,6 +226,13 @@ def main():
         return 0
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     pythons = {"venv": ensure_venv(args.venv), "debian": "/usr/bin/python3"}
+    # bf16 where this CPU has AVX512_BF16 (moetrain refuses it otherwise, with the reason).
+    probe = subprocess.run([args.moetrain, "bench", "step", "--config", "configs/demo.ini",
+                            "--steps", "1", "--train.precision", "bf16"],
+                           capture_output=True, text=True, env=env)
+    precisions = ["fp32", "bf16"] if probe.returncode == 0 else ["fp32"]
+    if probe.returncode != 0:
+        print(f"moetrain bf16 left out: {probe.stderr.strip()}")
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     rows = []
     for name in args.models.split(","):
@@ -235,19 +243,22 @@ def main():
         for peer, interp, compiled, bf16 in PEERS:
             spec = dict(dims=D, threads=args.threads, compiled=compiled, bf16=bf16)
             peers[peer] = start_peer(pythons[interp], spec, env)
-        medians = {k: [] for k in ["moetrain fp32"] + list(peers)}
-        rss, bound, inside = {}, [], []
+        ours_names = [f"moetrain {p}" for p in precisions]
+        medians = {k: [] for k in ours_names + list(peers)}
+        rss, bound, inside, ours = {}, {k: [] for k in ours_names}, {k: [] for k in ours_names}, {}
         for _ in range(args.rounds):
-            out = subprocess.run([args.moetrain, "bench", "step", "--config", config, *overrides,
-                                  "--steps", str(args.steps), "--vocab", str(args.vocab)],
-                                 check=True, capture_output=True, text=True, env=env).stdout
-            ours = json.loads(out.strip().splitlines()[-1])
-            medians["moetrain fp32"].append(ours["median_step_s"])
-            bound.append(ours["gemm_alone_s"] / ours["median_step_s"])
-            inside.append(ours["gemm_outer_alone_s"] / ours["gemm_outer_in_step_s"])
-            rss["moetrain fp32"] = ours["peak_rss_mb"]
+            for precision, k in zip(precisions, ours_names):
+                out = subprocess.run([args.moetrain, "bench", "step", "--config", config,
+                                      *overrides, "--steps", str(args.steps), "--vocab",
+                                      str(args.vocab), "--train.precision", precision],
+                                     check=True, capture_output=True, text=True, env=env).stdout
+                ours[k] = json.loads(out.strip().splitlines()[-1])
+                medians[k].append(ours[k]["median_step_s"])
+                bound[k].append(ours[k]["gemm_alone_s"] / ours[k]["median_step_s"])
+                inside[k].append(ours[k]["gemm_outer_alone_s"] / ours[k]["gemm_outer_in_step_s"])
+                rss[k] = ours[k]["peak_rss_mb"]
             for peer, (proc, ready) in peers.items():
-                assert ready["parameters"] == ours["parameters"], (peer, ready, ours)
+                assert ready["parameters"] == ours["moetrain fp32"]["parameters"], (peer, ready)
                 reply = run_peer(proc, args.steps)
                 medians[peer].append(statistics.median(reply["times"]))
                 rss[peer] = reply["peak_rss_mb"]
@@ -256,40 +267,43 @@ def main():
             proc.stdin.close()
             proc.wait()
         step_s = {k: statistics.median(v) for k, v in medians.items()}
-        ours_s = step_s["moetrain fp32"]
-        fastest = min(v for k, v in step_s.items() if k != "moetrain fp32")
-        bound, inside = statistics.median(bound), statistics.median(inside)
-        print(f"\n{name}: {config} {' '.join(overrides)}, {ours['parameters']} parameters, "
+        fastest = min(v for k, v in step_s.items() if k not in ours_names)
+        first = ours["moetrain fp32"]
+        print(f"\n{name}: {config} {' '.join(overrides)}, {first['parameters']} parameters, "
               f"{tokens} tokens/step, {args.threads} threads, {args.rounds} rounds x "
               f"{args.steps} steps")
         for k, s in step_s.items():
-            version = "" if k == "moetrain fp32" else f" (torch {peers[k][1]['torch']})"
-            ratio = "" if k == "moetrain fp32" else f"   moetrain/this = {s / ours_s:5.2f}x"
+            version = "" if k in ours_names else f" (torch {peers[k][1]['torch']})"
+            ratios = [f"{s / step_s[o]:.2f}" for o in ours_names]
+            shown = "" if k in ours_names else "   " + ", ".join(
+                f"{o}/this = {r}x" for o, r in zip(ours_names, ratios))
             print(f"  {k:<30}{s * 1e3:8.1f} ms/step {tokens / s:8.0f} tok/s "
-                  f"{rss[k]:7.0f} MB peak{ratio}{version}")
+                  f"{rss[k]:7.0f} MB peak{shown}{version}")
             rows.append(f"| {stamp} | {name} | {k}{version} | {tokens / s:.0f} | {rss[k]:.0f} | "
-                        f"{'' if k == 'moetrain fp32' else f'{s / ours_s:.2f}'} |\n")
-        print(f"  moetrain / fastest PyTorch = {fastest / ours_s:.2f}x; moetrain's step at "
-              f"{bound:.2f} of its GEMM-bound limit ({ours['gemm_flops'] / 1e9:.1f} GFLOP/step, "
-              f"its GEMMs alone at {ours['gemm_flops'] / ours['gemm_alone_s'] / 1e9:.0f} GFLOP/s "
-              f"in the last round); its GEMMs on the whole pool run inside the step at "
-              f"{inside:.2f} of their speed alone (medians over the rounds)")
-        print(f"  moetrain's peak {ours['peak_rss_mb']:.0f} MB: parameters, gradients and AdamW "
-              f"moments {ours['state_mb']:.0f} MB, activation arena {ours['arena_mb']:.0f} MB "
-              f"(a step uses {ours['arena_peak_mb']:.0f} MB of it); analytic need "
-              f"{ours['state_mb'] + activations_mb(D):.0f} MB (the state and the activations the "
-              f"backward reads, {activations_mb(D):.0f} MB)")
-        rows.append(f"| {stamp} | {name} | moetrain / fastest PyTorch | | | {fastest / ours_s:.2f} |\n"
-                    f"| {stamp} | {name} | moetrain fp32 GEMM-bound fraction | | | {bound:.2f} |\n"
-                    f"| {stamp} | {name} | moetrain fp32 GEMMs inside the step / alone | | | "
-                    f"{inside:.2f} |\n")
+                        f"{'' if k in ours_names else ' | '.join(ratios)} |\n")
+        for k in ours_names:
+            b, i, o = statistics.median(bound[k]), statistics.median(inside[k]), ours[k]
+            print(f"  {k} / fastest PyTorch = {fastest / step_s[k]:.2f}x; its step at {b:.2f} of "
+                  f"its GEMM-bound limit ({o['gemm_flops'] / 1e9:.1f} GFLOP/step, its GEMMs "
+                  f"alone at {o['gemm_flops'] / o['gemm_alone_s'] / 1e9:.0f} GFLOP/s in the last "
+                  f"round); its GEMMs on the whole pool run inside the step at {i:.2f} of their "
+                  f"speed alone (medians over the rounds)")
+            rows.append(f"| {stamp} | {name} | {k} / fastest PyTorch | | | {fastest / step_s[k]:.2f} |\n"
+                        f"| {stamp} | {name} | {k} GEMM-bound fraction | | | {b:.2f} |\n"
+                        f"| {stamp} | {name} | {k} GEMMs inside the step / alone | | | {i:.2f} |\n")
+        print(f"  moetrain's peak (fp32) {first['peak_rss_mb']:.0f} MB: parameters, gradients and "
+              f"AdamW moments {first['state_mb']:.0f} MB, activation arena "
+              f"{first['arena_mb']:.0f} MB (a step uses {first['arena_peak_mb']:.0f} MB of it); "
+              f"analytic need {first['state_mb'] + activations_mb(D):.0f} MB (the state and the "
+              f"activations the backward reads, {activations_mb(D):.0f} MB)")
     os.makedirs("results/bench", exist_ok=True)
     path = "results/bench/step_vs_torch.md"
     with open(path, "a") as f:
         f.write(f"\n`/usr/bin/python3 bench/step_vs_torch.py --models {args.models} --steps "
                 f"{args.steps} --rounds {args.rounds} --threads {args.threads}` ({stamp}; "
-                "interleaved rounds; ratio = moetrain's tokens/s over the row's)\n\n"
-                "| date | model | variant | tok/s | peak MB | ratio |\n|---|---|---|---|---|---|\n")
+                "interleaved rounds; ratio = moetrain's tokens/s, fp32 and bf16, over the row's)\n\n"
+                f"| date | model | variant | tok/s | peak MB | {' | '.join(f'{p} ratio' for p in precisions)} |\n"
+                f"|---|---|---|---|---|{'---|' * len(precisions)}\n")
         f.writelines(rows)
     return 0
 

@@ -116,12 +116,14 @@ expect "token file of HDF5's unchecked format" "error: $tmp/v0/train.h5: HDF5 fi
   "$bin" train $good --data.dir "$tmp/v0"
 expect "unknown command" "error: unknown command 'trian'" "$bin" trian
 expect "unknown device" "error: --device 'gpu' \(cpu or cuda\)" "$bin" train $good --device gpu
-expect "bf16 on the CPU" "error: train.precision = bf16 needs --device cuda" \
-  "$bin" train $good --train.precision bf16
-expect "bf16 on the CPU in bench step" "error: train.precision = bf16 needs --device cuda" \
-  "$bin" bench step $good --train.precision bf16
-expect "bf16 on the CPU in bench moe" "error: train.precision = bf16 needs --device cuda" \
-  "$bin" bench moe $good --moe.experts 2 --train.precision bf16
+# bf16 on a CPU without AVX512_BF16 (oneDNN made to see only AVX512_CORE), in each command.
+nobf16="error: train.precision = bf16 on the CPU needs AVX512_BF16, and oneDNN finds AVX512_CORE"
+expect "bf16 on a CPU without AVX512_BF16" "$nobf16" \
+  env DNNL_MAX_CPU_ISA=AVX512_CORE "$bin" train $good --train.precision bf16
+expect "bf16 without AVX512_BF16 in bench step" "$nobf16" \
+  env DNNL_MAX_CPU_ISA=AVX512_CORE "$bin" bench step $good --train.precision bf16
+expect "bf16 without AVX512_BF16 in bench moe" "$nobf16" \
+  env DNNL_MAX_CPU_ISA=AVX512_CORE "$bin" bench moe $good --moe.experts 2 --train.precision bf16
 if ! nvidia-smi -L >/dev/null 2>&1; then  # no GPU: --device cuda stops with why
   expect "cuda without a GPU" "error: --device cuda: (this moetrain was built without|rank 0 sees no GPU)" \
     "$bin" train $good --device cuda
@@ -141,6 +143,8 @@ expect "a gate's word key out of its list" "rank 0: error: config: thor.granular
   "${mpi[@]}" "$bin" train $good $moe --moe.gate thor --thor.granularity layer
 expect "Gating Dropout with the permutation search" "rank 1: error: config: gd.p > 0 and perm.steps > 0" \
   "${mpi[@]}" "$bin" train $good $moe --gd.p 0.2 --perm.steps 5
+expect "bf16 without AVX512_BF16 on 2 ranks" "rank 1: $nobf16" \
+  "${mpi[@]}" -x DNNL_MAX_CPU_ISA=AVX512_CORE "$bin" train $good --train.precision bf16
 expect "too few experts for the gate" "rank 0: error: config: moe.gate = gshard needs at least 2 experts" \
   "${mpi[@]}" "$bin" train $good --moe.experts 1 --moe.every 1 --moe.gate gshard
 expect "batch not divisible by ranks" "error: train.batch_size = 3 is not divisible by the 2 ranks" \

@@ -2,7 +2,7 @@
 # Resuming: periodic checkpoints (the newest K kept), --resume latest by step with its file left
 # intact, bitwise on the same layout (also from an older checkpoint after the run went on; EvoMoE
 # across its phases; DSelect-k while its selectors saturate; dropout, label smoothing and
-# micro-batches),
+# micro-batches; bf16 matmuls),
 # resharded 4 -> 2 -> 1 ranks within float tolerance, truncated, mismatched, damaged or NaN
 # checkpoints stopping every rank with a message that names the file (and the dataset), and
 # --resume latest passing over a damaged newest checkpoint.
@@ -80,13 +80,21 @@ drop=(--model.dropout 0.2 --train.label_smoothing 0.1 --train.micro_batch_size 2
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${drop[@]}" --run.name drop_whole
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${drop[@]}" --run.name drop_cut --train.run_steps 5
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${drop[@]}" --run.name drop_cut --resume latest
+# bf16 matmuls (where the CPU has AVX512_BF16): stopped at step 5 and resumed, the weights' bf16
+# copy remade from the loaded values.
+b16=(--train.precision bf16)
+if grep -qw avx512_bf16 /proc/cpuinfo; then
+  run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${b16[@]}" --run.name b16_whole
+  run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${b16[@]}" --run.name b16_cut --train.run_steps 5
+  run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" "${b16[@]}" --run.name b16_cut --resume latest
+fi
 # Resharding: 4 ranks (ep 4) for 5 steps, then 2 ranks (ep 2) to step 9, then 1 rank to the end.
 run "${mpi[@]}" -np 4 "$bin" train "${args[@]}" --run.name reshard --train.run_steps 5
 run "${mpi[@]}" -np 2 "$bin" train "${args[@]}" --run.name reshard --resume latest --train.run_steps 4
 run "$bin" train "${args[@]}" --run.name reshard --resume latest
 
 /usr/bin/python3 - "$tmp" <<'PY' || exit 1
-import sys, h5py, numpy as np
+import os, sys, h5py, numpy as np
 d = sys.argv[1]
 def curves(run):
     with h5py.File(f"{d}/{run}/results.h5") as f:
@@ -136,6 +144,15 @@ assert not np.array_equal(dw["train/loss"], whole["train/loss"]), "dropout chang
 pd, pdc = params("drop_whole"), params("drop_cut")
 assert all(np.array_equal(pd[k], pdc[k]) for k in pd), "dropout: checkpoint differs"
 print("ok: dropout + label smoothing + micro-batches resumed: curves and checkpoint bitwise equal")
+if os.path.exists(f"{d}/b16_whole"):
+    bw, bc = curves("b16_whole"), curves("b16_cut")
+    assert all(np.array_equal(bw[k], bc[k]) for k in bw), "bf16: curves differ after the resume"
+    assert not np.array_equal(bw["train/loss"], whole["train/loss"]), "bf16 changed nothing"
+    pb, pbc = params("b16_whole"), params("b16_cut")
+    assert all(np.array_equal(pb[k], pbc[k]) for k in pb), "bf16: checkpoint differs"
+    print("ok: bf16 resumed: curves and checkpoint bitwise equal, and not the fp32 curve")
+else:
+    print("skipped: bf16 resume (no AVX512_BF16 on this CPU)")
 r = curves("reshard")
 rel = np.abs(r["train/loss"] - whole["train/loss"]) / np.abs(whole["train/loss"])
 assert r["train/loss"].shape == (12,) and rel.max() < 1e-7, f"reshard: loss differs by {rel.max()}"

@@ -15,6 +15,7 @@
 #include "model/linear.hpp"
 #include "model/loss.hpp"
 #include "tensor/ops.hpp"
+#include "tensor/ops/bf16.hpp"
 #include "tensor/ops/fast_math.hpp"
 #include "tensor/ops/sgemm.hpp"
 
@@ -410,6 +411,101 @@ TEST(Ops, SgemmAgainstDoubleReference) {
                   << "ta " << ta << " tb " << tb << " beta " << beta << " at " << i << "," << j;
             }
       }
+}
+
+// Sets the process's matmul precision for one test.
+struct Bf16Matmuls {
+  Bf16Matmuls() { ops::set_bf16_matmul(true); }
+  ~Bf16Matmuls() { ops::set_bf16_matmul(false); }
+};
+
+TEST(Ops, Bf16MatmulRoundsItsInputsAndAccumulatesInFp32) {
+  // train.precision = bf16 on the CPU: every transposition, alpha and beta, wide leading
+  // dimensions, on the pool and inside a parallel region, against a double-precision loop over
+  // the inputs rounded to bf16 (tight: fp32 accumulation) and over the inputs themselves (within
+  // bf16's rounding: 2^-8 of the magnitude). b is also read from its registered weight copy.
+  std::string found;
+  if (!cpu::bf16_supported(&found)) GTEST_SKIP() << "no AVX512_BF16 here: " << found;
+  const Bf16Matmuls bf16;
+  const int64_t m = 37, n = 53, k = 71, pad = 5;
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb)
+      for (const float beta : {0.0f, 1.0f})
+        for (const bool weights : {false, true}) {
+          const int64_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+          std::vector<float> a((ta ? k : m) * lda), b((tb ? n : k) * ldb), c0(m * ldc);
+          for (size_t i = 0; i < a.size(); ++i) a[i] = std::sin(0.37 * double(i));
+          for (size_t i = 0; i < b.size(); ++i) b[i] = std::cos(0.11 * double(i));
+          for (size_t i = 0; i < c0.size(); ++i) c0[i] = 0.5f - float(i % 7) / 7;
+          if (weights) ops::prepare_bf16_weights(Tensor{b.data(), {int64_t(b.size())}});
+          auto round = [](float x) { return double(cpu::from_bf16(cpu::to_bf16(x))); };
+          auto A = [&](int64_t i, int64_t p) { return ta ? a[p * lda + i] : a[i * lda + p]; };
+          auto B = [&](int64_t p, int64_t j) { return tb ? b[j * ldb + p] : b[p * ldb + j]; };
+          std::vector<std::vector<float>> cs(4, c0);
+#pragma omp parallel for num_threads(2)
+          for (int t = 1; t < 4; ++t)
+            cpu::sgemm(ta, tb, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, beta, cs[t].data(),
+                       ldc);
+          cpu::sgemm(ta, tb, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, beta, cs[0].data(), ldc);
+          double largest_gap = 0;  // from the unrounded product, relative to the magnitude
+          for (const auto& c : cs)
+            for (int64_t i = 0; i < m; ++i)
+              for (int64_t j = 0; j < ldc; ++j) {
+                if (j >= n) {
+                  ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]);
+                  continue;
+                }
+                double rounded = beta * c0[i * ldc + j], exact = rounded, mag = std::abs(exact);
+                for (int64_t p = 0; p < k; ++p) {
+                  rounded += 0.5 * round(A(i, p)) * round(B(p, j));
+                  exact += 0.5 * double(A(i, p)) * B(p, j);
+                  mag += std::abs(0.5 * double(A(i, p)) * B(p, j));
+                }
+                ASSERT_NEAR(c[i * ldc + j], rounded, 1e-6 * mag)
+                    << "ta " << ta << " tb " << tb << " beta " << beta << " at " << i << "," << j;
+                ASSERT_NEAR(c[i * ldc + j], exact, std::ldexp(mag, -8));
+                largest_gap = std::max(largest_gap, std::abs(c[i * ldc + j] - exact) / mag);
+              }
+          EXPECT_GT(largest_gap, 1e-4) << "no sign of bf16 inputs";
+          ops::prepare_bf16_weights(Tensor{c0.data(), {1}});  // b's copy forgotten
+        }
+}
+
+TEST(Ops, Bf16MatmulReadsTheWeightCopyUntilItIsRemade) {
+  // A weight's bf16 copy is made once per pass: a change to the values shows after
+  // prepare_bf16_weights, not before. Inside an Fp32Matmuls scope the values are read in fp32.
+  if (!cpu::bf16_supported()) GTEST_SKIP() << "no AVX512_BF16 here";
+  const Bf16Matmuls bf16;
+  std::vector<float> w = {1.0f, 2.0f, 3.0f, 4.0f}, x = {1.0f, 1.0f}, y(2);
+  const Tensor tw{w.data(), {2, 2}}, tx{x.data(), {1, 2}}, ty{y.data(), {1, 2}};
+  ops::prepare_bf16_weights(Tensor{w.data(), {4}});
+  w[0] = 1.0f + 1.0f / 1024;  // below bf16's resolution at 1: rounds back to 1
+  w[1] = 10.0f;
+  ops::matmul(tx, false, tw, false, ty);
+  EXPECT_EQ(y, (std::vector<float>{4, 6}));  // the copy made before the change
+  ops::prepare_bf16_weights(Tensor{w.data(), {4}});
+  ops::matmul(tx, false, tw, false, ty);
+  EXPECT_EQ(y, (std::vector<float>{4, 14}));
+  {
+    const ops::Fp32Matmuls fp32;
+    ops::matmul(tx, false, tw, false, ty);
+    EXPECT_EQ(y, (std::vector<float>{4.0f + 1.0f / 1024, 14}));
+  }
+  EXPECT_TRUE(ops::bf16_matmul());
+  // A registered Buffer that is freed takes its copy with it (its memory may come back as
+  // another operand): the registry's values in a Buffer, multiplied, changed, freed.
+  {
+    Buffer values(Device::CPU, 4);
+    std::copy(w.begin(), w.end(), values.data());
+    ops::prepare_bf16_weights(values.all());
+    EXPECT_TRUE(cpu::bf16_weights_cover(values.data()));
+    values.data()[1] = 20.0f;
+    ops::matmul(tx, false, values.view({2, 2}), false, ty);
+    EXPECT_EQ(y, (std::vector<float>{4, 14}));
+    const float* freed = values.data();
+    values = Buffer();
+    EXPECT_FALSE(cpu::bf16_weights_cover(freed));
+  }
 }
 
 TEST(Arena, ReusesOneBlockAfterTheFirstCycle) {

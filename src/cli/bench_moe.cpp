@@ -122,7 +122,6 @@ double raw_expert_gemms_s(Device device, const std::vector<int64_t>& rows, int64
 }
 
 int bench_moe(const Config& cfg, Device device, int reps) {
-  check_precision(cfg, device);
   Runtime rt = make_runtime(cfg, device);
   MT_CHECK(rt.ranks() == 1, "bench moe runs on one rank");
   const GptConfig& c = cfg.model;

@@ -1,6 +1,6 @@
-// The learned routers' linear map h = x W: computed where x lives (CPU or GPU), read on the host,
-// where the routing decisions are made; its softmax and balance loss on the host; and their
-// backward.
+// The learned routers' linear map h = x W: computed where x lives (CPU or GPU), in fp32 whatever
+// train.precision (Switch Transformer's selective precision), read on the host, where the routing
+// decisions are made; its softmax and balance loss on the host; and their backward.
 #include <cmath>
 
 #include "gates/gate.hpp"
@@ -10,6 +10,7 @@ namespace mt {
 
 Tensor router_logits(Arena& arena, const Tensor& x, const Tensor& w) {
   Tensor h = arena.alloc({x.size(0), w.size(1)});
+  const ops::Fp32Matmuls fp32;
   ops::matmul(x, false, w, false, h);
   return arena.to_host(h);
 }
@@ -50,6 +51,7 @@ float balance_scale(double weight, int64_t num_experts, int64_t group_tokens,
 void router_backward(Arena& arena, const Tensor& x, const Tensor& dh, const Tensor& w,
                      const Tensor& dw, const Tensor& dx) {
   const Tensor g = arena.to_device(dh);
+  const ops::Fp32Matmuls fp32;
   ops::matmul(x, true, g, false, dw, 1.0f, 1.0f);
   ops::matmul(g, false, w, true, dx, 1.0f, 1.0f);
 }

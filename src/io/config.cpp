@@ -73,7 +73,7 @@ po::options_description options(Config& c) {
     ("train.min_lr", po::value(&s.min_lr)->default_value(s.min_lr), "final learning rate (cosine)")
     ("train.warmup", po::value(&s.warmup)->default_value(s.warmup), "linear warmup steps")
     ("train.schedule", po::value(&s.kind)->default_value(s.kind), "cosine | inv_sqrt | constant")
-    ("train.precision", po::value(&c.precision)->default_value(c.precision), "fp32 | bf16: with --device cuda, matmuls on bf16 tensor cores (fp32 weights, optimizer state and reductions)")
+    ("train.precision", po::value(&c.precision)->default_value(c.precision), "fp32 | bf16: matmuls take bf16 inputs with fp32 accumulation (CPU: oneDNN, needs AVX512_BF16; CUDA: tensor cores); the routers, weights, optimizer state and every other op stay fp32")
     ("train.beta1", po::value(&a.beta1)->default_value(a.beta1), "AdamW beta1")
     ("train.beta2", po::value(&a.beta2)->default_value(a.beta2), "AdamW beta2")
     ("train.eps", po::value(&a.eps)->default_value(a.eps), "AdamW epsilon")

@@ -76,6 +76,7 @@ Gpt::Gpt(const GptConfig& c, ParamRegistry& reg, const ExpertLayout& layout,
 Tensor Gpt::forward(Arena& arena, const Tensor& tokens, Activations& acts,
                     const PassContext& ctx) const {
   const int64_t B = tokens.size(0), T = tokens.size(1);
+  ops::prepare_bf16_weights(reg_.value_buffer().all());
   acts.tokens = arena.to_device(tokens);
   acts.blocks.resize(blocks_.size());
   acts.pass = ctx;

@@ -8,6 +8,7 @@
 
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
+#include "tensor/ops/bf16.hpp"
 #ifdef MOETRAIN_CUDA
 #include "tensor/cuda/runtime.hpp"
 #endif
@@ -42,7 +43,10 @@ void Buffer::release() {
 #ifdef MOETRAIN_CUDA
   if (device_ == Device::CUDA) cuda::release(data_);
 #endif
-  if (device_ == Device::CPU) std::free(data_);
+  if (device_ == Device::CPU) {
+    cpu::forget_bf16_weights(data_, size_);
+    std::free(data_);
+  }
   data_ = nullptr;
   size_ = 0;
 }

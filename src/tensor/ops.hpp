@@ -14,6 +14,28 @@ namespace mt::ops {
 void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, float alpha = 1,
             float beta = 0);
 
+// The process's matmul precision. bf16: every matmul rounds its inputs to bf16 and accumulates in
+// fp32 into fp32 outputs (CPU: oneDNN on AVX512_BF16; CUDA: cuBLAS's fast-bf16 compute); fp32
+// (the default): fp32 throughout. Weights, gradients, optimizer state and every other op stay fp32.
+void set_bf16_matmul(bool on);
+bool bf16_matmul();
+// While one lives, matmuls run in fp32 whatever the precision: the routers, as Switch
+// Transformer's selective precision keeps them for stable routing.
+class Fp32Matmuls {
+ public:
+  Fp32Matmuls();
+  ~Fp32Matmuls();
+  Fp32Matmuls(const Fp32Matmuls&) = delete;
+  Fp32Matmuls& operator=(const Fp32Matmuls&) = delete;
+
+ private:
+  bool saved_;
+};
+// With bf16 matmuls on the CPU: makes the bf16 copy of the parameters' values (the registry's
+// flat array) that matmuls read in place of converting a weight at each use. Call it after the
+// values change and before they are multiplied: Gpt::forward does, once per pass. Else nothing.
+void prepare_bf16_weights(const Tensor& values);
+
 // src -> dst, any devices, equal bytes and dtype; returns when the copy is done.
 void copy(const Tensor& src, const Tensor& dst);
 

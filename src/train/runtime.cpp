@@ -15,8 +15,21 @@
 #include "io/tokens.hpp"
 #include "model/gate_registry.hpp"
 #include "tensor/error.hpp"
+#include "tensor/ops.hpp"
+#include "tensor/ops/bf16.hpp"
 
 namespace mt {
+
+namespace {
+// bf16 matmuls on the CPU need AVX512_BF16, as oneDNN finds it.
+void check_precision(const Config& cfg, Device device) {
+  std::string found;
+  MT_CHECK(cfg.precision == "fp32" || device == Device::CUDA || cpu::bf16_supported(&found),
+           "train.precision = bf16 on the CPU needs AVX512_BF16, and oneDNN finds {} here (use "
+           "train.precision = fp32)",
+           found);
+}
+}  // namespace
 
 #ifdef MOETRAIN_CUDA
 namespace {
@@ -43,6 +56,7 @@ void select_gpu(const Groups& g) {
 #endif
 
 Runtime make_runtime(const Config& cfg, Device device, MPI_Comm base) {
+  check_precision(cfg, device);
   Runtime rt;
   rt.device = device;
   hang_watch::configure(base, cfg.timeout_s);
@@ -58,19 +72,14 @@ Runtime make_runtime(const Config& cfg, Device device, MPI_Comm base) {
       *q = p.nccl.back().get();
     }
   }
-  cuda::set_bf16_matmul(device == Device::CUDA && cfg.precision == "bf16");
 #endif
+  ops::set_bf16_matmul(cfg.precision == "bf16");
   rt.a2a = make_all_to_all(cfg.a2a, *p.ep, *p.ep_intra, *p.ep_inter);
   const int E = cfg.model.moe.num_experts;
   MT_CHECK(E == 0 || E % rt.groups.ep_size() == 0,
            "moe.experts = {} is not divisible by the expert-parallel size {}", E,
            rt.groups.ep_size());
   return rt;
-}
-
-void check_precision(const Config& cfg, Device device) {
-  MT_CHECK(cfg.precision == "fp32" || device == Device::CUDA,
-           "train.precision = bf16 needs --device cuda (matmuls on the CPU are fp32)");
 }
 
 std::string Runtime::describe() const {

@@ -32,12 +32,11 @@ struct Runtime {
   std::string describe() const;  // "4 cpu ranks (2 nodes x 2), ep_size 4"
 };
 
-// Over the ranks of `base` (tests run single-rank references on MPI_COMM_SELF).
+// Over the ranks of `base` (tests run single-rank references on MPI_COMM_SELF). Sets the matmul
+// precision of train.precision (ops::set_bf16_matmul); bf16 on the CPU stops with a message where
+// the CPU lacks AVX512_BF16.
 Runtime make_runtime(const Config& cfg, Device device = Device::CPU,
                      MPI_Comm base = MPI_COMM_WORLD);
-// For training and benchmarks: bf16 matmuls exist on the GPU only, and a CPU step in bf16 would
-// silently be fp32. (Evaluation runs a bf16 run's checkpoint in fp32 on the CPU.)
-void check_precision(const Config& cfg, Device device);
 
 // Sequences per rank and step; checks that the batch splits over the ranks.
 int64_t local_batch(const Config& cfg, const Runtime& rt);

@@ -70,7 +70,6 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
            valid_split.path, valid_split.vocab, train_split.path, train_split.vocab);
   const int64_t B = local_batch(cfg, rt), M = micro_batch(cfg, rt);
   const int64_t micro_batches = B / M;
-  check_precision(cfg, rt.device);
 
   ParamRegistry reg;
   const Gpt model = build_model(cfg, rt, train_split.vocab, reg);

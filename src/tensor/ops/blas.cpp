@@ -1,6 +1,7 @@
-// GEMM: the one entry point for every product of the model. CPU: oneDNN's sgemm (its JIT picks
-// the kernel for the CPU it finds; `bench gemm`: about even with OpenBLAS where OpenBLAS knows the
-// CPU, 4-5x where it does not and falls back to SSE3); CUDA: cuBLAS.
+// GEMM: the one entry point for every product of the model, and its precision. CPU: oneDNN's
+// sgemm (its JIT picks the kernel for the CPU it finds; `bench gemm`: about even with OpenBLAS
+// where OpenBLAS knows the CPU, 4-5x where it does not and falls back to SSE3), or its bf16 matmul
+// (tensor/ops/bf16.cpp); CUDA: cuBLAS.
 #include <oneapi/dnnl/dnnl.h>
 
 #include <omp.h>
@@ -11,14 +12,19 @@
 
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
+#include "tensor/ops/bf16.hpp"
 #include "tensor/ops/dispatch.hpp"
 #include "tensor/ops/sgemm.hpp"
+#ifdef MOETRAIN_CUDA
+#include "tensor/cuda/runtime.hpp"
+#endif
 
 namespace mt::cpu {
 
 namespace {
 std::atomic<std::vector<GemmCall>*> g_log{nullptr};
 std::mutex g_log_mutex;
+std::atomic<bool> g_bf16{false};
 }  // namespace
 
 void record_gemms(std::vector<GemmCall>* log) {
@@ -29,9 +35,13 @@ void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   auto* log = g_log.load(std::memory_order_relaxed);
   const auto t0 = log ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-  const dnnl_status_t s =
-      dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  MT_CHECK(s == dnnl_success, "oneDNN sgemm {}x{}x{} failed (status {})", m, n, k, int(s));
+  if (g_bf16.load(std::memory_order_relaxed)) {
+    bf16_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  } else {
+    const dnnl_status_t s =
+        dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    MT_CHECK(s == dnnl_success, "oneDNN sgemm {}x{}x{} failed (status {})", m, n, k, int(s));
+  }
   if (log) {
     const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const std::lock_guard<std::mutex> lock(g_log_mutex);
@@ -42,6 +52,30 @@ void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const
 }  // namespace mt::cpu
 
 namespace mt::ops {
+
+void set_bf16_matmul(bool on) {
+  cpu::g_bf16.store(on);
+#ifdef MOETRAIN_CUDA
+  cuda::set_bf16_matmul(on);
+#endif
+}
+
+bool bf16_matmul() {
+  return cpu::g_bf16.load();
+}
+
+Fp32Matmuls::Fp32Matmuls() : saved_(bf16_matmul()) {
+  if (saved_) set_bf16_matmul(false);
+}
+
+Fp32Matmuls::~Fp32Matmuls() {
+  if (saved_) set_bf16_matmul(true);
+}
+
+void prepare_bf16_weights(const Tensor& values) {
+  if (bf16_matmul() && values.device == Device::CPU)
+    cpu::set_bf16_weights(values.f32(), values.numel());
+}
 
 void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, float alpha,
             float beta) {
