@@ -3,7 +3,8 @@
 # network namespace per node, MPI over TCP between them). Every method on every ep_size equals
 # one rank and the hierarchical exchange delivers what the flat one does (test_dist over the
 # cluster); moetrain finds the 2 nodes without dist.ranks_per_node, through launch/multinode.sh
-# unchanged; a hierarchical run trains bitwise as a flat one; a node's link cut and a rank on the
+# unchanged; a hierarchical run trains bitwise as a flat one; a checkpoint from the 2 nodes
+# resumes on 1 node and on 4; a node's link cut and a rank on the
 # other node killed with kill -9 each end the job within dist.timeout_s + 10 s with a message;
 # and `down` leaves nothing. Skipped (exit 77) where network
 # namespaces cannot be made.
@@ -13,12 +14,14 @@ src=$1 bin=$2 data=$3 test_dist=$4
 source "$src/tests/common.sh"
 export MT_CLUSTER=mtctest MT_CLUSTER_NET=10.78.0  # apart from a cluster a user made by hand
 cluster=$src/tests/cluster_local.sh
+four() { MT_CLUSTER=mtctest4 MT_CLUSTER_NET=10.79.0 "$cluster" "$@"; }  # 4 nodes, for a resume
 "$cluster" down
+four down
 if ! "$cluster" up 2 >"$tmp/env" 2>"$tmp/up.err"; then
   echo "SKIP: cannot make the network namespaces: $(head -1 "$tmp/up.err")"
   exit 77
 fi
-trap '"$cluster" down; rm -rf "$tmp"' EXIT
+trap '"$cluster" down; four down; rm -rf "$tmp"' EXIT
 source "$tmp/env"
 cl=(mpirun --hostfile "$MT_HOSTFILE" --map-by ppr:2:node --bind-to none -x OMP_NUM_THREADS=1)
 [ "$(id -u)" -eq 0 ] && cl+=(--allow-run-as-root)
@@ -30,7 +33,8 @@ grep -E "^\[  PASSED  \]" "$tmp/dist.log"
 
 args=(train --data.dir "$data/slice" --run.results_dir "$tmp/results" --model.seq_len 32
       --model.d_model 32 --model.n_layer 2 --model.n_head 2 --model.d_ff 64 --moe.experts 4
-      --moe.every 1 --train.batch_size 8 --train.steps 6 --train.log_every 1 --train.eval_every 6)
+      --moe.every 1 --train.batch_size 8 --train.steps 6 --train.log_every 1 --train.eval_every 6
+      --train.eps 1e-6)  # eps: as test_dist's, so that gradients zero but for rounding stay silent
 for a2a in flat hierarchical; do
   echo "== launch/multinode.sh, $a2a"
   MOETRAIN=$bin timeout 120 "$src/launch/multinode.sh" -H "$MT_HOSTFILE" -p 2 -- \
@@ -48,6 +52,42 @@ with h5py.File(f"{d}/flat/results.h5") as a, h5py.File(f"{d}/hierarchical/result
         assert np.array_equal(a[k][()], b[k][()]), f"hierarchical differs from flat in {k}"
     assert b["train/a2a_calls"][()].sum() > 0
 print("ok: hierarchical equals flat bitwise over TCP (loss, gradient norm, validation, load)")
+PY
+# A checkpoint written on the 2 nodes (after step 3 of the 6) resumes on 1 node (1 rank, shared
+# memory only) and on 4 nodes x 1 rank (a second cluster), each to the flat run's curve and
+# parameters within float tolerance (the layouts sum in other orders).
+echo "== a checkpoint from 2 nodes resumes on 1 node and on 4"
+MOETRAIN=$bin timeout 120 "$src/launch/multinode.sh" -H "$MT_HOSTFILE" -p 2 -- "${args[@]}" \
+  --run.name cut1 --train.run_steps 3 >"$tmp/cut.log" 2>&1 ||
+  { cat "$tmp/cut.log"; echo "FAIL: the first 3 steps across the nodes"; exit 1; }
+cp -r "$tmp/results/cut1" "$tmp/results/cut4"
+(unset OMPI_MCA_plm_rsh_agent OMPI_MCA_btl_tcp_if_include OMPI_MCA_oob_tcp_if_include
+ OMPI_MCA_btl=self,vader timeout 120 "$bin" "${args[@]}" --run.name cut1 --resume latest) \
+  >"$tmp/cut1.log" 2>&1 || { cat "$tmp/cut1.log"; echo "FAIL: the resume on 1 node"; exit 1; }
+four up 4 "" 1 >"$tmp/env4"
+(source "$tmp/env4"
+ MOETRAIN=$bin timeout 120 "$src/launch/multinode.sh" -H "$MT_HOSTFILE" -p 1 -- "${args[@]}" \
+   --run.name cut4 --resume latest) >"$tmp/cut4.log" 2>&1 ||
+  { cat "$tmp/cut4.log"; echo "FAIL: the resume on 4 nodes"; exit 1; }
+four down
+grep -q "1 cpu rank (1 node x 1)" "$tmp/cut1.log" && grep -q "4 cpu ranks (4 nodes x 1)" "$tmp/cut4.log" ||
+  { cat "$tmp/cut1.log" "$tmp/cut4.log"; echo "FAIL: the resumes did not run where meant"; exit 1; }
+/usr/bin/python3 - "$tmp/results" <<'PY'
+import sys, h5py, numpy as np
+d = sys.argv[1]
+def read(run):
+    with h5py.File(f"{d}/{run}/results.h5") as r, h5py.File(f"{d}/{run}/checkpoint.h5") as c:
+        out = {}
+        c.visit(lambda n: out.__setitem__(n, c[n][()]) if n.startswith("model/") and isinstance(c[n], h5py.Dataset) else None)
+        return r["train/loss"][()], out
+loss, params = read("flat")
+for run in ("cut1", "cut4"):
+    l, p = read(run)
+    rel = np.abs(l - loss) / np.abs(loss)
+    assert l.shape == (6,) and np.array_equal(l[:3], loss[:3]) and rel.max() < 1e-6, f"{run}: loss {rel}"
+    worst = max(np.linalg.norm(p[k] - params[k]) / max(np.linalg.norm(params[k]), 1e-30) for k in params)
+    assert worst < 1e-5, f"{run}: parameters differ by {worst}"
+    print(f"ok: {run}: the first 3 steps bitwise, loss within {rel.max():.1e}, parameters within {worst:.1e}")
 PY
 # Faults across the network: a long run (dist.timeout_s 8) meets one `what` after its first
 # progress line; every rank must end, the job with a non-zero exit within 8 + 10 s, its log
