@@ -204,15 +204,21 @@ int bench_gemm(const Config& cfg, int64_t vocab, int reps) {
 }  // namespace
 
 int bench(const Args& args) {
-  MT_CHECK(!args.empty() &&
-               (args[0] == "step" || args[0] == "gemm" || args[0] == "a2a" || args[0] == "moe"),
-           "bench: usage: moetrain bench step|gemm|a2a|moe --config FILE [--steps N] [--vocab V] "
-           "[--device cpu|cuda]");
+  constexpr const char* kUsage =
+      "usage: moetrain bench step|gemm|a2a|moe --config FILE [--steps N] [--vocab V] "
+      "[--device cpu|cuda]";
   int steps = 10;
   int64_t vocab = 4096;
   po::options_description d("moetrain bench (config keys such as --model.d_model also accepted)");
   d.add_options()("steps", po::value(&steps)->default_value(steps), "timed repetitions")(
       "vocab", po::value(&vocab)->default_value(vocab), "vocabulary size of the model");
+  if (std::find(args.begin(), args.end(), "--help") != args.end()) {
+    std::cout << kUsage << "\n\n" << d << "\n(config keys: moetrain train --help)\n";
+    return 0;
+  }
+  MT_CHECK(!args.empty() &&
+               (args[0] == "step" || args[0] == "gemm" || args[0] == "a2a" || args[0] == "moe"),
+           "bench: {}", kUsage);
   Args rest, flags(args.begin() + 1, args.end());
   const Device device = parse_device(take_flag(flags, "--device", "cpu"));
   MT_CHECK(device == Device::CPU || args[0] == "step" || args[0] == "moe",

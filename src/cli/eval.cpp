@@ -40,7 +40,7 @@ int eval(const Args& args) {
     fail("eval: {}", e.what());
   }
   if (vm.count("help")) {
-    std::cout << d;
+    std::cout << "usage: moetrain eval --checkpoint FILE [--split valid|test|train] [--section.key value ...]\n\n" << d;
     return 0;
   }
   MT_CHECK(!checkpoint.empty(), "eval: --checkpoint FILE is required");

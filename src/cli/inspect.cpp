@@ -66,7 +66,12 @@ void inspect_results(const h5::File& f) {
 }  // namespace
 
 int inspect(const Args& args) {
-  MT_CHECK(args.size() == 1 && args[0] != "--help", "inspect: usage: moetrain inspect FILE");
+  constexpr const char* kUsage = "usage: moetrain inspect FILE (a checkpoint or a results file)";
+  if (args.size() == 1 && args[0] == "--help") {
+    fmt::print("{}\n", kUsage);
+    return 0;
+  }
+  MT_CHECK(args.size() == 1, "inspect: {}", kUsage);
   const h5::File f(args[0], h5::File::ReadLive);
   const std::string format =
       h5::has_attr(f, "/", "format") ? h5::attr_string(f, "/", "format") : "";

@@ -22,7 +22,8 @@ commands:
   bench     benchmarks: moetrain bench step|gemm|moe|a2a --config configs/x.ini
   inspect   summary of a checkpoint or results file: moetrain inspect FILE
 
-'moetrain <command> --help' lists a command's options.
+'moetrain <command> --help' (or -h) lists a command's options; 'moetrain --version' prints the
+version.
 )";
 
 int dispatch(int argc, char** argv) {
@@ -30,9 +31,16 @@ int dispatch(int argc, char** argv) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::printf("moetrain %s\n", MOETRAIN_VERSION);
+    return 0;
+  }
   const std::string cmd = argv[1];
-  const mt::cli::Args args(argv + 2, argv + argc);
-  for (const std::string& a : args) mt::check_placeholders(a, "the command line");
+  mt::cli::Args args(argv + 2, argv + argc);
+  for (std::string& a : args) {
+    mt::check_placeholders(a, "the command line");
+    if (a == "-h") a = "--help";  // every command answers both
+  }
   if (cmd == "prepare") return mt::cli::prepare(args);
   if (cmd == "train") return mt::cli::train(args);
   if (cmd == "eval") return mt::cli::eval(args);

@@ -19,85 +19,6 @@ namespace mt {
 
 namespace {
 
-po::options_description options(Config& c) {
-  po::options_description d("configuration (INI [section] key = value, or --section.key value)");
-  auto& s = c.schedule;
-  auto& a = c.adamw;
-  auto& m = c.model;
-  auto& e = c.model.moe;
-  // clang-format off
-  d.add_options()
-    ("run.name", po::value(&c.name)->default_value(c.name), "run name: results go to <results_dir>/<name>")
-    ("run.seed", po::value(&c.seed)->default_value(c.seed), "seed of every random stream")
-    ("run.results_dir", po::value(&c.results_dir)->default_value(c.results_dir), "where run folders are made")
-    ("run.overwrite", po::value(&c.overwrite)->default_value(c.overwrite), "a fresh run may replace an earlier run's results and checkpoints in its folder (false: it refuses)")
-    ("data.dir", po::value(&c.data_dir)->default_value(c.data_dir), "prepared corpus (moetrain prepare --output)")
-    ("model.seq_len", po::value(&m.seq_len)->default_value(m.seq_len), "context length T")
-    ("model.d_model", po::value(&m.d_model)->default_value(m.d_model), "model width d")
-    ("model.n_layer", po::value(&m.n_layer)->default_value(m.n_layer), "number of blocks")
-    ("model.n_head", po::value(&m.n_head)->default_value(m.n_head), "attention heads (divides d_model)")
-    ("model.d_ff", po::value(&m.d_ff)->default_value(m.d_ff), "FFN hidden width")
-    ("model.dropout", po::value(&m.dropout)->default_value(m.dropout), "dropout in training at the embeddings, attention probabilities, attention output and FFN/MoE output (0: off)")
-    ("moe.experts", po::value(&e.num_experts)->default_value(e.num_experts), "experts per MoE layer (0: dense model)")
-    ("moe.every", po::value(&e.every)->default_value(e.every), "block i is MoE when i % every == every - 1")
-    ("moe.gate", po::value(&e.gate)->default_value(e.gate), ("router: " + gate_names()).c_str())
-    ("moe.capacity_factor", po::value(&e.capacity_factor)->default_value(e.capacity_factor), "expert capacity = ceil(cf * k * group tokens / E) in training")
-    ("moe.eval_capacity_factor", po::value(&e.eval_capacity_factor)->default_value(e.eval_capacity_factor), "capacity factor at evaluation")
-    ("moe.dropless", po::value(&e.dropless)->default_value(e.dropless), "no capacity limit (no dropped tokens)")
-    ("moe.aux_weight", po::value(&e.aux_weight)->default_value(e.aux_weight), "Switch load-balancing loss weight")
-    ("moe.z_weight", po::value(&e.z_weight)->default_value(e.z_weight), "router z-loss weight")
-    ("moe.group_sequences", po::value(&e.group_sequences)->default_value(e.group_sequences), "sequences per capacity and aux-loss group")
-    ("moe.d_ff", po::value(&e.d_ff)->default_value(e.d_ff), "expert hidden width (0: model.d_ff)")
-    ("moe.hash", po::value(&e.hash)->default_value(e.hash), "hash table: balanced (unigram counts) | random")
-    ("thor.alpha", po::value(&e.thor_alpha)->default_value(e.thor_alpha), "THOR: weight of the consistency term (symmetric KL of the two passes)")
-    ("evo.diversify_step", po::value(&e.evo_diversify_step)->default_value(e.evo_diversify_step), "EvoMoE: step at which E experts are spawned from the one trained expert (0: 15% of train.steps)")
-    ("evo.mask_ratio", po::value(&e.evo_mask_ratio)->default_value(e.evo_mask_ratio), "EvoMoE: fraction of each spawned expert's weights masked to zero")
-    ("evo.threshold", po::value(&e.evo_threshold)->default_value(e.evo_threshold), "EvoMoE: dense-to-sparse gate activation threshold")
-    ("evo.tau_max", po::value(&e.evo_tau_max)->default_value(e.evo_tau_max), "EvoMoE: initial temperature")
-    ("evo.tau_min", po::value(&e.evo_tau_min)->default_value(e.evo_tau_min), "EvoMoE: final temperature, then top-1")
-    ("evo.anneal_steps", po::value(&e.evo_anneal_steps)->default_value(e.evo_anneal_steps), "EvoMoE: steps of temperature annealing (0: 50% of train.steps)")
-    ("evo.schedule", po::value(&e.evo_schedule)->default_value(e.evo_schedule), "EvoMoE: temperature from tau_max to tau_min, linear | exp")
-    ("evo.gumbel_weights", po::value(&e.evo_gumbel_weights)->default_value(e.evo_gumbel_weights), "EvoMoE: combine with the Gumbel-softmax value instead of the clean softmax of the logits")
-    ("gd.p", po::value(&e.gd_p)->default_value(e.gd_p), "Gating Dropout: probability that a step routes every token to its own rank's experts")
-    ("gd.mode", po::value(&e.gd_mode)->default_value(e.gd_mode), "gate_drop (local expert) | gate_expert_drop (skip the experts)")
-    ("gd.weight", po::value(&e.gd_weight)->default_value(e.gd_weight), "weight of the local expert on a drop step: gate (its gate probability, held constant) | one")
-    ("gd.coin", po::value(&e.gd_coin)->default_value(e.gd_coin), "step (one coin for every MoE layer) | layer (one per MoE layer)")
-    ("dist.ep_size", po::value(&c.ep_size)->default_value(c.ep_size), "ranks sharing one set of experts (0: all)")
-    ("dist.a2a", po::value(&c.a2a)->default_value(c.a2a), "token all-to-all: flat | hierarchical")
-    ("dist.ranks_per_node", po::value(&c.ranks_per_node)->default_value(c.ranks_per_node), "ranks per node (0: detect; >0: one machine stands for several nodes)")
-    ("dist.timeout_s", po::value(&c.timeout_s)->default_value(c.timeout_s), "seconds a collective may make no progress before the job ends with a report of who it waited on (0: wait forever)")
-    ("train.batch_size", po::value(&c.batch_size)->default_value(c.batch_size), "sequences per step")
-    ("train.micro_batch_size", po::value(&c.micro_batch_size)->default_value(c.micro_batch_size), "sequences per rank per forward and backward, accumulated into train.batch_size (0: the whole batch at once)")
-    ("train.steps", po::value(&c.steps)->default_value(c.steps), "optimizer steps")
-    ("train.lr", po::value(&s.lr)->default_value(s.lr), "peak learning rate")
-    ("train.min_lr", po::value(&s.min_lr)->default_value(s.min_lr), "final learning rate (cosine)")
-    ("train.warmup", po::value(&s.warmup)->default_value(s.warmup), "linear warmup steps")
-    ("train.schedule", po::value(&s.kind)->default_value(s.kind), "cosine | inv_sqrt | constant")
-    ("train.precision", po::value(&c.precision)->default_value(c.precision), "fp32 | bf16: matmuls take bf16 inputs with fp32 accumulation (CPU: oneDNN, needs AVX512_BF16; CUDA: tensor cores); the routers, weights, optimizer state and every other op stay fp32")
-    ("train.beta1", po::value(&a.beta1)->default_value(a.beta1), "AdamW beta1")
-    ("train.beta2", po::value(&a.beta2)->default_value(a.beta2), "AdamW beta2")
-    ("train.eps", po::value(&a.eps)->default_value(a.eps), "AdamW epsilon")
-    ("train.weight_decay", po::value(&a.weight_decay)->default_value(a.weight_decay), "decoupled weight decay (matrices only)")
-    ("train.grad_clip", po::value(&c.grad_clip)->default_value(c.grad_clip), "global gradient-norm limit (0: off)")
-    ("train.label_smoothing", po::value(&c.label_smoothing)->default_value(c.label_smoothing), "label smoothing eps in training, as fairseq's: 1 - eps on the target, eps / (V - 1) on every other token (0: off)")
-    ("train.log_every", po::value(&c.log_every)->default_value(c.log_every), "steps between progress lines and results flushes")
-    ("train.eval_every", po::value(&c.eval_every)->default_value(c.eval_every), "steps between validations (0: only at the end)")
-    ("train.eval_batches", po::value(&c.eval_batches)->default_value(c.eval_batches), "validation batches (0: the whole split)")
-    ("train.checkpoint_every", po::value(&c.checkpoint_every)->default_value(c.checkpoint_every), "steps between checkpoints in <run>/checkpoints/ (0: only the final one)")
-    ("train.keep_checkpoints", po::value(&c.keep_checkpoints)->default_value(c.keep_checkpoints), "periodic checkpoints kept (older ones deleted)")
-    ("train.run_steps", po::value(&c.run_steps)->default_value(c.run_steps), "stop this invocation after so many steps, with a checkpoint (0: train to the end)");
-  // clang-format on
-  for (const GateKey& k : gate_keys())
-    std::visit(
-        [&](auto& v) {
-          // fmt's shortest text: help shows 0.1, not 0.10000000000000001
-          d.add_options()(k.name.c_str(), po::value(&v)->default_value(v, fmt::format("{}", v)),
-                          k.help.c_str());
-        },
-        e.keys.slot(k));
-  return d;
-}
-
 // Renders a parsed value; the options table only uses these types.
 std::string value_text(const boost::any& v) {
   if (auto p = boost::any_cast<std::string>(&v)) return *p;
@@ -108,6 +29,87 @@ std::string value_text(const boost::any& v) {
   if (auto p = boost::any_cast<int>(&v)) return std::to_string(*p);
   if (auto p = boost::any_cast<bool>(&v)) return *p ? "true" : "false";
   return "?";
+}
+
+// A key bound to v with v as its default, shown as value_text shows it (0.9, not 0.899999976;
+// true, not 1).
+template <typename T>
+po::typed_value<T>* value(T& v) {
+  return po::value(&v)->default_value(v, value_text(boost::any(v)));
+}
+
+po::options_description options(Config& c) {
+  po::options_description d("configuration (INI [section] key = value, or --section.key value)");
+  auto& s = c.schedule;
+  auto& a = c.adamw;
+  auto& m = c.model;
+  auto& e = c.model.moe;
+  // clang-format off
+  d.add_options()
+    ("run.name", value(c.name), "run name: results go to <results_dir>/<name>")
+    ("run.seed", value(c.seed), "seed of every random stream")
+    ("run.results_dir", value(c.results_dir), "where run folders are made")
+    ("run.overwrite", value(c.overwrite), "a fresh run may replace an earlier run's results and checkpoints in its folder (false: it refuses)")
+    ("data.dir", value(c.data_dir), "prepared corpus (moetrain prepare --output)")
+    ("model.seq_len", value(m.seq_len), "context length T")
+    ("model.d_model", value(m.d_model), "model width d")
+    ("model.n_layer", value(m.n_layer), "number of blocks")
+    ("model.n_head", value(m.n_head), "attention heads (divides d_model)")
+    ("model.d_ff", value(m.d_ff), "FFN hidden width")
+    ("model.dropout", value(m.dropout), "dropout in training at the embeddings, attention probabilities, attention output and FFN/MoE output (0: off)")
+    ("moe.experts", value(e.num_experts), "experts per MoE layer (0: dense model)")
+    ("moe.every", value(e.every), "block i is MoE when i % every == every - 1")
+    ("moe.gate", value(e.gate), ("router: " + gate_names()).c_str())
+    ("moe.capacity_factor", value(e.capacity_factor), "expert capacity = ceil(cf * k * group tokens / E) in training")
+    ("moe.eval_capacity_factor", value(e.eval_capacity_factor), "capacity factor at evaluation")
+    ("moe.dropless", value(e.dropless), "no capacity limit (no dropped tokens)")
+    ("moe.aux_weight", value(e.aux_weight), "Switch load-balancing loss weight")
+    ("moe.z_weight", value(e.z_weight), "router z-loss weight")
+    ("moe.group_sequences", value(e.group_sequences), "sequences per capacity and aux-loss group")
+    ("moe.d_ff", value(e.d_ff), "expert hidden width (0: model.d_ff)")
+    ("moe.hash", value(e.hash), "hash table: balanced (unigram counts) | random")
+    ("thor.alpha", value(e.thor_alpha), "THOR: weight of the consistency term (symmetric KL of the two passes)")
+    ("evo.diversify_step", value(e.evo_diversify_step), "EvoMoE: step at which E experts are spawned from the one trained expert (0: 15% of train.steps)")
+    ("evo.mask_ratio", value(e.evo_mask_ratio), "EvoMoE: fraction of each spawned expert's weights masked to zero")
+    ("evo.threshold", value(e.evo_threshold), "EvoMoE: dense-to-sparse gate activation threshold")
+    ("evo.tau_max", value(e.evo_tau_max), "EvoMoE: initial temperature")
+    ("evo.tau_min", value(e.evo_tau_min), "EvoMoE: final temperature, then top-1")
+    ("evo.anneal_steps", value(e.evo_anneal_steps), "EvoMoE: steps of temperature annealing (0: 50% of train.steps)")
+    ("evo.schedule", value(e.evo_schedule), "EvoMoE: temperature from tau_max to tau_min, linear | exp")
+    ("evo.gumbel_weights", value(e.evo_gumbel_weights), "EvoMoE: combine with the Gumbel-softmax value instead of the clean softmax of the logits")
+    ("gd.p", value(e.gd_p), "Gating Dropout: probability that a step routes every token to its own rank's experts")
+    ("gd.mode", value(e.gd_mode), "gate_drop (local expert) | gate_expert_drop (skip the experts)")
+    ("gd.weight", value(e.gd_weight), "weight of the local expert on a drop step: gate (its gate probability, held constant) | one")
+    ("gd.coin", value(e.gd_coin), "step (one coin for every MoE layer) | layer (one per MoE layer)")
+    ("dist.ep_size", value(c.ep_size), "ranks sharing one set of experts (0: all)")
+    ("dist.a2a", value(c.a2a), "token all-to-all: flat | hierarchical")
+    ("dist.ranks_per_node", value(c.ranks_per_node), "ranks per node (0: detect; >0: one machine stands for several nodes)")
+    ("dist.timeout_s", value(c.timeout_s), "seconds a collective may make no progress before the job ends with a report of who it waited on (0: wait forever)")
+    ("train.batch_size", value(c.batch_size), "sequences per step")
+    ("train.micro_batch_size", value(c.micro_batch_size), "sequences per rank per forward and backward, accumulated into train.batch_size (0: the whole batch at once)")
+    ("train.steps", value(c.steps), "optimizer steps")
+    ("train.lr", value(s.lr), "peak learning rate")
+    ("train.min_lr", value(s.min_lr), "final learning rate (cosine)")
+    ("train.warmup", value(s.warmup), "linear warmup steps")
+    ("train.schedule", value(s.kind), "cosine | inv_sqrt | constant")
+    ("train.precision", value(c.precision), "fp32 | bf16: matmuls take bf16 inputs with fp32 accumulation (CPU: oneDNN, needs AVX512_BF16; CUDA: tensor cores); the routers, weights, optimizer state and every other op stay fp32")
+    ("train.beta1", value(a.beta1), "AdamW beta1")
+    ("train.beta2", value(a.beta2), "AdamW beta2")
+    ("train.eps", value(a.eps), "AdamW epsilon")
+    ("train.weight_decay", value(a.weight_decay), "decoupled weight decay (matrices only)")
+    ("train.grad_clip", value(c.grad_clip), "global gradient-norm limit (0: off)")
+    ("train.label_smoothing", value(c.label_smoothing), "label smoothing eps in training, as fairseq's: 1 - eps on the target, eps / (V - 1) on every other token (0: off)")
+    ("train.log_every", value(c.log_every), "steps between progress lines and results flushes")
+    ("train.eval_every", value(c.eval_every), "steps between validations (0: only at the end)")
+    ("train.eval_batches", value(c.eval_batches), "validation batches (0: the whole split)")
+    ("train.checkpoint_every", value(c.checkpoint_every), "steps between checkpoints in <run>/checkpoints/ (0: only the final one)")
+    ("train.keep_checkpoints", value(c.keep_checkpoints), "periodic checkpoints kept (older ones deleted)")
+    ("train.run_steps", value(c.run_steps), "stop this invocation after so many steps, with a checkpoint (0: train to the end)");
+  // clang-format on
+  for (const GateKey& k : gate_keys())
+    std::visit([&](auto& v) { d.add_options()(k.name.c_str(), value(v), k.help.c_str()); },
+               e.keys.slot(k));
+  return d;
 }
 
 std::string to_ini(const po::variables_map& vm, const po::options_description& d) {
