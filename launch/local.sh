@@ -7,7 +7,10 @@
 # the NCCL environment (NCCL_DEBUG=WARN unless set).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-bin=${MOETRAIN:-$here/build/moetrain}  # the binary (MOETRAIN=PATH: another build)
+# The binary: MOETRAIN=PATH, else the checkout's build/, else the installed one (PREFIX/bin, as
+# `cmake --install` lays out PREFIX/share/moetrain/launch).
+bin=${MOETRAIN:-$here/build/moetrain}
+[ -n "${MOETRAIN:-}" ] || [ -x "$bin" ] || bin=$(cd "$here/../.." && pwd)/bin/moetrain
 cores=$(nproc)
 ranks=
 gpu=0

@@ -9,7 +9,10 @@
 # --dist.ranks_per_node 2.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-bin=${MOETRAIN:-$here/build/moetrain}  # the binary (MOETRAIN=PATH: another build)
+# The binary: MOETRAIN=PATH, else the checkout's build/, else the installed one (PREFIX/bin, as
+# `cmake --install` lays out PREFIX/share/moetrain/launch).
+bin=${MOETRAIN:-$here/build/moetrain}
+[ -n "${MOETRAIN:-}" ] || [ -x "$bin" ] || bin=$(cd "$here/../.." && pwd)/bin/moetrain
 hostfile= per_node= iface= gpu=0
 while [ $# -gt 0 ]; do
   case $1 in

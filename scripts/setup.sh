@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages moetrain needs (idempotent: skips what is already installed);
-# --test adds what only the tests need: clang with its sanitizer and libFuzzer runtimes (the
-# sanitized build), a local Slurm (the slurm test) and iproute2 (ip and tc: the cluster test's
-# network namespaces).
+# --test adds what only the tests need: GoogleTest, clang with its sanitizer and libFuzzer
+# runtimes (the sanitized build), a local Slurm (the slurm test) and iproute2 (ip and tc: the
+# cluster test's network namespaces).
 # usage: setup.sh [--test]
 set -euo pipefail
 
@@ -12,13 +12,13 @@ PKGS=(
   build-essential cmake pkg-config clang-format
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools
-  libboost-program-options-dev libfmt-dev libdnnl-dev ocl-icd-opencl-dev libopenblas-openmp-dev libgtest-dev
+  libboost-program-options-dev libfmt-dev libdnnl-dev ocl-icd-opencl-dev libopenblas-openmp-dev
   libsentencepiece-dev sentencepiece
   python3-h5py python3-matplotlib python3-torch python3-numpy
   libsword-utils diatheke sword-comm-tdavid sword-text-web sword-text-kjv
 )
 if [ "${1:-}" = --test ]; then
-  PKGS+=(clang libclang-rt-dev libomp-dev slurm-wlm slurmctld slurmd munge iproute2)
+  PKGS+=(libgtest-dev clang libclang-rt-dev libomp-dev slurm-wlm slurmctld slurmd munge iproute2)
 fi
 
 missing=()
