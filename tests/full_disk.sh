@@ -53,16 +53,27 @@ for _ in $(seq 200); do grep -q "^step" "$tmp/log" && break; sleep 0.1; done
 dd if=/dev/zero of="$disk/fill" bs=4k >/dev/null 2>&1  # until the disk is full
 wait $job
 rc=$?
-expect 2 "rank 0: error: $disk/res/results.h5: .*\(No space left on device\)"
-grep -qE "rank 1: error: $disk/res/results.h5: .*\(No space left on device\)" "$tmp/log" || fail "rank 1 did not name the file"
+# Whichever of the run's two logs meets the full disk first (results.h5, metrics.jsonl) is named.
+expect 2 "rank 0: error: $disk/res/(results.h5|metrics.jsonl): .*No space left on device"
+grep -qE "rank 1: error: $disk/res/(results.h5|metrics.jsonl): .*No space left on device" "$tmp/log" || fail "rank 1 did not name the file"
 rm -f "$disk/fill"
 /usr/bin/python3 -c "
 import h5py
 with h5py.File('$disk/res/results.h5', 'r', swmr=True) as f:
     n = f['train/loss'].shape[0]
-    assert n >= 100 and list(f['train/step'][()]) == list(range(n)), n
+    assert n >= 1 and list(f['train/step'][()]) == list(range(n)), n
     print(f'ok: results.h5 readable after the failure, {n} rows')
 " || fail "results.h5 unreadable after the failure"
+# metrics.jsonl: whole lines only, a line for each step results.h5 flushed (or all but the last).
+/usr/bin/python3 -c "
+import json, h5py
+lines = open('$disk/res/metrics.jsonl').read().splitlines()
+steps = [json.loads(l)['step'] for l in lines]  # every line whole
+with h5py.File('$disk/res/results.h5', 'r', swmr=True) as f:
+    n = f['train/loss'].shape[0]
+assert steps == list(range(1, len(steps) + 1)) and len(steps) in (n - 1, n), (steps[-3:], n)
+print(f'ok: metrics.jsonl holds {len(steps)} whole lines after the failure ({n} rows in results.h5)')
+" || fail "metrics.jsonl damaged by the failure"
 [ -z "$(find "$disk" -name '*.tmp')" ] || fail "temporary files stayed: $(find "$disk" -name '*.tmp')"
 
 [ $failures -eq 0 ] || { echo "$failures failure(s)"; exit 1; }

@@ -13,7 +13,7 @@ source "$(dirname "$0")/common.sh"
 args=(--data.dir "$data/slice" --run.results_dir "$tmp" --model.seq_len 32 --model.d_model 32
       --model.n_layer 2 --model.n_head 2 --model.d_ff 64 --moe.experts 4 --moe.every 1
       --train.batch_size 8 --train.steps 12 --train.warmup 3 --train.eval_every 4
-      --train.eval_batches 2 --train.eps 1e-6)
+      --train.eval_batches 2 --train.eps 1e-6 --train.log_every 2)
 run() { timeout 120 "$@" >"$tmp/log" 2>&1 || { cat "$tmp/log"; exit 1; }; }
 fails() {  # fails PATTERN CMD...: CMD exits non-zero with PATTERN in its output
   local pattern=$1
@@ -111,6 +111,20 @@ for run in ("cut", "again", "over"):
         assert np.array_equal(whole[k], c[k]), f"{run}: {k} differs from the uninterrupted run"
     assert all(np.array_equal(pw[k], p[k]) for k in pw), f"{run}: checkpoint differs"
     print(f"ok: {run}: curves and all {len(pw)} checkpoint datasets bitwise equal")
+# metrics.jsonl: the logged steps (1-based) and evaluations, cut back and continued on a resume.
+import json
+def metrics(run):
+    with open(f"{d}/{run}/metrics.jsonl") as f:
+        return [(m["kind"], m["step"], m["loss"]) for m in map(json.loads, f)]
+mw = metrics("whole")
+train = [s for k, s, _ in mw if k == "train"]
+assert train == [1] + list(range(2, 13, 2)), f"logged steps {train}"
+assert all(l == np.float64(whole["train/loss"][s - 1]) for k, s, l in mw if k == "train"), "jsonl loss"
+assert [s for k, s, _ in mw if k == "valid"] == [4, 8, 12], mw
+assert [p for k, s, p in [(m["kind"], m["step"], m.get("ppl")) for m in map(json.loads, open(f"{d}/whole/metrics.jsonl"))] if k == "valid"] == list(whole["valid/ppl"]), "jsonl ppl"
+for run in ("cut", "again"):
+    assert metrics(run) == mw, f"{run}: metrics.jsonl {metrics(run)} differs from {mw}"
+print(f"ok: metrics.jsonl: {len(mw)} lines, 1-based steps, the results' values, equal after the resumes")
 with h5py.File(f"{d}/evo_whole/results.h5") as a, h5py.File(f"{d}/evo_cut/results.h5") as b:
     for k in ("train/loss", "train/tau", "phase/step", "phase/id", "routing/block1/experts_per_token"):
         assert np.array_equal(a[k][()], b[k][()]), f"evomoe: {k} differs after the resume"

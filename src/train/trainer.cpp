@@ -11,6 +11,7 @@
 
 #include "comm/hang_watch.hpp"
 #include "io/checkpoint.hpp"
+#include "io/metrics_log.hpp"
 #include "io/results.hpp"
 #include "io/tokens.hpp"
 #include "model/gate_registry.hpp"
@@ -93,10 +94,12 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
     if (mc.is_moe_block(i)) moe_blocks.push_back(i);
   // Rank 0 writes the results; a failed write (a full disk) stops every rank with its message.
   std::optional<ResultsFile> results;
+  std::optional<MetricsLog> metrics;  // the same logged steps and evaluations as JSON lines
   rt.groups.world->on_root([&] {
     if (from.empty() && cfg.overwrite) remove_earlier_checkpoints(cfg.run_dir());
     results.emplace(cfg.run_dir() + "/results.h5", cfg.ini, rt.describe(),
                     results_series(mc, moe_blocks), first);
+    metrics.emplace(cfg.run_dir() + "/metrics.jsonl", first);
   });
 
   TrainResult r;
@@ -272,7 +275,22 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
                       r.valid_loss, r.valid_ppl, v.count));
     }
     if (plan.log || plan.eval || plan.checkpoint)
-      rt.groups.world->on_root([&] { results->flush(); });
+      rt.groups.world->on_root([&] {
+        results->flush();
+        if (plan.log)
+          metrics->write("train", step + 1,
+                         {{"loss", loss},
+                          {"ce", ce_mean},
+                          {"aux", aux},
+                          {"consistency", consistency},
+                          {"lr", plan.lr},
+                          {"grad_norm", norm},
+                          {"tokens_per_s", tokens_per_step / step_s},
+                          {"step_s", step_s},
+                          {"a2a_bytes", rt.a2a->bytes_sent}});
+        if (plan.eval)
+          metrics->write("valid", step + 1, {{"loss", r.valid_loss}, {"ppl", r.valid_ppl}});
+      });
     steps_done = step + 1;
     if (plan.checkpoint) {
       const std::string path =
