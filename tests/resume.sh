@@ -152,19 +152,17 @@ assert all(np.array_equal(pe[k], pc[k]) for k in pe), "comet+: checkpoint differ
 soft = [k for k in pe if k.endswith("perm/soft")]
 assert soft and all(abs(pe[k].sum() - 4) < 1e-3 for k in soft), "comet+: no stored soft permutation"
 print(f"ok: comet+ resumed while learning its permutation ({len(soft)} stored): curves and checkpoint bitwise equal")
-dw, dc = curves("drop_whole"), curves("drop_cut")
-assert all(np.array_equal(dw[k], dc[k]) for k in dw), "dropout: curves differ after the resume"
-assert not np.array_equal(dw["train/loss"], whole["train/loss"]), "dropout changed nothing"
-pd, pdc = params("drop_whole"), params("drop_cut")
-assert all(np.array_equal(pd[k], pdc[k]) for k in pd), "dropout: checkpoint differs"
-print("ok: dropout + label smoothing + micro-batches resumed: curves and checkpoint bitwise equal")
+def resumed_equal(name, what):
+    """name_cut, resumed, equals name_whole bitwise (curves, checkpoint) and differs from the plain run."""
+    w, c = curves(f"{name}_whole"), curves(f"{name}_cut")
+    assert all(np.array_equal(w[k], c[k]) for k in w), f"{what}: curves differ after the resume"
+    assert not np.array_equal(w["train/loss"], whole["train/loss"]), f"{what} changed nothing"
+    p, pc = params(f"{name}_whole"), params(f"{name}_cut")
+    assert all(np.array_equal(p[k], pc[k]) for k in p), f"{what}: checkpoint differs"
+    print(f"ok: {what} resumed: curves and checkpoint bitwise equal, and not the plain run's curve")
+resumed_equal("drop", "dropout + label smoothing + micro-batches")
 if os.path.exists(f"{d}/b16_whole"):
-    bw, bc = curves("b16_whole"), curves("b16_cut")
-    assert all(np.array_equal(bw[k], bc[k]) for k in bw), "bf16: curves differ after the resume"
-    assert not np.array_equal(bw["train/loss"], whole["train/loss"]), "bf16 changed nothing"
-    pb, pbc = params("b16_whole"), params("b16_cut")
-    assert all(np.array_equal(pb[k], pbc[k]) for k in pb), "bf16: checkpoint differs"
-    print("ok: bf16 resumed: curves and checkpoint bitwise equal, and not the fp32 curve")
+    resumed_equal("b16", "bf16")
 else:
     print("skipped: bf16 resume (no AVX512_BF16 on this CPU)")
 r = curves("reshard")
