@@ -112,7 +112,9 @@ void set_bf16_weights(const float* values, int64_t n) {
   w.base = values;
   w.n = n;
   w.copy.resize(size_t(n));
-  convert(values, 1, n, n, w.copy.data());
+  constexpr int64_t kRow = 1 << 14;  // the flat array as rows, so that the threads share it
+  convert(values, n / kRow, kRow, kRow, w.copy.data());
+  convert(values + n / kRow * kRow, 1, n % kRow, kRow, w.copy.data() + n / kRow * kRow);
 }
 
 void forget_bf16_weights(const float* p, int64_t n) {
