@@ -42,16 +42,22 @@ MetricsLog::MetricsLog(std::string path, int64_t resume_step) : path_(std::move(
   const std::string tmp = path_ + ".tmp";
   fd_ = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   MT_CHECK(fd_ >= 0, "{}: {}", tmp, std::strerror(errno));
-  if (resume_step > 0) {
-    std::ifstream old(path_);
-    for (std::string line; std::getline(old, line);) {
-      const int64_t s = step_of(line);
-      if (s >= 1 && s <= resume_step) append(line + "\n", tmp);
+  try {
+    if (resume_step > 0) {
+      std::ifstream old(path_);
+      for (std::string line; std::getline(old, line);) {
+        const int64_t s = step_of(line);
+        if (s >= 1 && s <= resume_step) append(line + "\n", tmp);
+      }
     }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path_, ec);
+    MT_CHECK(!ec, "{}: cannot rename to {}: {}", tmp, path_, ec.message());
+  } catch (...) {  // no destructor runs for a constructor that throws
+    ::close(fd_);
+    ::unlink(tmp.c_str());
+    throw;
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path_, ec);
-  MT_CHECK(!ec, "{}: cannot rename to {}: {}", tmp, path_, ec.message());
 }
 
 MetricsLog::~MetricsLog() {

@@ -17,14 +17,14 @@ namespace mt {
 class MetricsLog {
  public:
   // Writes PATH.tmp holding the lines of PATH (when there is one) with step <= resume_step,
-  // renames it to PATH and keeps it open for appending.
+  // renames it to PATH and keeps it open for appending; on a failure PATH.tmp is removed and
+  // PATH is left as it was.
   MetricsLog(std::string path, int64_t resume_step);
   ~MetricsLog();
   MetricsLog(const MetricsLog&) = delete;
   MetricsLog& operator=(const MetricsLog&) = delete;
   void write(const std::string& kind, int64_t step,
              const std::vector<std::pair<std::string, double>>& values);
-  const std::string& path() const { return path_; }
 
  private:
   void append(const std::string& text, const std::string& path);

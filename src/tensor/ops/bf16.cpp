@@ -35,6 +35,12 @@ struct Weights {
 };
 Weights g_weights;
 
+// Whether [p, p + extent) lies inside the registered weights.
+bool inside_weights(const float* p, int64_t extent) {
+  const Weights& w = g_weights;
+  return w.base && p >= w.base && p + extent <= w.base + w.n;
+}
+
 // rows x cols at leading dimension ld, from src to dst at the same positions.
 void convert(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t* dst) {
 #pragma omp parallel for schedule(static) if (!omp_in_parallel() && rows * cols > (1 << 15))
@@ -50,8 +56,7 @@ void convert(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t*
 const uint16_t* operand(const float* p, int64_t rows, int64_t cols, int64_t ld,
                         std::vector<uint16_t>& scratch) {
   const int64_t extent = (rows - 1) * ld + cols;
-  const Weights& w = g_weights;
-  if (w.base && p >= w.base && p + extent <= w.base + w.n) return w.copy.data() + (p - w.base);
+  if (inside_weights(p, extent)) return g_weights.copy.data() + (p - g_weights.base);
   if (int64_t(scratch.size()) < extent) scratch.resize(size_t(extent));
   convert(p, rows, cols, ld, scratch.data());
   return scratch.data();
@@ -123,8 +128,7 @@ void forget_bf16_weights(const float* p, int64_t n) {
 }
 
 bool bf16_weights_cover(const float* p) {
-  const Weights& w = g_weights;
-  return w.base && p >= w.base && p < w.base + w.n;
+  return inside_weights(p, 1);
 }
 
 void bf16_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
