@@ -116,8 +116,14 @@ expect "token file of HDF5's unchecked format" "error: $tmp/v0/train.h5: HDF5 fi
   "$bin" train $good --data.dir "$tmp/v0"
 expect "unknown command" "error: unknown command 'trian'" "$bin" trian
 expect "unknown device" "error: --device 'gpu' \(cpu or cuda\)" "$bin" train $good --device gpu
-# bf16 on a CPU without AVX512_BF16 (oneDNN made to see only AVX512_CORE), in each command.
-nobf16="error: train.precision = bf16 on the CPU needs AVX512_BF16, and oneDNN finds AVX512_CORE"
+expect "unknown GEMM library" "error: config: train.cpu_gemm = 'mkl' \\(auto, onednn or openblas\\)" \
+  "$bin" train $good --train.cpu_gemm mkl
+
+# bf16 on a CPU without AVX512_BF16 (oneDNN made to see at most AVX512_CORE), in each command; the
+# message names the ISA oneDNN finds (AVX2 on a CPU without AVX-512).
+isa=AVX512_CORE
+grep -qw avx512f /proc/cpuinfo || isa=AVX2
+nobf16="error: train.precision = bf16 on the CPU needs AVX512_BF16, and oneDNN finds $isa"
 expect "bf16 on a CPU without AVX512_BF16" "$nobf16" \
   env DNNL_MAX_CPU_ISA=AVX512_CORE "$bin" train $good --train.precision bf16
 expect "bf16 without AVX512_BF16 in bench step" "$nobf16" \

@@ -15,6 +15,7 @@
 #include "model/gate_registry.hpp"
 #include "model/moe.hpp"
 #include "tensor/ops/bf16.hpp"
+#include "tensor/ops/sgemm.hpp"
 #include "tensor/rng.hpp"
 #include "train/runtime.hpp"
 #include "train/trainer.hpp"
@@ -197,12 +198,16 @@ struct Case {
   // within 5e-3 (measured: 2e-5 and 1.3e-3, the worst in the attention biases, whose key part
   // has a gradient that is zero but for rounding; the other tensors within 1.4e-4).
   bool bf16() const { return name.ends_with("_bf16"); }
+  // The Switch case on the GEMM library train.cpu_gemm = auto does not take here.
+  bool other_gemm() const { return name == "switch_other_gemm"; }
 };
 
 std::vector<Case> equivalence_cases() {
   // 5 steps: expert-diversify for 2, the spawn before step 2, gate-sparsify for 2, then top-1.
   const std::vector<std::string> evo = {"--evo.diversify_step", "2",   "--evo.anneal_steps", "2",
                                         "--evo.threshold",      "0.05"};
+  // Every case runs on the GEMM library train.cpu_gemm = auto takes here; Switch also on the other.
+  const bool auto_openblas = cpu::gemm_for_core(cpu::openblas_core()) == cpu::Gemm::OpenBlas;
   return {
       {"dense", "", {"--moe.experts", "0"}},
       {"dense_dropout_ls",
@@ -212,6 +217,7 @@ std::vector<Case> equivalence_cases() {
       {"switch", "switch", {}},
       {"switch_dropless", "switch", {"--moe.dropless", "true"}},
       {"switch_bf16", "switch", {"--train.precision", "bf16"}},
+      {"switch_other_gemm", "switch", {"--train.cpu_gemm", auto_openblas ? "onednn" : "openblas"}},
       {"gshard", "gshard", {}},
       {"hash", "hash", {}},
       {"thor_batch", "thor", {"--thor.granularity", "batch"}},
@@ -281,6 +287,9 @@ void expect_case_ran_as_intended(const Case& c, const Curve& a) {
     expect_close(fp32.loss, a.loss, 1e-3, run + " against fp32");
     EXPECT_NE(fp32.loss, a.loss) << run << ": no bf16 rounding";
   }
+  if (c.other_gemm()) {  // the other library's rounding, the same run
+    expect_close(read_curve("ref_switch_m1_r0").loss, a.loss, 1e-5, run + " against auto");
+  }
   if (c.name.starts_with("switch_g")) {
     EXPECT_GT(total(a.gate_drop), 0) << run << ": no drop step";
     EXPECT_LT(total(a.gate_drop), float(a.gate_drop.size())) << run << ": only drop steps";
@@ -288,7 +297,10 @@ void expect_case_ran_as_intended(const Case& c, const Curve& a) {
 }
 
 // Compares a run with its reference: curves within rel, routing statistics exactly, parameters
-// within 1e-5 (norm-relative, after 5 Adam steps).
+// within 5e-5 (norm-relative, the worst tensor, after 5 Adam steps). Summation orders differ
+// between layouts; measured on an EPYC up to 1.2e-5 with OpenBLAS and 1.9e-5 with oneDNN, the
+// worst in biases, LayerNorm shifts and a router, small tensors whose gradients sum many tokens'
+// nearly cancelling terms.
 void expect_same_run(const std::string& ref, const std::string& run, const Config& cfg, double rel,
                      const Case& c) {
   const Curve a = read_curve(ref), b = read_curve(run);
@@ -310,7 +322,7 @@ void expect_same_run(const std::string& ref, const std::string& run, const Confi
   EXPECT_EQ(a.gate_drop, b.gate_drop) << run;
   EXPECT_EQ(a.tau, b.tau) << run;
   EXPECT_EQ(a.phase, b.phase) << run;
-  EXPECT_LT(parameter_difference(ref, run, cfg), c.bf16() ? 5e-3 : knife_edge ? 1e-4 : 1e-5) << run;
+  EXPECT_LT(parameter_difference(ref, run, cfg), c.bf16() ? 5e-3 : knife_edge ? 1e-4 : 5e-5) << run;
 }
 
 // W ranks at every ep_size against one rank, with the step's 8 sequences in one forward per rank

@@ -375,42 +375,80 @@ TEST(Ops, MatmulTransposesAgainstHandComputation) {
   EXPECT_EQ(c, (std::vector<float>{36, 45, 82, 103}));
 }
 
+// Sets the process's CPU GEMM library for one test.
+struct GemmLibrary {
+  explicit GemmLibrary(cpu::Gemm g) { cpu::set_gemm(g); }
+  ~GemmLibrary() { cpu::set_gemm(cpu::Gemm::OneDnn); }
+};
+
 TEST(Ops, SgemmAgainstDoubleReference) {
-  // oneDNN's sgemm on odd sizes, every transposition, alpha and beta, leading dimensions wider
-  // than the rows (attention's head views), on the pool and inside a parallel region (one call
-  // per thread), against a double-precision loop.
+  // Both libraries (oneDNN's and OpenBLAS's sgemm) on odd sizes, every transposition, alpha and
+  // beta, leading dimensions wider than the rows (attention's head views), on the pool and inside
+  // a parallel region (one call per thread), against a double-precision loop.
   const int64_t m = 37, n = 53, k = 71, pad = 5;
-  for (int ta = 0; ta < 2; ++ta)
-    for (int tb = 0; tb < 2; ++tb)
-      for (const float beta : {0.0f, 1.0f}) {
-        const int64_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
-        std::vector<float> a((ta ? k : m) * lda), b((tb ? n : k) * ldb), c0(m * ldc);
-        for (size_t i = 0; i < a.size(); ++i) a[i] = std::sin(0.37 * double(i));
-        for (size_t i = 0; i < b.size(); ++i) b[i] = std::cos(0.11 * double(i));
-        for (size_t i = 0; i < c0.size(); ++i) c0[i] = 0.5f - float(i % 7) / 7;
-        auto A = [&](int64_t i, int64_t p) { return double(ta ? a[p * lda + i] : a[i * lda + p]); };
-        auto B = [&](int64_t p, int64_t j) { return double(tb ? b[j * ldb + p] : b[p * ldb + j]); };
-        std::vector<std::vector<float>> cs(4, c0);
+  for (const cpu::Gemm library : {cpu::Gemm::OneDnn, cpu::Gemm::OpenBlas})
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        for (const float beta : {0.0f, 1.0f}) {
+          const GemmLibrary use(library);
+          const int64_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+          std::vector<float> a((ta ? k : m) * lda), b((tb ? n : k) * ldb), c0(m * ldc);
+          for (size_t i = 0; i < a.size(); ++i) a[i] = std::sin(0.37 * double(i));
+          for (size_t i = 0; i < b.size(); ++i) b[i] = std::cos(0.11 * double(i));
+          for (size_t i = 0; i < c0.size(); ++i) c0[i] = 0.5f - float(i % 7) / 7;
+          auto A = [&](int64_t i, int64_t p) {
+            return double(ta ? a[p * lda + i] : a[i * lda + p]);
+          };
+          auto B = [&](int64_t p, int64_t j) {
+            return double(tb ? b[j * ldb + p] : b[p * ldb + j]);
+          };
+          std::vector<std::vector<float>> cs(4, c0);
 #pragma omp parallel for num_threads(2)
-        for (int t = 1; t < 4; ++t)  // three calls inside a parallel region
-          cpu::sgemm(ta, tb, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, beta, cs[t].data(), ldc);
-        cpu::sgemm(ta, tb, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, beta, cs[0].data(), ldc);
-        for (const auto& c : cs)
-          for (int64_t i = 0; i < m; ++i)
-            for (int64_t j = 0; j < ldc; ++j) {
-              if (j >= n) {  // beyond the row: untouched
-                ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]);
-                continue;
+          for (int t = 1; t < 4; ++t)  // three calls inside a parallel region
+            cpu::sgemm(ta, tb, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, beta, cs[t].data(),
+                       ldc);
+          cpu::sgemm(ta, tb, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, beta, cs[0].data(), ldc);
+          for (const auto& c : cs)
+            for (int64_t i = 0; i < m; ++i)
+              for (int64_t j = 0; j < ldc; ++j) {
+                if (j >= n) {  // beyond the row: untouched
+                  ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]);
+                  continue;
+                }
+                double want = beta * c0[i * ldc + j], mag = std::abs(want);
+                for (int64_t p = 0; p < k; ++p) {
+                  want += 0.5 * A(i, p) * B(p, j);
+                  mag += std::abs(0.5 * A(i, p) * B(p, j));
+                }
+                ASSERT_NEAR(c[i * ldc + j], want, 1e-6 * mag)
+                    << cpu::gemm_name(library) << " ta " << ta << " tb " << tb << " beta " << beta
+                    << " at " << i << "," << j;
               }
-              double want = beta * c0[i * ldc + j], mag = std::abs(want);
-              for (int64_t p = 0; p < k; ++p) {
-                want += 0.5 * A(i, p) * B(p, j);
-                mag += std::abs(0.5 * A(i, p) * B(p, j));
-              }
-              ASSERT_NEAR(c[i * ldc + j], want, 1e-6 * mag)
-                  << "ta " << ta << " tb " << tb << " beta " << beta << " at " << i << "," << j;
-            }
-      }
+        }
+}
+
+TEST(Ops, SgemmWithoutProductsScalesC) {
+  // k = 0 (an expert without tokens in a weight gradient): c = beta * c, on either library; with
+  // beta = 0 c is not read (NaN there becomes 0). m or n = 0 writes nothing.
+  for (const cpu::Gemm library : {cpu::Gemm::OneDnn, cpu::Gemm::OpenBlas}) {
+    const GemmLibrary use(library);
+    std::vector<float> c = {1, 2, 3, 4}, none;
+    cpu::sgemm(false, false, 2, 2, 0, 1.0f, none.data(), 1, none.data(), 2, 0.5f, c.data(), 2);
+    EXPECT_EQ(c, (std::vector<float>{0.5f, 1, 1.5f, 2})) << cpu::gemm_name(library);
+    c[1] = std::nanf("");
+    cpu::sgemm(true, true, 2, 2, 0, 1.0f, none.data(), 2, none.data(), 1, 0.0f, c.data(), 2);
+    EXPECT_EQ(c, (std::vector<float>{0, 0, 0, 0})) << cpu::gemm_name(library);
+    cpu::sgemm(false, false, 0, 2, 3, 1.0f, none.data(), 3, c.data(), 2, 0.0f, none.data(), 2);
+    cpu::sgemm(false, false, 2, 0, 3, 1.0f, c.data(), 3, none.data(), 1, 0.0f, c.data(), 1);
+    EXPECT_EQ(c, (std::vector<float>{0, 0, 0, 0})) << cpu::gemm_name(library);
+  }
+}
+
+TEST(Ops, AutoGemmTakesOpenBlasOnlyOnItsZenKernels) {
+  EXPECT_EQ(cpu::gemm_for_core("Zen"), cpu::Gemm::OpenBlas);
+  for (const char* core : {"Cooperlake", "SkylakeX", "Haswell", "Prescott", "SapphireRapids"})
+    EXPECT_EQ(cpu::gemm_for_core(core), cpu::Gemm::OneDnn) << core;
+  EXPECT_FALSE(cpu::openblas_core().empty());
 }
 
 // Sets the process's matmul precision for one test.

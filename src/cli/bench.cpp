@@ -3,11 +3,11 @@
 //         on the CPU also the step's GEMM-bound limit (its GEMMs, recorded in one step, each run
 //         alone on the same shape), the peak resident memory and what the parameters, gradients
 //         and AdamW moments (state) and the activation arena hold of it
-//   gemm: each Linear layer's forward+backward GFLOP/s (oneDNN) against raw OpenBLAS cblas_sgemm on
-//         the same shapes (the kernel OpenBLAS picked for this CPU is printed), and the same layer
-//         with bf16 matmuls (train.precision = bf16) where the CPU has AVX512_BF16
+//   gemm: each Linear layer's forward+backward GFLOP/s through oneDNN and through OpenBLAS (the
+//         two train.cpu_gemm libraries; the kernel OpenBLAS picked for this CPU and the one `auto`
+//         takes are printed), and the same layer with bf16 matmuls (train.precision = bf16) where
+//         the CPU has AVX512_BF16
 //   a2a, moe: see bench_moe.cpp
-#include <cblas.h>
 #include <fmt/format.h>
 #include <omp.h>
 
@@ -151,9 +151,12 @@ int bench_gemm(const Config& cfg, int64_t vocab, int reps) {
                            {"ffn.fc1", m.d_model, m.d_ff},
                            {"ffn.fc2", m.d_ff, m.d_model},
                            {"lm_head", m.d_model, vocab}};
-  fmt::print("OpenBLAS core: {}\n{:<10} {:>22} {:>14} {:>17} {:>7} {:>14}\n",
-             openblas_get_corename(), "layer", "shape [N,in]x[in,out]", "ours GFLOP/s",
-             "OpenBLAS GFLOP/s", "ratio", bf16 ? "ours bf16" : "");
+  const std::string core = cpu::openblas_core();
+  fmt::print(
+      "OpenBLAS core: {} (train.cpu_gemm = auto takes {})\n{:<10} {:>22} {:>15} {:>17} {:>7} "
+      "{:>14}\n",
+      core, cpu::gemm_name(cpu::gemm_for_core(core)), "layer", "shape [N,in]x[in,out]",
+      "oneDNN GFLOP/s", "OpenBLAS GFLOP/s", "ratio", bf16 ? "oneDNN bf16" : "");
   for (const auto& s : shapes) {
     ParamRegistry reg;
     const Linear layer(reg, "bench", s.in, s.out, 0.02f);
@@ -167,35 +170,27 @@ int bench_gemm(const Config& cfg, int64_t vocab, int reps) {
     const Tensor x{xs.data(), {n, s.in}}, dy{dys.data(), {n, s.out}};
     Linear::Cache cache;
     const double flops = 3.0 * 2.0 * n * s.in * s.out;  // forward, dx, dW
-    auto layer_seconds = [&] {
+    auto layer_seconds = [&](cpu::Gemm library) {
+      cpu::set_gemm(library);
       return best_seconds(reps, [&] {
         arena.reset();
         layer.forward(arena, x, cache);
         layer.backward(arena, dy, cache);
       });
     };
-    const double ours = layer_seconds();
-    double ours_bf16 = 0;  // train.precision = bf16: the weight's copy made once, as per pass
+    const double onednn = layer_seconds(cpu::Gemm::OneDnn);
+    const double openblas = layer_seconds(cpu::Gemm::OpenBlas);
+    double bf16_s = 0;  // train.precision = bf16: the weight's copy made once, as per pass
     if (bf16) {
       ops::set_bf16_matmul(true);
       ops::prepare_bf16_weights(reg.value_buffer().all());
-      ours_bf16 = layer_seconds();
+      bf16_s = layer_seconds(cpu::Gemm::OneDnn);
       ops::set_bf16_matmul(false);
     }
-    // The same three products as plain row-major NN sgemm calls of equal sizes.
-    std::vector<float> a(n * std::max(s.in, s.out)), b(s.in * s.out), c(n * std::max(s.in, s.out));
-    const double raw = best_seconds(reps, [&] {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, s.out, s.in, 1, a.data(), s.in,
-                  b.data(), s.out, 0, c.data(), s.out);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, s.in, s.out, 1, a.data(), s.out,
-                  b.data(), s.in, 0, c.data(), s.in);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s.in, s.out, n, 1, a.data(), n,
-                  c.data(), s.out, 0, b.data(), s.out);
-    });
-    fmt::print("{:<10} {:>22} {:>14.1f} {:>17.1f} {:>7.2f} {:>14}\n", s.name,
-               fmt::format("[{},{}]x[{},{}]", n, s.in, s.in, s.out), flops / ours / 1e9,
-               flops / raw / 1e9, raw / ours,
-               bf16 ? fmt::format("{:.1f}", flops / ours_bf16 / 1e9) : "");
+    fmt::print("{:<10} {:>22} {:>15.1f} {:>17.1f} {:>7.2f} {:>14}\n", s.name,
+               fmt::format("[{},{}]x[{},{}]", n, s.in, s.in, s.out), flops / onednn / 1e9,
+               flops / openblas / 1e9, openblas / onednn,
+               bf16 ? fmt::format("{:.1f}", flops / bf16_s / 1e9) : "");
   }
   if (!bf16) fmt::print("(no bf16 column: this CPU lacks AVX512_BF16)\n");
   return 0;

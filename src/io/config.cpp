@@ -93,6 +93,7 @@ po::options_description options(Config& c) {
     ("train.warmup", value(s.warmup), "linear warmup steps")
     ("train.schedule", value(s.kind), "cosine | inv_sqrt | constant")
     ("train.precision", value(c.precision), "fp32 | bf16: matmuls take bf16 inputs with fp32 accumulation (CPU: oneDNN, needs AVX512_BF16; CUDA: tensor cores); the routers, weights, optimizer state and every other op stay fp32")
+    ("train.cpu_gemm", value(c.cpu_gemm), "auto | onednn | openblas: the library of every fp32 product on the CPU, one for the whole run (auto: OpenBLAS where it runs its AMD Zen kernels, oneDNN elsewhere)")
     ("train.beta1", value(a.beta1), "AdamW beta1")
     ("train.beta2", value(a.beta2), "AdamW beta2")
     ("train.eps", value(a.eps), "AdamW epsilon")
@@ -193,6 +194,8 @@ void validate(const Config& c) {
            "the permutation");
   MT_CHECK(c.precision == "fp32" || c.precision == "bf16",
            "config: train.precision = '{}' (fp32 or bf16)", c.precision);
+  MT_CHECK(c.cpu_gemm == "auto" || c.cpu_gemm == "onednn" || c.cpu_gemm == "openblas",
+           "config: train.cpu_gemm = '{}' (auto, onednn or openblas)", c.cpu_gemm);
   MT_CHECK(c.a2a == "flat" || c.a2a == "hierarchical",
            "config: dist.a2a = '{}' (flat or hierarchical)", c.a2a);
   MT_CHECK(c.ep_size >= 0 && c.ranks_per_node >= 0 && c.timeout_s >= 0,

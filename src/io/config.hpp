@@ -30,6 +30,7 @@ struct Config {
   double grad_clip = 1.0;
   double label_smoothing = 0;      // fairseq's label-smoothed cross-entropy in training (0: off)
   std::string precision = "fp32";  // fp32 | bf16 (matmuls on bf16 inputs, fp32 master weights)
+  std::string cpu_gemm = "auto";   // auto | onednn | openblas: the library of fp32 CPU GEMMs
   int64_t log_every = 10;
   int64_t eval_every = 200;
   int64_t eval_batches = 20;     // 0: the whole split

@@ -17,6 +17,7 @@
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/ops/bf16.hpp"
+#include "tensor/ops/sgemm.hpp"
 
 namespace mt {
 
@@ -74,6 +75,9 @@ Runtime make_runtime(const Config& cfg, Device device, MPI_Comm base) {
   }
 #endif
   ops::set_bf16_matmul(cfg.precision == "bf16");
+  cpu::set_gemm(cfg.cpu_gemm == "auto"       ? cpu::gemm_for_core(cpu::openblas_core())
+                : cfg.cpu_gemm == "openblas" ? cpu::Gemm::OpenBlas
+                                             : cpu::Gemm::OneDnn);
   rt.a2a = make_all_to_all(cfg.a2a, *p.ep, *p.ep_intra, *p.ep_inter);
   const int E = cfg.model.moe.num_experts;
   MT_CHECK(E == 0 || E % rt.groups.ep_size() == 0,
@@ -84,9 +88,13 @@ Runtime make_runtime(const Config& cfg, Device device, MPI_Comm base) {
 
 std::string Runtime::describe() const {
   const Topology& t = groups.topo;
-  return fmt::format("{} {} rank{} ({} node{} x {}), ep_size {}", t.world_size, device_name(device),
-                     t.world_size > 1 ? "s" : "", t.num_nodes, t.num_nodes > 1 ? "s" : "",
-                     t.local_size, groups.ep_size());
+  const std::string gemms = device != Device::CPU ? ""
+                            : ops::bf16_matmul()
+                                ? ", GEMMs: onednn bf16"
+                                : fmt::format(", GEMMs: {}", cpu::gemm_name(cpu::gemm()));
+  return fmt::format("{} {} rank{} ({} node{} x {}), ep_size {}{}", t.world_size,
+                     device_name(device), t.world_size > 1 ? "s" : "", t.num_nodes,
+                     t.num_nodes > 1 ? "s" : "", t.local_size, groups.ep_size(), gemms);
 }
 
 int64_t local_batch(const Config& cfg, const Runtime& rt) {

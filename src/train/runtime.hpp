@@ -29,12 +29,12 @@ struct Runtime {
   int ranks() const { return groups.topo.world_size; }
   bool root() const { return rank() == 0; }
   ExpertLayout layout() const { return {groups.ep_rank(), groups.ep_size()}; }
-  std::string describe() const;  // "4 cpu ranks (2 nodes x 2), ep_size 4"
+  std::string describe() const;  // "4 cpu ranks (2 nodes x 2), ep_size 4, GEMMs: onednn"
 };
 
 // Over the ranks of `base` (tests run single-rank references on MPI_COMM_SELF). Sets the matmul
-// precision of train.precision (ops::set_bf16_matmul); bf16 on the CPU stops with a message where
-// the CPU lacks AVX512_BF16.
+// precision of train.precision (ops::set_bf16_matmul; bf16 on the CPU stops with a message where
+// the CPU lacks AVX512_BF16) and the CPU GEMM library of train.cpu_gemm (cpu::set_gemm).
 Runtime make_runtime(const Config& cfg, Device device = Device::CPU,
                      MPI_Comm base = MPI_COMM_WORLD);
 

@@ -133,12 +133,6 @@ bool bf16_weights_cover(const float* p) {
 
 void bf16_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (k == 0) {  // no products: c = beta * c
-    for (int64_t r = 0; r < m; ++r)
-      for (int64_t j = 0; j < n; ++j) c[r * ldc + j] = beta == 0.0f ? 0.0f : beta * c[r * ldc + j];
-    return;
-  }
   thread_local std::vector<uint16_t> scratch_a, scratch_b;
   thread_local dnnl::stream stream(engine());
   const uint16_t* a16 = operand(a, ta ? k : m, ta ? m : k, lda, scratch_a);

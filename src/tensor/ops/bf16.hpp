@@ -12,7 +12,7 @@ namespace mt::cpu {
 // Whether oneDNN finds AVX512_BF16 on this CPU; else `*found` names the ISA it found.
 bool bf16_supported(std::string* found = nullptr);
 
-// c = alpha * op(a) * op(b) + beta * c, as sgemm (tensor/ops/sgemm.hpp), in bf16.
+// c = alpha * op(a) * op(b) + beta * c, as sgemm (tensor/ops/sgemm.hpp), in bf16; m, n, k > 0.
 void bf16_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 

@@ -1,7 +1,8 @@
-// GEMM: the one entry point for every product of the model, and its precision. CPU: oneDNN's
-// sgemm (its JIT picks the kernel for the CPU it finds; `bench gemm`: about even with OpenBLAS
-// where OpenBLAS knows the CPU, 4-5x where it does not and falls back to SSE3), or its bf16 matmul
+// GEMM: the one entry point for every product of the model, its library and its precision. CPU
+// fp32: oneDNN's sgemm (its JIT picks the kernel for the CPU it finds) or OpenBLAS's (the kernels
+// it picked for this CPU), whichever train.cpu_gemm names; CPU bf16: oneDNN's matmul
 // (tensor/ops/bf16.cpp); CUDA: cuBLAS.
+#include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #include <omp.h>
@@ -25,7 +26,28 @@ namespace {
 std::atomic<std::vector<GemmCall>*> g_log{nullptr};
 std::mutex g_log_mutex;
 std::atomic<bool> g_bf16{false};
+std::atomic<Gemm> g_gemm{Gemm::OneDnn};
 }  // namespace
+
+void set_gemm(Gemm g) {
+  g_gemm.store(g);
+}
+
+Gemm gemm() {
+  return g_gemm.load();
+}
+
+Gemm gemm_for_core(const std::string& openblas_core) {
+  return openblas_core == "Zen" ? Gemm::OpenBlas : Gemm::OneDnn;
+}
+
+std::string openblas_core() {
+  return openblas_get_corename();
+}
+
+const char* gemm_name(Gemm g) {
+  return g == Gemm::OpenBlas ? "openblas" : "onednn";
+}
 
 void record_gemms(std::vector<GemmCall>* log) {
   g_log.store(log);
@@ -35,8 +57,16 @@ void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   auto* log = g_log.load(std::memory_order_relaxed);
   const auto t0 = log ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-  if (g_bf16.load(std::memory_order_relaxed)) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // no products: c = beta * c (c is not read where beta is 0)
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t j = 0; j < n; ++j) c[r * ldc + j] = beta == 0.0f ? 0.0f : beta * c[r * ldc + j];
+  } else if (g_bf16.load(std::memory_order_relaxed)) {
     bf16_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  } else if (g_gemm.load(std::memory_order_relaxed) == Gemm::OpenBlas) {
+    // The OpenMP build runs on the calling thread inside a parallel region, as oneDNN does.
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
   } else {
     const dnnl_status_t s =
         dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

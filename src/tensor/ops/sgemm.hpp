@@ -1,11 +1,26 @@
-// The CPU's single-precision GEMM on raw row-major pointers (oneDNN; tensor/ops/blas.cpp), for the
-// CPU ops that multiply views with their own leading dimensions (attention's heads). Safe to call
-// inside an OpenMP parallel region: it then runs on the calling thread.
+// The CPU's single-precision GEMM on raw row-major pointers (tensor/ops/blas.cpp: oneDNN or
+// OpenBLAS, one library for the whole process), for the CPU ops that multiply views with their
+// own leading dimensions (attention's heads). Safe to call inside an OpenMP parallel region: it
+// then runs on the calling thread.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace mt::cpu {
+
+// The library behind every fp32 CPU product. One for the process, never chosen per call or by
+// timing, so a run stays a pure function of its config and machine.
+enum class Gemm { OneDnn, OpenBlas };
+void set_gemm(Gemm g);
+Gemm gemm();
+// train.cpu_gemm = auto: OpenBLAS where it runs its AMD Zen kernels (the demo's step 1.2x
+// oneDNN's on an EPYC), oneDNN elsewhere (ahead on Intel Cooperlake; OpenBLAS falls back to SSE3
+// on Intel CPUs it does not know).
+Gemm gemm_for_core(const std::string& openblas_core);
+// The kernel set OpenBLAS picked for this CPU ("Zen", "SkylakeX", "Prescott", ...).
+std::string openblas_core();
+const char* gemm_name(Gemm g);  // "onednn" | "openblas"
 
 // c = alpha * op(a) * op(b) + beta * c; op(a) is m x k, op(b) k x n, c m x n.
 void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
