@@ -11,7 +11,8 @@ cmake --install "$build" --prefix "$tmp/prefix" >"$tmp/log" || { cat "$tmp/log";
 p=$tmp/prefix
 for f in bin/moetrain share/moetrain/tools/plot_results.py share/moetrain/tools/torch_eval.py \
          share/moetrain/launch/local.sh share/moetrain/launch/multinode.sh \
-         share/moetrain/configs/demo_moe.ini; do
+         share/moetrain/configs/demo_moe.ini share/doc/moetrain/LICENSE \
+         share/doc/moetrain/docs/methods.md; do
   [ -e "$p/$f" ] || { echo "FAIL: $f not installed"; cat "$tmp/log"; exit 1; }
 done
 "$p/bin/moetrain" --version | grep -q "^moetrain " || { echo "FAIL: the installed binary"; exit 1; }

@@ -2,7 +2,7 @@
 """Writes the PyTorch fixtures into DIR (default tests/fixtures), computed in float64
 independently of moetrain's code:
 - gpt_tiny.h5: a tiny GPT's weights, a batch, and PyTorch's loss and gradients for it, from the
-  model contract of DESIGN.md. The file uses the checkpoint layout, so moetrain loads it with
+  model contract of docs/design.md. The file uses the checkpoint layout, so moetrain loads it with
   load_model.
 - label_smoothing.h5: logits, targets (one ignored), fairseq's epsilon and PyTorch's
   cross_entropy(label_smoothing=...) per row and its gradient. fairseq's eps puts 1 - eps on the

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The README's test table against ctest: every test `ctest -N` lists has a row, and every row
-# names a listed test (rows marked "(GPU build" may be missing from a build without CUDA, rows
-# marked "(fuzz build" from one without MOETRAIN_FUZZ).
+# The test table of docs/tests.md (the README points there) against ctest: every test `ctest -N`
+# lists has a row, and every row names a listed test (rows marked "(GPU build" may be missing
+# from a build without CUDA, rows marked "(fuzz build" from one without MOETRAIN_FUZZ).
 # usage: readme_tests.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
 src=$1 build=$2
-table=$(sed -n '/^## Tests$/,/^## /p' "$src/README.md" | grep -E '^\| `[a-z0-9_]+` \|')
+table=$(grep -E '^\| `[a-z0-9_]+` \|' "$src/docs/tests.md")
 rows=$(grep -oE '^\| `[a-z0-9_]+`' <<<"$table" | tr -d '|` ' | sort)
 # optional_rows MARK: the names of the rows marked "(MARK build".
 optional_rows() {
@@ -17,13 +17,13 @@ grep -q "MOETRAIN_FUZZ:BOOL=ON" "$build/CMakeCache.txt" || absent+=$(optional_ro
 listed=$(ctest --test-dir "$build" -N | sed -nE 's/^ *Test +#[0-9]+: ([^ ]+).*/\1/p' | sort)
 status=0
 for t in $listed; do
-  grep -qx "$t" <<<"$rows" || { echo "FAIL: ctest lists $t, the README's test table has no row for it"; status=1; }
+  grep -qx "$t" <<<"$rows" || { echo "FAIL: ctest lists $t, docs/tests.md's test table has no row for it"; status=1; }
 done
 for t in $rows; do
   grep -qx "$t" <<<"$listed" && continue
   grep -qx "$t" <<<"$absent" && continue
-  echo "FAIL: the README's test table names $t, which ctest -N does not list"
+  echo "FAIL: docs/tests.md's test table names $t, which ctest -N does not list"
   status=1
 done
-[ $status -eq 0 ] && echo "ok: the README's $(wc -l <<<"$rows") test rows match ctest -N"
+[ $status -eq 0 ] && echo "ok: docs/tests.md's $(wc -l <<<"$rows") test rows match ctest -N"
 exit $status

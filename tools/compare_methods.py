@@ -65,9 +65,9 @@ SIZE = ["--moe.capacity_factor", str(CAPACITY), "--model.seq_len", "64", "--mode
         "--model.n_head", "4", "--model.d_ff", "512", "--train.batch_size", str(BATCH),
         "--train.eval_batches", "50", "--train.log_every", "100"]
 
-# The seed claims (ALGORITHMS.md) as (claim, method, reference): "holds" when the method's best
-# validation perplexity is lower by at least two standard errors. For the "matches" and "no
-# worse" claims an unresolved difference is what the claim predicts.
+# The seed papers' claims (docs/methods.md names the papers) as (claim, method, reference):
+# "holds" when the method's best validation perplexity is lower by at least two standard errors.
+# For the "matches" and "no worse" claims an unresolved difference is what the claim predicts.
 CLAIMS = [
     ("THOR beats Switch at equal steps", "thor", "switch"),
     ("THOR beats Switch at equal compute", "thor", "switch_2x"),

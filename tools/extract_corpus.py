@@ -2,8 +2,8 @@
 """Extracts the default moetrain corpus from Debian's SWORD packages into train/valid/test text.
 
 The World English Bible, the King James Bible and Spurgeon's Treasury of David (all public domain).
-Split by document, never by line (../shared/DATA.md): Bibles: Psalms -> valid, Proverbs -> test,
-every other book -> train; Treasury of David: entry index % 20 == 18 -> valid, == 19 -> test.
+Split by document, never by line (docs/design.md, "Data"): Bibles: Psalms -> valid, Proverbs ->
+test, every other book -> train; Treasury of David: entry index % 20 == 18 -> valid, == 19 -> test.
 
 usage: extract_corpus.py OUT_DIR
 """

@@ -1,4 +1,4 @@
-// Token exchange within the EP group, flat or hierarchical (ALGORITHMS.md 6.2); both deliver the
+// Token exchange within the EP group, flat or hierarchical (docs/methods.md §6.2); both deliver the
 // same floats in the same order: chunks from every source rank, in source-rank order.
 // Counts are in floats per peer. Each exchange adds to the statistics (bytes sent, seconds).
 #pragma once

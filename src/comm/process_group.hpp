@@ -1,7 +1,7 @@
 // ProcessGroup: the collectives moetrain uses, over one group of ranks. Every rank of the group
-// calls every collective in the same order, even with nothing to send (STYLE.md, lesson 2).
-// A failure throws mt::Error naming the group and the call; the caller's exit path then ends
-// every rank (MPI_Abort), so no rank is left waiting.
+// calls every collective in the same order, even with nothing to send (docs/design.md, "Rules that
+// keep it simple"). A failure throws mt::Error naming the group and the call; the caller's exit
+// path then ends every rank (MPI_Abort), so no rank is left waiting.
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -1,4 +1,4 @@
-// EvoMoE's gate (Nie et al.; ALGORITHMS.md 3 and its corrections, as in the authors' code,
+// EvoMoE's gate (Nie et al.; docs/methods.md §3, as in the authors' code,
 // codecaution/EvoMoE fairseq/modules/moe/topkgate.py) through the phases the scheduler decides
 // (RouteContext::phase):
 //   0 expert-diversify: every token to global expert 0 with weight 1 (the layer is one dense FFN;

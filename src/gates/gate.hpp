@@ -50,7 +50,7 @@ class Gate {
   virtual ~Gate() = default;
   virtual Routing route(Arena& arena, const Tensor& x, const RouteContext& ctx) const = 0;
   // Gating Dropout: every token to the expert of [first, first + count) with the highest gate
-  // probability, no capacity and no losses (ALGORITHMS.md 2, our defaults). The weight is that
+  // probability, no capacity and no losses (docs/methods.md §2.1, our choice). The weight is that
   // expert's gate probability (gate_weight) or 1; either way a constant: the gate gets no gradient.
   virtual Routing route_local(Arena& arena, const Tensor& x, const RouteContext& ctx, int first,
                               int count, bool gate_weight) const;

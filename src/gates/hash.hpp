@@ -1,5 +1,5 @@
 // Hash routing (Roller et al. 2021): a token goes to a fixed expert chosen by its id; no router
-// parameters, no auxiliary loss, no capacity, weight 1 (ALGORITHMS.md 5.3).
+// parameters, no auxiliary loss, no capacity, weight 1 (docs/methods.md §5.3).
 #pragma once
 #include <cstdint>
 #include <vector>

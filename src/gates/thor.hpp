@@ -1,4 +1,4 @@
-// THOR stochastic experts (Zuo et al. 2022; ALGORITHMS.md 1): no router and no gate parameters;
+// THOR stochastic experts (Zuo et al. 2022; docs/methods.md §1): no router and no gate parameters;
 // every token goes to a uniformly drawn expert with weight 1, no capacity, no auxiliary loss.
 // Training draws per layer and forward pass: one expert for the whole (micro-)batch
 // (granularity batch, as the reference code), or one per sequence or per token; the draw is keyed

@@ -1,6 +1,6 @@
 // Softmax top-k router: Switch (k = 1, weight p[e1]) and GShard (k = 2, weights renormalised over
 // the two, the second kept with probability min(1, 2 g2)). Capacity per group with token
-// dropping, or dropless; Switch load-balancing loss and router z-loss (ALGORITHMS.md 5.1, 5.2).
+// dropping, or dropless; Switch load-balancing loss and router z-loss (docs/methods.md §5.1, §5.2).
 #pragma once
 #include <string>
 

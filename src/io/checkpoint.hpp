@@ -1,4 +1,4 @@
-// Checkpoint files in the public layout of DESIGN.md: /model/<parameter name>,
+// Checkpoint files in the public layout of docs/design.md: /model/<parameter name>,
 // /optim/<parameter name>/{m,v}, root attributes format, version, step, config, world_size,
 // ep_size, code_version. Expert tensors are stored whole ([E, ...], gathered to rank 0), so any
 // expert-parallel size that divides E can load the file. Written by rank 0 under a temporary

@@ -1,4 +1,4 @@
-// GPT-2 style decoder (the model contract of DESIGN.md): wte + wpe, N pre-LayerNorm blocks
+// GPT-2 style decoder (the model contract of docs/design.md): wte + wpe, N pre-LayerNorm blocks
 // x += Attn(LN1(x)); x += FFN(LN2(x)), final LayerNorm lnf, LM head tied to wte. With
 // moe.experts > 0, every moe.every-th block's FFN is a MoE layer.
 #pragma once

@@ -17,7 +17,7 @@ struct LossValue {
 LossValue lm_loss(Arena& arena, const Tensor& logits, const Tensor& targets, double normalizer = 0,
                   float smoothing = 0);
 
-// THOR's objective in its reference-code form (ALGORITHMS.md 1.3): CE(pass 1) + CE(pass 2)
+// THOR's objective in its reference-code form (docs/methods.md §1.3): CE(pass 1) + CE(pass 2)
 // + alpha * CR, CR the symmetric KL of the two passes' output distributions summed over counted
 // tokens; every sum divided by normalizer. Turns both logits, in place, into their gradients.
 struct ThorLoss {

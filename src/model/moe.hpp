@@ -1,6 +1,6 @@
-// Mixture-of-Experts layer (DESIGN.md "MoE.forward"): gate -> bucket (token, choice) pairs by
-// expert -> exchange counts, then tokens, over the EP group -> local experts -> exchange back ->
-// weighted combine. The backward runs the same exchanges in reverse and gives the gate its
+// Mixture-of-Experts layer (docs/design.md, "One step, as data"): gate -> bucket (token, choice)
+// pairs by expert -> exchange counts, then tokens, over the EP group -> local experts -> exchange
+// back -> weighted combine. The backward runs the same exchanges in reverse and gives the gate its
 // gradient. Expert e lives on EP rank e / E_local.
 #pragma once
 #include <memory>

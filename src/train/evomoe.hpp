@@ -1,4 +1,4 @@
-// EvoMoE's expert-diversify spawn (ALGORITHMS.md 3.1): every expert of every MoE layer becomes
+// EvoMoE's expert-diversify spawn (docs/methods.md §3.1): every expert of every MoE layer becomes
 // theta_0 * M_e, where theta_0 is expert 0 (the one expert trained so far) and M_e a random binary
 // mask keeping each weight with probability 1 - mask_ratio, no rescale. Masks are keyed by
 // (seed, parameter, global expert id), so any world layout spawns the same experts. The Adam

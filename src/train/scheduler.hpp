@@ -1,6 +1,6 @@
 // The Scheduler decides each step's StepPlan: learning rate, logging, evaluation, last step, the
-// Gating Dropout coin and the routing key. Ranks act only on the plan (DESIGN.md: one StepPlan per
-// step from rank 0, broadcast).
+// Gating Dropout coin and the routing key. Ranks act only on the plan (docs/design.md: one StepPlan
+// per step from rank 0, broadcast).
 #pragma once
 #include <cstdint>
 
