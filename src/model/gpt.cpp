@@ -125,4 +125,13 @@ double Gpt::gate_loss(const Activations& acts) const {
   return total;
 }
 
+Tensor Gpt::block_output(const Activations& acts, int i) const {
+  return i + 1 < int(blocks_.size()) ? acts.blocks[i + 1].ln1.x : acts.lnf.x;
+}
+
+Tensor Gpt::final_norm(Arena& arena, const Tensor& h) const {
+  LayerNorm::Cache unused;
+  return lnf_.forward(arena, h, unused);
+}
+
 }  // namespace mt

@@ -74,6 +74,11 @@ class Gpt {
   void backward(Arena& arena, const Tensor& dlogits, const Activations& acts) const;
   // This rank's share of the gates' weighted auxiliary and z losses in the last forward.
   double gate_loss(const Activations& acts) const;
+  // Block i's output [B, T, d] in a forward's activations (early exits read them).
+  Tensor block_output(const Activations& acts, int i) const;
+  // The final LayerNorm alone, forward only: the early exits' shared, frozen norm.
+  Tensor final_norm(Arena& arena, const Tensor& h) const;
+  int wte() const { return emb_.wte(); }
 
  private:
   GptConfig cfg_;

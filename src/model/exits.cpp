@@ -1,0 +1,128 @@
+// JEI-DNN's exits: the heads' and gates' forward and backward side by side.
+#include "model/exits.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "tensor/error.hpp"
+#include "tensor/ops.hpp"
+
+namespace mt {
+
+ExitHeads::ExitHeads(ParamRegistry& heads, ParamRegistry& gates, const GptConfig& c,
+                     const std::vector<int>& blocks)
+    : heads_(heads), gates_(gates), blocks_(blocks) {
+  for (size_t l = 0; l < blocks.size(); ++l) {
+    MT_CHECK(blocks[l] >= 0 && blocks[l] < c.n_layer - 1 && (l == 0 || blocks[l] > blocks[l - 1]),
+             "exits.blocks: block {} (ascending block indices below the last, {})", blocks[l],
+             c.n_layer - 1);
+    const std::string name = "exits/" + std::to_string(blocks[l]);
+    w_.push_back(heads.add(name + "/head/w", {c.vocab, c.d_model}, Init::zeros()));
+    b_.push_back(heads.add(name + "/head/b", {c.vocab}, Init::zeros()));
+    gw_.push_back(gates.add(name + "/gate/w", {4}, Init::zeros()));
+    gb_.push_back(gates.add(name + "/gate/b", {1}, Init::zeros()));
+  }
+}
+
+void ExitHeads::copy_embedding(const Tensor& wte) const {
+  for (int w : w_) ops::copy(wte, heads_.value(w));
+}
+
+ExitHeads::Pass ExitHeads::forward(Arena& arena, const Gpt& model, const Gpt::Activations& acts,
+                                   const Tensor& logits, const Tensor& targets) const {
+  Arena& host = arena.host();
+  const int G = count();
+  const int64_t N = targets.numel(), V = model.config().vocab, d = model.config().d_model;
+  Pass pass;
+  pass.tokens = N;
+  pass.ce.assign(N * (G + 1), 0.0f);
+  pass.p_max.assign(N * (G + 1), 0.0f);
+  pass.correct.assign(N * (G + 1), 0);
+  pass.features.resize(N * G);
+  pass.score.resize(N * G);
+  pass.p.resize(N * G);
+  pass.q.resize(N * G);
+  pass.counted.resize(N);
+  const int32_t* y = targets.i32();
+  for (int64_t t = 0; t < N; ++t) pass.counted[t] = y[t] >= 0;
+  Tensor losses = host.alloc({N});
+  // Exit l's logits z [N, V]: features and top-1 first, then z becomes softmax - onehot.
+  auto head = [&](int l, Tensor z) {
+    for (int64_t t = 0; t < N; ++t) {
+      const float* row = z.f32() + t * V;
+      const int64_t top = std::max_element(row, row + V) - row;
+      const std::array<float, 4> f = exit_features(row, V);
+      pass.p_max[t * (G + 1) + l] = f[0];
+      pass.correct[t * (G + 1) + l] = top == y[t];
+      if (l < G) pass.features[t * G + l] = f;
+    }
+    int64_t count = 0;
+    ops::cross_entropy(z, targets, z, losses, 1.0f, &count);
+    for (int64_t t = 0; t < N; ++t) pass.ce[t * (G + 1) + l] = losses.f32()[t];
+    return z;
+  };
+  for (int l = 0; l < G; ++l) {
+    const Tensor h = arena.to_host(model.block_output(acts, blocks_[l]));
+    Tensor u = model.final_norm(host, h.view({N, d}));
+    Tensor z = host.alloc({N, V});
+    ops::matmul(u, false, heads_.value(w_[l]), true, z);
+    ops::add_rows(z, heads_.value(b_[l]));
+    pass.u.push_back(u);
+    pass.dz.push_back(head(l, z));
+  }
+  Tensor z = host.alloc({N, V});
+  ops::copy(logits, z);
+  pass.final_dz = head(G, z);
+  std::vector<float> g(G);
+  for (int64_t t = 0; t < N; ++t) {
+    for (int l = 0; l < G; ++l) {
+      const std::array<float, 4>& f = pass.features[t * G + l];
+      const float *w = gates_.value(gw_[l]).f32(), c = gates_.value(gb_[l]).f32()[0];
+      const float s = c + w[0] * f[0] + w[1] * f[1] + w[2] * f[2] + w[3] * f[3];
+      pass.score[t * G + l] = s;
+      g[l] = 1.0f / (1.0f + std::exp(-s));
+    }
+    exit_probabilities(g.data(), G, pass.p.data() + t * G, pass.q.data() + t * G);
+  }
+  return pass;
+}
+
+void ExitHeads::heads_backward(const Pass& pass, ImLoss kind, double normalizer) const {
+  const int G = count();
+  const int64_t N = pass.tokens;
+  std::vector<float> ce(G), w(G);
+  std::vector<float> scale(N * G, 0.0f);  // [N, G]: each row's weight / normalizer
+  for (int64_t t = 0; t < N; ++t) {
+    if (!pass.counted[t]) continue;
+    for (int l = 0; l < G; ++l) ce[l] = pass.ce[t * (G + 1) + l];
+    im_weights(kind, ce.data(), pass.p.data() + t * G, G, w.data());
+    for (int l = 0; l < G; ++l) scale[t * G + l] = float(w[l] / normalizer);
+  }
+  for (int l = 0; l < G; ++l) {
+    const Tensor& dz = pass.dz[l];
+    const int64_t V = dz.size(1);
+    // The scaled rows, in a copy: the pass's softmax - onehot serves both phases.
+    std::vector<float> rows(dz.f32(), dz.f32() + dz.numel());
+    for (int64_t t = 0; t < N; ++t)
+      for (int64_t v = 0; v < V; ++v) rows[t * V + v] *= scale[t * G + l];
+    const Tensor scaled{rows.data(), dz.shape};
+    ops::matmul(scaled, true, pass.u[l], false, heads_.grad(w_[l]), 1.0f, 1.0f);
+    ops::sum_rows_accumulate(scaled, heads_.grad(b_[l]));
+  }
+}
+
+void ExitHeads::gates_backward(const Pass& pass, const float* dscore) const {
+  const int G = count();
+  for (int l = 0; l < G; ++l) {
+    float *dw = gates_.grad(gw_[l]).f32(), *dc = gates_.grad(gb_[l]).f32();
+    for (int64_t t = 0; t < pass.tokens; ++t) {
+      if (!pass.counted[t]) continue;
+      const float ds = dscore[t * G + l];
+      const std::array<float, 4>& f = pass.features[t * G + l];
+      for (int i = 0; i < 4; ++i) dw[i] += ds * f[i];
+      dc[0] += ds;
+    }
+  }
+}
+
+}  // namespace mt
