@@ -169,6 +169,16 @@ expect "earlier run in the folder, 2 ranks" "rank 1: error: $tmp/results/ok hold
   "${mpi[@]}" "$bin" train $good $moe --run.name ok
 expect "hierarchical on a bad layout" "error: dist.ranks_per_node = 3 does not divide the world size 2" \
   "${mpi[@]}" "$bin" train $good $moe --dist.a2a hierarchical --dist.ranks_per_node 3
+# moetrain exits (JEI-DNN) on the 1-block dense checkpoint: no block before the last, bad flags.
+ok_ckpt=$tmp/results/ok/checkpoint.h5
+expect "exits without a block before the last" "rank 1: error: exits: --blocks moe: no block of this 1-block model \\(MoE blocks before the last\\) takes an exit" \
+  "${mpi[@]}" "$bin" exits --checkpoint "$ok_ckpt"
+expect "exits after the last block" "rank 0: error: exits: block 0 \\(ascending block indices below the last, 0\\)" \
+  "${mpi[@]}" "$bin" exits --checkpoint "$ok_ckpt" --blocks 0
+expect "exits: a bad IM loss" "rank 1: error: exits: --im_loss 'paper' \\(code or intent\\)" \
+  "${mpi[@]}" "$bin" exits --checkpoint "$ok_ckpt" --im_loss paper
+expect "exits: a threshold above 1" "rank 0: error: exits: --thresholds '0.5,1.5'" \
+  "${mpi[@]}" "$bin" exits --checkpoint "$ok_ckpt" --thresholds 0.5,1.5
 
 if [ $failures -gt 0 ]; then
   echo "$failures case(s) failed"

@@ -91,6 +91,26 @@ TEST(ExitRules, ImLossWeights) {
   EXPECT_NEAR(w[0] * ce[0] + w[1] * ce[1] + w[2] * ce[2], 6.0, 1e-5);
 }
 
+// d 8, V 13, T 5 (mean context 3), 3 dense blocks of d_ff 16: a block 8 d^2 + 4 * 3 d + 4 d d_ff
+// = 1120, the head 2 d V = 208, an exit the head + 9 V + 8 = 333, a skipped block's K/V 4 d^2.
+TEST(ExitRules, CostsByHand) {
+  GptConfig c;
+  c.vocab = 13, c.seq_len = 5, c.d_model = 8, c.n_layer = 3, c.d_ff = 16;
+  const std::vector<double> backbone = exit_costs(c, {0, 1}, 1, false);
+  ASSERT_EQ(backbone.size(), 3u);
+  EXPECT_DOUBLE_EQ(backbone[0], (1120 + 2 * 256 + 208) / 3568.0);
+  EXPECT_DOUBLE_EQ(backbone[1], (2 * 1120 + 256 + 208) / 3568.0);
+  EXPECT_EQ(backbone[2], 1.0);
+  const std::vector<double> jei = exit_costs(c, {0, 1}, 1, true);
+  EXPECT_DOUBLE_EQ(jei[0], (1120 + 2 * 256 + 333) / 4234.0);
+  EXPECT_DOUBLE_EQ(jei[1], (2 * 1120 + 256 + 2 * 333) / 4234.0);
+  // A MoE block of 4 experts, top-2: the router 2 d E and two experts' 4 d d_ff.
+  c.moe.num_experts = 4, c.moe.every = 2;
+  const std::vector<double> moe = exit_costs(c, {0}, 2, false);
+  const double moe_block = 8 * 64 + 4 * 3 * 8 + 2 * 8 * 4 + 2 * 4 * 8 * 16;
+  EXPECT_DOUBLE_EQ(moe[0], (1120 + 2 * 256 + 208) / (2 * 1120 + moe_block + 208));
+}
+
 TEST(ExitRules, GateBceMatchesFiniteDifferences) {
   const int64_t T = 6;
   const int G = 3;

@@ -214,19 +214,12 @@ int bench(const Args& args) {
   MT_CHECK(!args.empty() &&
                (args[0] == "step" || args[0] == "gemm" || args[0] == "a2a" || args[0] == "moe"),
            "bench: {}", kUsage);
-  Args rest, flags(args.begin() + 1, args.end());
+  Args flags(args.begin() + 1, args.end());
   const Device device = parse_device(take_flag(flags, "--device", "cpu"));
   MT_CHECK(device == Device::CPU || args[0] == "step" || args[0] == "moe",
            "bench {}: CPU only (--device cuda: step and moe)", args[0]);
-  try {
-    const auto parsed = po::command_line_parser(flags).options(d).allow_unregistered().run();
-    po::variables_map vm;
-    po::store(parsed, vm);
-    po::notify(vm);
-    rest = po::collect_unrecognized(parsed.options, po::include_positional);
-  } catch (const po::error& e) {
-    fail("bench: {}", e.what());
-  }
+  po::variables_map vm;
+  const Args rest = take_options(flags, d, vm, "bench");
   MT_CHECK(steps > 0 && vocab > 0, "bench: --steps and --vocab must be positive");
   const Config cfg = parse_config(rest);
   if (args[0] == "a2a") return bench_a2a(cfg, steps);

@@ -30,17 +30,11 @@ int eval(const Args& args) {
     ("device", po::value(&device)->default_value(device), "cpu | cuda (one GPU per rank, by local rank)");
   // clang-format on
   po::variables_map vm;
-  Args rest;
-  try {
-    const auto parsed = po::command_line_parser(args).options(d).allow_unregistered().run();
-    po::store(parsed, vm);
-    po::notify(vm);
-    rest = po::collect_unrecognized(parsed.options, po::include_positional);
-  } catch (const po::error& e) {
-    fail("eval: {}", e.what());
-  }
+  const Args rest = take_options(args, d, vm, "eval");
   if (vm.count("help")) {
-    std::cout << "usage: moetrain eval --checkpoint FILE [--split valid|test|train] [--section.key value ...]\n\n" << d;
+    std::cout << "usage: moetrain eval --checkpoint FILE [--split valid|test|train] [--section.key "
+                 "value ...]\n\n"
+              << d;
     return 0;
   }
   MT_CHECK(!checkpoint.empty(), "eval: --checkpoint FILE is required");

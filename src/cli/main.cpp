@@ -21,6 +21,7 @@ commands:
   eval      loss and perplexity of a checkpoint on a split
   bench     benchmarks: moetrain bench step|gemm|moe|a2a --config configs/x.ini
   inspect   summary of a checkpoint or results file: moetrain inspect FILE
+  exits     JEI-DNN early exits on a frozen checkpoint: moetrain exits --checkpoint FILE
 
 'moetrain <command> --help' (or -h) lists a command's options; 'moetrain --version' prints the
 version.
@@ -46,7 +47,8 @@ int dispatch(int argc, char** argv) {
   if (cmd == "eval") return mt::cli::eval(args);
   if (cmd == "bench") return mt::cli::bench(args);
   if (cmd == "inspect") return mt::cli::inspect(args);
-  mt::fail("unknown command '{}' (prepare, train, eval, bench, inspect)", cmd);
+  if (cmd == "exits") return mt::cli::exits(args);
+  mt::fail("unknown command '{}' (prepare, train, eval, bench, inspect, exits)", cmd);
 }
 
 // After a failure: true when every rank failed too, within `seconds` (a barrier on a communicator

@@ -9,18 +9,43 @@
 
 namespace mt {
 
+std::vector<double> exit_costs(const GptConfig& c, const std::vector<int>& blocks, int choices,
+                               bool with_exits) {
+  const double d = double(c.d_model), V = double(c.vocab), context = (c.seq_len + 1) / 2.0;
+  const double ff = double(c.moe.d_ff > 0 ? c.moe.d_ff : c.d_ff);
+  std::vector<double> block(c.n_layer);
+  for (int m = 0; m < c.n_layer; ++m)
+    block[m] = 8 * d * d + 4 * context * d +
+               (c.is_moe_block(m) ? 2 * d * c.moe.num_experts + choices * 4 * d * ff
+                                  : 4 * d * double(c.d_ff));
+  const double head = 2 * d * V, exit = head + 3 * V + 6 * V + 8, kv = 4 * d * d;
+  const int G = int(blocks.size());
+  std::vector<double> cost(G + 1);
+  for (int j = 0; j <= G; ++j) {
+    const int last = j < G ? blocks[j] : c.n_layer - 1;  // the last block run
+    double f = 0;
+    for (int m = 0; m < c.n_layer; ++m) f += m <= last ? block[m] : kv;
+    f += with_exits ? exit * double(std::min(j + 1, G)) + (j == G ? head : 0.0) : head;
+    cost[j] = f;
+  }
+  for (int j = 0; j < G; ++j) cost[j] /= cost[G];
+  cost[G] = 1;
+  return cost;
+}
+
 ExitHeads::ExitHeads(ParamRegistry& heads, ParamRegistry& gates, const GptConfig& c,
                      const std::vector<int>& blocks)
     : heads_(heads), gates_(gates), blocks_(blocks) {
   for (size_t l = 0; l < blocks.size(); ++l) {
     MT_CHECK(blocks[l] >= 0 && blocks[l] < c.n_layer - 1 && (l == 0 || blocks[l] > blocks[l - 1]),
-             "exits.blocks: block {} (ascending block indices below the last, {})", blocks[l],
+             "exits: block {} (ascending block indices below the last, {})", blocks[l],
              c.n_layer - 1);
     const std::string name = "exits/" + std::to_string(blocks[l]);
     w_.push_back(heads.add(name + "/head/w", {c.vocab, c.d_model}, Init::zeros()));
     b_.push_back(heads.add(name + "/head/b", {c.vocab}, Init::zeros()));
-    gw_.push_back(gates.add(name + "/gate/w", {4}, Init::zeros()));
-    gb_.push_back(gates.add(name + "/gate/b", {1}, Init::zeros()));
+    // The gate: torch's nn.Linear(4, 1) default, U(-1/2, 1/2) (1 / sqrt(fan_in)).
+    gw_.push_back(gates.add(name + "/gate/w", {4}, Init::uniform(0.5f)));
+    gb_.push_back(gates.add(name + "/gate/b", {1}, Init::uniform(0.5f)));
   }
 }
 
@@ -62,8 +87,9 @@ ExitHeads::Pass ExitHeads::forward(Arena& arena, const Gpt& model, const Gpt::Ac
     return z;
   };
   for (int l = 0; l < G; ++l) {
-    const Tensor h = arena.to_host(model.block_output(acts, blocks_[l]));
-    Tensor u = model.final_norm(host, h.view({N, d}));
+    // lnf where the backbone lives, then the exit on the host.
+    const Tensor h = model.block_output(acts, blocks_[l]);
+    const Tensor u = arena.to_host(model.final_norm(arena, h.view({N, d})));
     Tensor z = host.alloc({N, V});
     ops::matmul(u, false, heads_.value(w_[l]), true, z);
     ops::add_rows(z, heads_.value(b_[l]));

@@ -13,6 +13,14 @@
 
 namespace mt {
 
+// The cost of exit j = 0..G (G: the backbone's head) as a share of the final exit's, in forward
+// FLOPs per token (docs/methods.md §9.5). with_exits: JEI's accounting, where an exit's cost
+// includes every IM and gate passed and the final exit's all of them; else the backbone alone
+// (blocks up to the exit, the K/V of the blocks after it, and the head the exit uses).
+// choices: experts per token in a MoE block.
+std::vector<double> exit_costs(const GptConfig& c, const std::vector<int>& blocks, int choices,
+                               bool with_exits);
+
 class ExitHeads {
  public:
   // Exit l after block blocks[l] (ascending, each below the last block).
@@ -20,7 +28,8 @@ class ExitHeads {
             const std::vector<int>& blocks);
   int count() const { return int(blocks_.size()); }
   int block(int l) const { return blocks_[l]; }
-  // Every head's W := wte [V, d] (after the registries are allocated).
+  // Every head's W := wte [V, d] (after the registries are allocated; b starts at zero, and the
+  // gates from their registry's initialize).
   void copy_embedding(const Tensor& wte) const;
 
   // Everything one pass over N tokens leaves (l < G = count(); the final exit is index G).

@@ -9,15 +9,16 @@ PassContext eval_context(uint64_t seed, const StepPlan& plan) {
   return {.route = {.seed = seed, .phase = plan.phase, .tau = plan.tau}};
 }
 
-LossValue evaluate(const Gpt& model, Arena& arena, const Batches& batches, int64_t batch_size,
-                   int64_t max_batches, const Runtime& rt, const PassContext& base, int64_t micro) {
+void for_each_eval_pass(
+    const Gpt& model, Arena& arena, const Batches& batches, int64_t batch_size, int64_t max_batches,
+    const Runtime& rt, const PassContext& base, int64_t micro,
+    const std::function<void(const Gpt::Activations&, const Tensor&, const Tensor&)>& use) {
   const int64_t T = model.config().seq_len;
   const int64_t local = micro > 0 ? micro : batch_size / rt.ranks();
   const int64_t chunk = local * rt.ranks();  // windows per forward, over all ranks
   const int64_t all = batches.windows();
   const int64_t used = max_batches > 0 ? std::min(all, max_batches * batch_size) : all;
   const int64_t stride = all / used;
-  double sums[2] = {0, 0};  // loss sum, counted tokens
   Gpt::Activations acts;
   for (int64_t first = 0; first < used; first += chunk) {
     arena.reset();
@@ -32,12 +33,21 @@ LossValue evaluate(const Gpt& model, Arena& arena, const Batches& batches, int64
     ctx.route.step = first / chunk;  // keys THOR's evaluation draws: a fresh draw per forward
     ctx.global_sequences = chunk;
     ctx.first_sequence = rt.rank() * local;
-    Tensor logits = model.forward(arena, tokens, acts, ctx);
-    const LossValue l = lm_loss(arena, logits, targets);
-    sums[0] += l.sum;
-    sums[1] += double(l.count);
+    const Tensor logits = model.forward(arena, tokens, acts, ctx);
+    use(acts, logits, targets);
   }
   arena.reset();
+}
+
+LossValue evaluate(const Gpt& model, Arena& arena, const Batches& batches, int64_t batch_size,
+                   int64_t max_batches, const Runtime& rt, const PassContext& base, int64_t micro) {
+  double sums[2] = {0, 0};  // loss sum, counted tokens
+  for_each_eval_pass(model, arena, batches, batch_size, max_batches, rt, base, micro,
+                     [&](const Gpt::Activations&, const Tensor& logits, const Tensor& targets) {
+                       const LossValue l = lm_loss(arena, logits, targets);
+                       sums[0] += l.sum;
+                       sums[1] += double(l.count);
+                     });
   rt.groups.world->all_reduce_sum(sums, 2);
   return {sums[0], int64_t(sums[1])};
 }

@@ -1,0 +1,100 @@
+// moetrain exits: JEI-DNN's early exits trained on a frozen checkpoint, then the gated model
+// against confidence thresholding on the same exits, on a split of the prepared corpus.
+#include <fmt/format.h>
+
+#include <boost/program_options.hpp>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "io/checkpoint.hpp"
+#include "io/config.hpp"
+#include "tensor/error.hpp"
+#include "train/exits_train.hpp"
+
+namespace po = boost::program_options;
+
+namespace mt::cli {
+
+int exits(const Args& args) {
+  std::string checkpoint, split = "test", device = "cpu",
+                          thresholds = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9";
+  int64_t batches = 0;
+  ExitsConfig x;
+  po::options_description d("moetrain exits (config keys such as --data.dir also accepted)");
+  // clang-format off
+  d.add_options()
+    ("help", "this help")
+    ("checkpoint", po::value(&checkpoint), "the frozen backbone's checkpoint (required)")
+    ("blocks", po::value(&x.blocks)->default_value(x.blocks), "exits after: moe (every MoE block but the last block), all, or indices as 1,3")
+    ("lambda", po::value(&x.lambda)->default_value(x.lambda, "0.1"), "the oracle's weight of an exit's cost")
+    ("steps", po::value(&x.steps)->default_value(x.steps), "training steps, the warm-up included")
+    ("warmup", po::value(&x.warmup)->default_value(x.warmup), "steps of the heads' weighted warm-up")
+    ("switch_every", po::value(&x.switch_every)->default_value(x.switch_every), "steps per gate or head phase after the warm-up (gates first)")
+    ("lr", po::value(&x.lr)->default_value(x.lr, "0.001"), "AdamW learning rate of the heads")
+    ("gate_lr", po::value(&x.gate_lr)->default_value(x.gate_lr, "0.01"), "AdamW learning rate of the gates")
+    ("im_loss", po::value(&x.im_loss)->default_value(x.im_loss), "code (the authors' code: a plain mean) | intent (exit-probability weighted)")
+    ("eval_every", po::value(&x.eval_every)->default_value(x.eval_every), "steps between validations (they re-estimate the gates' positive weights)")
+    ("eval_batches", po::value(&x.eval_batches)->default_value(x.eval_batches), "validation batches (0: the whole split)")
+    ("thresholds", po::value(&thresholds)->default_value(thresholds), "the p_max thresholds compared")
+    ("split", po::value(&split)->default_value(split), "the split scored at the end: valid | test | train")
+    ("batches", po::value(&batches)->default_value(batches), "batches of that split (0: all of it)")
+    ("device", po::value(&device)->default_value(device), "cpu | cuda (the backbone's device; exits run on the host)");
+  // clang-format on
+  po::variables_map vm;
+  const Args rest = take_options(args, d, vm, "exits");
+  if (vm.count("help")) {
+    std::cout
+        << "usage: moetrain exits --checkpoint FILE [--lambda L] [--section.key value ...]\n\n"
+        << d;
+    return 0;
+  }
+  MT_CHECK(!checkpoint.empty(), "exits: --checkpoint FILE is required");
+  MT_CHECK(split == "valid" || split == "test" || split == "train",
+           "exits: --split '{}' (valid, test or train)", split);
+  MT_CHECK(x.im_loss == "code" || x.im_loss == "intent", "exits: --im_loss '{}' (code or intent)",
+           x.im_loss);
+  MT_CHECK(x.steps > 0 && x.warmup >= 0 && x.warmup <= x.steps && x.switch_every > 0 &&
+               x.eval_every > 0 && x.eval_batches >= 0,
+           "exits: --steps {} --warmup {} --switch_every {} --eval_every {} --eval_batches {} "
+           "(steps > 0, 0 <= warmup <= steps, the others positive)",
+           x.steps, x.warmup, x.switch_every, x.eval_every, x.eval_batches);
+  MT_CHECK(x.lambda >= 0 && x.lr > 0, "exits: --lambda {} --lr {} (lambda >= 0, lr > 0)", x.lambda,
+           x.lr);
+  x.thresholds = exit_thresholds(thresholds);
+  const Config cfg = parse_config(rest, checkpoint_config(checkpoint));
+  const TokenSplit train = read_tokens(cfg.data_dir + "/train.h5");
+  const TokenSplit valid = read_tokens(cfg.data_dir + "/valid.h5");
+  const TokenSplit scored = read_tokens(cfg.data_dir + "/" + split + ".h5");
+  Runtime rt = make_runtime(cfg, parse_device(device));
+  ParamRegistry reg, heads, gates;
+  const Gpt model = build_model(cfg, rt, train.vocab, reg);
+  load_model(checkpoint, reg);
+  const ExitHeads exits(heads, gates, model.config(), exit_blocks(x.blocks, model.config()));
+  heads.allocate(), gates.allocate();
+  gates.initialize(cfg.seed);
+  exits.copy_embedding(reg.value(model.wte()));
+  const ExitsRun run{cfg, x, rt, model, exits, heads, gates};
+  if (rt.root()) {
+    std::string at;
+    for (int l = 0; l < exits.count(); ++l) at += fmt::format(" {}", exits.block(l));
+    fmt::print("exits: {} | {} | exits after blocks{} | lambda {} | {} IM loss\n", checkpoint,
+               rt.describe(), at, x.lambda, x.im_loss);
+  }
+  train_exits(run, train, valid, false);
+  const std::vector<ExitScore> scores = score_exits(run, scored, batches);
+  if (rt.root()) {
+    fmt::print(
+        "exits: {} split, {} | method | ppl | accuracy | ECE | cost (JEI's, backbone's) | "
+        "exits\n",
+        split, scored.path);
+    for (const ExitScore& e : scores) {
+      std::string shares;
+      for (double v : e.share) shares += fmt::format(" {:.3f}", v);
+      fmt::print("exits: | {} | {:.3f} | {:.4f} | {:.4f} | {:.4f} {:.4f} |{}\n", e.method, e.ppl,
+                 e.accuracy, e.ece, e.cost, e.backbone_cost, shares);
+    }
+  }
+  return 0;
+}
+
+}  // namespace mt::cli

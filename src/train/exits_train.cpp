@@ -1,0 +1,250 @@
+// JEI-DNN's training loop and the gated evaluation, on a frozen backbone.
+#include "train/exits_train.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <sstream>
+
+#include "model/gate_registry.hpp"
+#include "optim/adamw.hpp"
+#include "tensor/error.hpp"
+#include "train/evaluate.hpp"
+#include "train/scheduler.hpp"
+
+namespace mt {
+
+namespace {
+// The comma-separated numbers of `text` (each read whole by parse), or an empty list where one
+// is not a number or fails `ok`.
+template <typename T, typename Parse, typename Ok>
+std::optional<std::vector<T>> numbers(const std::string& text, Parse parse, Ok ok) {
+  std::vector<T> out;
+  std::stringstream words(text);
+  for (std::string w; std::getline(words, w, ',');) {
+    size_t used = 0;
+    T v{};
+    try {
+      v = parse(w, &used);
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+    if (used != w.size() || !ok(v)) return std::nullopt;
+    out.push_back(v);
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<int> exit_blocks(const std::string& spec, const GptConfig& c) {
+  std::vector<int> blocks;
+  if (spec == "moe" || spec == "all") {
+    for (int i = 0; i + 1 < c.n_layer; ++i)
+      if (spec == "all" || c.is_moe_block(i)) blocks.push_back(i);
+  } else {
+    const auto list = numbers<int>(
+        spec, [](const std::string& w, size_t* used) { return std::stoi(w, used); },
+        [](int b) { return b >= 0; });
+    MT_CHECK(list, "exits: --blocks '{}' (moe, all, or indices as 1,3)", spec);
+    blocks = *list;
+  }
+  MT_CHECK(!blocks.empty(), "exits: --blocks {}: no block of this {}-block model{} takes an exit",
+           spec, c.n_layer, spec == "moe" ? " (MoE blocks before the last)" : "");
+  return blocks;
+}
+
+std::vector<double> exit_thresholds(const std::string& text) {
+  const auto list = numbers<double>(
+      text, [](const std::string& w, size_t* used) { return std::stod(w, used); },
+      [](double v) { return v > 0 && v <= 1; });
+  MT_CHECK(list && !list->empty(), "exits: --thresholds '{}' (probabilities in (0, 1] as 0.5,0.9)",
+           text);
+  return *list;
+}
+
+namespace {
+constexpr int kBins = 15;  // ECE: equal-width bins of the predicted token's probability
+
+// The evaluation sums of every policy, flat for one all-reduce: per policy the cross-entropy,
+// correct tokens, both costs, tokens, tokens per exit and per bin (tokens, confidence, correct);
+// then the oracle's exit counts.
+struct Tally {
+  int G, policies;
+  std::vector<double> sums;
+  Tally(int G, int policies) : G(G), policies(policies), sums(policies * width() + G + 1) {}
+  int width() const { return 5 + G + 1 + 3 * kBins; }
+  double* policy(int m) { return sums.data() + m * width(); }
+  double* oracle() { return sums.data() + policies * width(); }
+};
+
+// The policies: 0 JEI's gates, 1 + l every token at exit l (l = G: the backbone alone), then
+// p_max at each threshold.
+int choose(int m, const ExitHeads::Pass& p, int64_t t, int G, const std::vector<double>& tau) {
+  if (m == 0) return exit_at(p.q.data() + t * G, G);
+  if (m <= G + 1) return m - 1;
+  for (int l = 0; l < G; ++l)
+    if (p.p_max[t * (G + 1) + l] >= tau[m - G - 2]) return l;
+  return G;
+}
+
+std::vector<int> blocks_of(const ExitHeads& exits) {
+  std::vector<int> b;
+  for (int l = 0; l < exits.count(); ++l) b.push_back(exits.block(l));
+  return b;
+}
+
+// Every policy's sums over `split`, and the oracle exits of lambda, over all ranks.
+Tally tally(const ExitsRun& run, const TokenSplit& split, int64_t max_batches) {
+  const GptConfig& c = run.model.config();
+  const int G = run.exits.count(), choices = gate_traits(c.moe).choices;
+  const std::vector<int> blocks = blocks_of(run.exits);
+  const std::vector<double> jei = exit_costs(c, blocks, choices, true),
+                            plain = exit_costs(c, blocks, choices, false);
+  Tally out(G, G + 2 + int(run.x.thresholds.size()));
+  Arena arena(run.rt.device);
+  for_each_eval_pass(
+      run.model, arena, Batches(split, c.seq_len), run.cfg.batch_size, max_batches, run.rt,
+      eval_context(run.cfg.seed, Scheduler(run.cfg).plan(run.cfg.steps - 1)),
+      micro_batch(run.cfg, run.rt),
+      [&](const Gpt::Activations& acts, const Tensor& logits, const Tensor& targets) {
+        const ExitHeads::Pass p = run.exits.forward(arena, run.model, acts, logits, targets);
+        for (int64_t t = 0; t < p.tokens; ++t) {
+          if (!p.counted[t]) continue;
+          out.oracle()[oracle_exit(p.ce.data() + t * (G + 1), jei, run.x.lambda)] += 1;
+          for (int m = 0; m < out.policies; ++m) {
+            const int l = choose(m, p, t, G, run.x.thresholds);
+            const int64_t at = t * (G + 1) + l;
+            double* s = out.policy(m);
+            s[0] += p.ce[at], s[1] += p.correct[at], s[2] += jei[l], s[3] += plain[l], s[4] += 1;
+            s[5 + l] += 1;
+            double* bin = s + 5 + G + 1 + 3 * std::min(int(p.p_max[at] * kBins), kBins - 1);
+            bin[0] += 1, bin[1] += p.p_max[at], bin[2] += p.correct[at];
+          }
+        }
+      });
+  run.rt.groups.world->all_reduce_sum(out.sums.data(), int64_t(out.sums.size()));
+  return out;
+}
+
+std::vector<ExitScore> scores(const ExitsRun& run, Tally& t) {
+  std::vector<ExitScore> out;
+  for (int m = 0; m < t.policies; ++m) {
+    const double* s = t.policy(m);
+    const double n = std::max(s[4], 1.0);
+    ExitScore e;
+    e.method = m == 0         ? "jei"
+               : m == t.G + 1 ? "backbone"
+               : m <= t.G     ? fmt::format("exit {} (block {})", m - 1, run.exits.block(m - 1))
+                              : fmt::format("p_max >= {}", run.x.thresholds[m - t.G - 2]);
+    e.loss = s[0] / n, e.ppl = std::exp(e.loss), e.accuracy = s[1] / n;
+    e.cost = s[2] / n, e.backbone_cost = s[3] / n;
+    for (int l = 0; l <= t.G; ++l) e.share.push_back(s[5 + l] / n);
+    for (int b = 0; b < kBins; ++b) {
+      const double* bin = s + 5 + t.G + 1 + 3 * b;
+      e.ece += std::abs(bin[2] - bin[1]) / n;  // |accuracy - confidence| * tokens / N
+    }
+    out.push_back(e);
+  }
+  return out;
+}
+
+std::string describe(const ExitScore& e) {
+  std::string shares;
+  for (double v : e.share) shares += fmt::format(" {:.0f}%", 100 * v);
+  return fmt::format(
+      "ppl {:.2f} | accuracy {:.3f} | ECE {:.3f} | cost {:.3f} (backbone {:.3f}) |"
+      " exits{}",
+      e.ppl, e.accuracy, e.ece, e.cost, e.backbone_cost, shares);
+}
+}  // namespace
+
+std::vector<ExitScore> score_exits(const ExitsRun& run, const TokenSplit& split,
+                                   int64_t max_batches) {
+  Tally t = tally(run, split, max_batches);
+  return scores(run, t);
+}
+
+void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit& valid,
+                 bool quiet) {
+  const Config& cfg = run.cfg;
+  const ExitsConfig& x = run.x;
+  const GptConfig& c = run.model.config();
+  const int G = run.exits.count();
+  auto say = [&](const std::string& s) {
+    if (run.rt.root() && !quiet) fmt::print("{}\n", s), std::fflush(stdout);
+  };
+  const ImLoss im = x.im_loss == "intent" ? ImLoss::Intent : ImLoss::Code;
+  const std::vector<double> cost =
+      exit_costs(c, blocks_of(run.exits), gate_traits(c.moe).choices, true);
+  std::vector<float> pos_weight(G, 1.0f);  // until the first validation estimates them
+  AdamW heads_opt(run.heads, cfg.adamw), gates_opt(run.gates, cfg.adamw);
+  const Batches batches(train, c.seq_len);
+  const int64_t B = local_batch(cfg, run.rt);
+  const PassContext base = eval_context(cfg.seed, Scheduler(cfg).plan(cfg.steps - 1));
+  Arena arena(run.rt.device);
+  Gpt::Activations acts;
+  for (int64_t step = 0; step < x.steps; ++step) {
+    const bool warm = step < x.warmup;
+    const bool gates = !warm && (step - x.warmup) / x.switch_every % 2 == 0;
+    arena.reset();
+    Tensor tokens = arena.host().alloc({B, c.seq_len}, DType::I32);
+    Tensor targets = arena.host().alloc({B, c.seq_len}, DType::I32);
+    const int64_t first_row = run.rt.rank() * B;
+    // Windows of their own draw: the seed's stream after the backbone's steps.
+    batches.random(cfg.seed, cfg.steps + step, first_row, tokens, targets);
+    PassContext ctx = base;
+    ctx.a2a = run.rt.a2a.get();
+    ctx.route.training = false;
+    ctx.route.step = cfg.steps + step;
+    ctx.global_sequences = cfg.batch_size;
+    ctx.first_sequence = first_row;
+    const Tensor logits = run.model.forward(arena, tokens, acts, ctx);
+    const ExitHeads::Pass p = run.exits.forward(arena, run.model, acts, logits, targets);
+    double counted = 0;
+    for (uint8_t v : p.counted) counted += v;
+    run.rt.groups.world->all_reduce_sum(&counted, 1);
+    double loss[2] = {0, 0};  // this rank's share of the phase's loss; the mean exit CE
+    for (int64_t t = 0; t < p.tokens; ++t)
+      for (int l = 0; l < G && p.counted[t]; ++l) loss[1] += p.ce[t * (G + 1) + l];
+    if (gates) {
+      std::vector<int32_t> oracle(p.tokens);
+      for (int64_t t = 0; t < p.tokens; ++t)
+        oracle[t] = p.counted[t] ? oracle_exit(p.ce.data() + t * (G + 1), cost, x.lambda) : -1;
+      std::vector<float> ds(p.tokens * G);
+      loss[0] =
+          gate_bce(p.score.data(), oracle.data(), p.tokens, G, pos_weight, counted * G, ds.data()) /
+          (counted * G);
+      run.gates.zero_grads();
+      run.exits.gates_backward(p, ds.data());
+      run.rt.groups.world->all_reduce_sum(run.gates.grads(), run.gates.total_elements());
+      gates_opt.step(float(x.gate_lr));
+    } else {
+      run.heads.zero_grads();
+      // Warm-up: a sum over exits of batch means (the authors'); after it, the mean over both.
+      run.exits.heads_backward(p, warm ? ImLoss::Warmup : im, warm ? counted : counted * G);
+      run.rt.groups.world->all_reduce_sum(run.heads.grads(), run.heads.total_elements());
+      heads_opt.step(float(x.lr));
+    }
+    run.rt.groups.world->all_reduce_sum(loss, 2);
+    MT_CHECK(std::isfinite(loss[0]) && std::isfinite(loss[1]),
+             "exits: the loss is not finite at step {} (lower --lr?)", step + 1);
+    const bool eval = (step + 1) % x.eval_every == 0 || step + 1 == x.warmup || step + 1 == x.steps;
+    if (!eval) continue;
+    Tally t = tally(run, valid, x.eval_batches);
+    const std::vector<double> counts(t.oracle(), t.oracle() + G + 1);
+    double n = 0;
+    for (double v : counts) n += v;
+    pos_weight = positive_weights(counts, n);
+    const std::vector<ExitScore> s = scores(run, t);
+    say(fmt::format("exits | step {} | {} | exit CE {:.4f}{} | valid {}", step + 1,
+                    warm    ? "warm-up"
+                    : gates ? "gates"
+                            : "heads",
+                    loss[1] / (counted * G),
+                    gates ? fmt::format(" | gate BCE {:.4f}", loss[0]) : "", describe(s[0])));
+  }
+}
+
+}  // namespace mt

@@ -1,0 +1,58 @@
+// JEI-DNN on a trained, frozen moetrain model (docs/methods.md §9): trains the exits' heads and
+// gates (warm-up, then alternating gate and IM phases) on every rank of the runtime, and
+// evaluates the gated model, and confidence thresholding on the same exits, on a split.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "io/tokens.hpp"
+#include "model/exits.hpp"
+#include "train/runtime.hpp"
+
+namespace mt {
+
+struct ExitsConfig {
+  std::string blocks = "moe";  // "moe" (after every MoE block), "all", or indices "1,3"
+  double lambda = 0.1;         // the oracle's cost weight
+  int64_t steps = 400, warmup = 200;
+  int64_t switch_every = 50;         // steps per gate or IM phase after the warm-up (gates first)
+  double lr = 1e-3, gate_lr = 1e-2;  // AdamW's, of the heads and of the gates (5 numbers each)
+  std::string im_loss = "code";      // code | intent (docs/methods.md §9.4)
+  int64_t eval_every = 100, eval_batches = 20;
+  std::vector<double> thresholds = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+};
+
+// The blocks the exits follow: "moe", "all" (every block but the last) or a list of indices.
+std::vector<int> exit_blocks(const std::string& spec, const GptConfig& c);
+
+// The p_max thresholds of a comma-separated list ("0.5,0.9"), each in (0, 1].
+std::vector<double> exit_thresholds(const std::string& text);
+
+// One exit policy's results over the counted tokens of a split.
+struct ExitScore {
+  std::string method;  // "jei", "exit 0 (block 1)", "backbone", "p_max >= 0.5"
+  double loss = 0, ppl = 0, accuracy = 0, ece = 0;
+  double cost = 0, backbone_cost = 0;  // mean exit cost, JEI's accounting and the backbone's
+  std::vector<double> share;           // of tokens leaving at each exit (the last: the head)
+};
+
+// What a run of the exits works on: the frozen backbone `model` on the runtime's ranks, and the
+// exits with their two registries (allocated, the heads copied from the embedding).
+struct ExitsRun {
+  const Config& cfg;
+  const ExitsConfig& x;
+  Runtime& rt;
+  const Gpt& model;
+  const ExitHeads& exits;
+  ParamRegistry &heads, &gates;
+};
+// The warm-up, then the alternating phases, printing each validation's figures (rank 0, unless
+// quiet).
+void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit& valid, bool quiet);
+// The gated model (JEI's q >= 0.5 rule), every exit alone, the backbone alone and p_max
+// thresholding at each of x.thresholds on `split` (max_batches 0: all of it), summed over the
+// ranks.
+std::vector<ExitScore> score_exits(const ExitsRun& run, const TokenSplit& split,
+                                   int64_t max_batches);
+
+}  // namespace mt

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# moetrain exits (JEI-DNN, docs/methods.md §9) on a small trained MoE checkpoint: the table has
+# JEI, every exit alone, the backbone and the thresholds, each row's exit shares summing to 1;
+# the backbone row is `moetrain eval`'s perplexity; a rerun prints the same table; 2 ranks at
+# ep_size 2 and 1 give one rank's figures; the intent IM loss and lambda change the gated model.
+# usage: exits.sh MOETRAIN TESTDATA_DIR
+set -euo pipefail
+bin=$1 data=$2
+source "$(dirname "$0")/common.sh"
+timeout 120 "${mpi[@]}" -np 2 "$bin" train --data.dir "$data/slice" --run.results_dir "$tmp" \
+  --run.name bb --model.seq_len 32 --model.d_model 32 --model.n_layer 4 --model.n_head 2 \
+  --model.d_ff 64 --moe.experts 4 --moe.every 2 --train.batch_size 8 --train.steps 150 \
+  --train.warmup 5 --train.lr 3e-3 --train.eval_every 0 >/dev/null
+ckpt=$tmp/bb/checkpoint.h5
+ex=(exits --checkpoint "$ckpt" --blocks all --steps 50 --warmup 10 --switch_every 30
+    --eval_every 10 --eval_batches 2 --batches 4 --split valid --thresholds 0.05,0.1,0.2)
+table() { timeout 120 "$@" 2>&1 | grep '^exits: |'; }  # table CMD...: the final table's rows
+table "$bin" "${ex[@]}" >"$tmp/one"
+cat "$tmp/one"
+/usr/bin/python3 - "$tmp/one" <<'PY'
+import sys
+rows = [l.split("|")[1:] for l in open(sys.argv[1])]
+names = [r[0].strip() for r in rows]
+want = ["jei", "exit 0 (block 0)", "exit 1 (block 1)", "exit 2 (block 2)", "backbone",
+        "p_max >= 0.05", "p_max >= 0.1", "p_max >= 0.2"]
+assert names == want, names
+for r in rows:
+    shares = [float(v) for v in r[5].split()]
+    assert len(shares) == 4 and abs(sum(shares) - 1) < 2e-3, r
+    cost, backbone_cost = (float(v) for v in r[4].split())
+    assert 0 < cost <= 1 and 0 < backbone_cost <= 1, r
+for l in range(3):  # exit l alone: all its tokens there, a cost below the backbone's
+    shares = [float(v) for v in rows[1 + l][5].split()]
+    assert shares[l] == 1 and float(rows[1 + l][4].split()[0]) < 1, rows[1 + l]
+costs = [float(rows[i][4].split()[0]) for i in (1, 2, 3, 4)]
+assert costs == sorted(costs), costs  # deeper exits cost more
+print("ok: the table's rows, shares and costs")
+PY
+ppl=$(timeout 60 "$bin" eval --checkpoint "$ckpt" --split valid --batches 4 | grep -o 'ppl [0-9.]*' | cut -d' ' -f2)
+backbone=$(grep '| backbone |' "$tmp/one" | cut -d'|' -f3 | tr -d ' ')
+[ "$backbone" = "$ppl" ] || { echo "FAIL: backbone ppl $backbone, moetrain eval $ppl"; exit 1; }
+echo "ok: the backbone row is moetrain eval's ppl $ppl"
+table "$bin" "${ex[@]}" >"$tmp/again"
+cmp -s "$tmp/one" "$tmp/again" || { echo "FAIL: a rerun differs"; diff "$tmp/one" "$tmp/again"; exit 1; }
+echo "ok: a rerun prints the same table"
+same() {  # same WHAT FILE: every figure within 1e-3 (relative) of one rank's
+  /usr/bin/python3 - "$tmp/one" "$2" "$1" <<'PY'
+import sys
+a, b = ([[float(v) for c in l.split("|")[2:] for v in c.split()] for l in open(f)] for f in sys.argv[1:3])
+bad = [(x, y) for ra, rb in zip(a, b) for x, y in zip(ra, rb) if abs(x - y) > 1e-3 * max(1, abs(x))]
+assert len(a) == len(b) and not bad, (sys.argv[3], bad[:5])
+print("ok:", sys.argv[3], "gives one rank's table")
+PY
+}
+table "${mpi[@]}" -np 2 "$bin" "${ex[@]}" >"$tmp/two"
+same "2 ranks (ep 2)" "$tmp/two"
+table "${mpi[@]}" -np 2 "$bin" "${ex[@]}" --dist.ep_size 1 >"$tmp/two_ep1"
+same "2 ranks (ep 1)" "$tmp/two_ep1"
+# The gated model depends on the IM loss and on lambda (the rows of the backbone and of the
+# exits alone before the IM phase do not on lambda).
+table "$bin" "${ex[@]}" --im_loss intent | grep '| jei |' >"$tmp/intent"
+table "$bin" "${ex[@]}" --lambda 3 | grep '| jei |' >"$tmp/lambda"
+for f in intent lambda; do
+  ! grep -q "$(cat "$tmp/$f")" "$tmp/one" || { echo "FAIL: $f left the jei row as it was"; exit 1; }
+done
+echo "ok: --im_loss intent and --lambda 3 change the jei row"
