@@ -58,8 +58,7 @@ int prepare(const Args& args) {
     fail("prepare: {}", e.what());
   }
   if (vm.count("help")) {
-    std::cout << "usage: moetrain prepare [--input DIR] [--output DIR] [--vocab_size V] ...\n\n"
-              << d;
+    std::cout << "usage: moetrain prepare [--input DIR] [--output DIR] [--vocab_size V] ...\n\n" << d;
     return 0;
   }
   MT_CHECK(vocab >= 300, "prepare: vocab_size {} is too small (byte fallback alone needs 259)",

@@ -98,7 +98,7 @@ ExitHeads::Pass ExitHeads::forward(Arena& arena, const Gpt& model, const Gpt::Ac
   }
   Tensor z = host.alloc({N, V});
   ops::copy(logits, z);
-  pass.final_dz = head(G, z);
+  head(G, z);  // the backbone's own head: its CE, p_max and top-1
   std::vector<float> g(G);
   for (int64_t t = 0; t < N; ++t) {
     for (int l = 0; l < G; ++l) {

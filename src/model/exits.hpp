@@ -36,7 +36,6 @@ class ExitHeads {
   struct Pass {
     int64_t tokens = 0;            // N
     std::vector<Tensor> u, dz;     // per exit: lnf(h) [N, d]; softmax(z) - onehot [N, V]
-    Tensor final_dz;               // the backbone's head: softmax - onehot [N, V]
     std::vector<float> ce;         // [N, G + 1]: each exit's cross-entropy, the final last
     std::vector<float> p_max;      // [N, G + 1]: each exit's top probability
     std::vector<int32_t> correct;  // [N, G + 1]: 1 where the exit's top token is the target
