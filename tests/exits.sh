@@ -2,7 +2,8 @@
 # moetrain exits (JEI-DNN, docs/methods.md §9) on a small trained MoE checkpoint: the table has
 # JEI, every exit alone, the backbone and the thresholds, each row's exit shares summing to 1;
 # the backbone row is `moetrain eval`'s perplexity; a rerun prints the same table; 2 ranks at
-# ep_size 2 and 1 give one rank's figures; the intent IM loss and lambda change the gated model.
+# ep_size 2 and 1 give one rank's figures; the intent IM loss and lambda change the gated model;
+# the run folder's exits.h5 holds the table and every validation.
 # usage: exits.sh MOETRAIN TESTDATA_DIR
 set -euo pipefail
 bin=$1 data=$2
@@ -35,6 +36,23 @@ for l in range(3):  # exit l alone: all its tokens there, a cost below the backb
 costs = [float(rows[i][4].split()[0]) for i in (1, 2, 3, 4)]
 assert costs == sorted(costs), costs  # deeper exits cost more
 print("ok: the table's rows, shares and costs")
+PY
+# The results file: the table's figures as its last rows, one validation per 10 steps.
+/usr/bin/python3 - "$tmp/bb/exits.h5" "$tmp/one" <<'PY'
+import sys, h5py
+rows = [l.split("|")[1:] for l in open(sys.argv[2])]
+with h5py.File(sys.argv[1], "r") as f:
+    assert list(f["exits/valid/step"][()]) == [10, 20, 30, 40, 50], f["exits/valid/step"][()]
+    assert f["exits/valid/share"].shape == (5, 4) and f["exits/valid/pos_weight"].shape == (5, 3)
+    for col, name in ((1, "ppl"), (2, "accuracy"), (3, "ece")):
+        stored = f[f"exits/score/{name}"][0]
+        for r, v in zip(rows, stored):
+            assert abs(float(r[col]) - v) <= 1e-3 * max(1, v), (name, r, v)
+    shares = f["exits/score/share"][0].reshape(len(rows), 4)
+    for r, s in zip(rows, shares):
+        assert all(abs(float(a) - b) < 1e-3 for a, b in zip(r[5].split(), s)), (r, s)
+    assert b"[exits]\nblocks = all\nlambda = 0.1" in f.attrs["config"].tobytes()
+print("ok: exits.h5 holds the table and the validations")
 PY
 ppl=$(timeout 60 "$bin" eval --checkpoint "$ckpt" --split valid --batches 4 | grep -o 'ppl [0-9.]*' | cut -d' ' -f2)
 backbone=$(grep '| backbone |' "$tmp/one" | cut -d'|' -f3 | tr -d ' ')

@@ -64,7 +64,8 @@ def run(seed, lam, args):
     if not os.path.exists(path):
         cmd = mpirun(args.ranks) + [args.bin, "exits", "--checkpoint",
                                     f"{folder}/{name}/checkpoint.h5", "--lambda", str(lam),
-                                    "--batches", str(args.batches)]
+                                    "--batches", str(args.batches),
+                                    "--output", f"{folder}/{name}/exits_lambda{lam}.h5"]
         print("+", " ".join(cmd), flush=True)
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         with open(path, "w") as f:

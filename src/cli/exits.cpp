@@ -4,6 +4,7 @@
 
 #include <boost/program_options.hpp>
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.hpp"
 #include "io/checkpoint.hpp"
@@ -16,8 +17,8 @@ namespace po = boost::program_options;
 namespace mt::cli {
 
 int exits(const Args& args) {
-  std::string checkpoint, split = "test", device = "cpu",
-                          thresholds = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9";
+  std::string checkpoint, output, split = "test", device = "cpu",
+                                  thresholds = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9";
   int64_t batches = 0;
   ExitsConfig x;
   po::options_description d("moetrain exits (config keys such as --data.dir also accepted)");
@@ -38,6 +39,7 @@ int exits(const Args& args) {
     ("thresholds", po::value(&thresholds)->default_value(thresholds), "the p_max thresholds compared")
     ("split", po::value(&split)->default_value(split), "the split scored at the end: valid | test | train")
     ("batches", po::value(&batches)->default_value(batches), "batches of that split (0: all of it)")
+    ("output", po::value(&output), "the results file (default: the run folder's exits.h5)")
     ("device", po::value(&device)->default_value(device), "cpu | cuda (the backbone's device; exits run on the host)");
   // clang-format on
   po::variables_map vm;
@@ -80,8 +82,22 @@ int exits(const Args& args) {
     fmt::print("exits: {} | {} | exits after blocks{} | lambda {} | {} IM loss\n", checkpoint,
                rt.describe(), at, x.lambda, x.im_loss);
   }
-  train_exits(run, train, valid, false);
+  // The results: rank 0 writes them; a failed write stops every rank with its message.
+  std::optional<ResultsFile> results;
+  const std::string path = output.empty() ? cfg.run_dir() + "/exits.h5" : output;
+  const std::string settings = fmt::format(
+      "\n[exits]\nblocks = {}\nlambda = {}\nsteps = {}\nwarmup = {}\nswitch_every = {}\n"
+      "lr = {}\ngate_lr = {}\nim_loss = {}\neval_every = {}\neval_batches = {}\n"
+      "thresholds = {}\nsplit = {}\nbatches = {}\n",
+      x.blocks, x.lambda, x.steps, x.warmup, x.switch_every, x.lr, x.gate_lr, x.im_loss,
+      x.eval_every, x.eval_batches, thresholds, split, batches);
+  rt.groups.world->on_root([&] {
+    results.emplace(path, cfg.ini + settings, rt.describe(),
+                    exits_series(exits.count(), exits.count() + 2 + int(x.thresholds.size())));
+  });
+  train_exits(run, train, valid, false, rt.root() ? &*results : nullptr);
   const std::vector<ExitScore> scores = score_exits(run, scored, batches);
+  rt.groups.world->on_root([&] { record_scores(*results, scores); });
   if (rt.root()) {
     fmt::print(
         "exits: {} split, {} | method | ppl | accuracy | ECE | cost (JEI's, backbone's) | "
@@ -93,6 +109,7 @@ int exits(const Args& args) {
       fmt::print("exits: | {} | {:.3f} | {:.4f} | {:.4f} | {:.4f} {:.4f} |{}\n", e.method, e.ppl,
                  e.accuracy, e.ece, e.cost, e.backbone_cost, shares);
     }
+    fmt::print("exits: results in {}\n", path);
   }
   return 0;
 }

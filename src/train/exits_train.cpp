@@ -160,14 +160,42 @@ std::string describe(const ExitScore& e) {
 }
 }  // namespace
 
+std::vector<Series> exits_series(int G, int policies) {
+  std::vector<Series> s = {{"/exits/valid/step"}};
+  for (const char* name : {"ppl", "accuracy", "ece", "cost", "backbone_cost"})
+    s.push_back({fmt::format("/exits/valid/{}", name)});
+  s.push_back({"/exits/valid/share", G + 1});
+  s.push_back({"/exits/valid/pos_weight", G});
+  for (const char* name : {"ppl", "accuracy", "ece", "cost", "backbone_cost"})
+    s.push_back({fmt::format("/exits/score/{}", name), policies});
+  s.push_back({"/exits/score/share", policies * (G + 1)});
+  return s;
+}
+
+void record_scores(ResultsFile& results, const std::vector<ExitScore>& scores) {
+  std::vector<double> ppl, accuracy, ece, cost, backbone, share;
+  for (const ExitScore& e : scores) {
+    ppl.push_back(e.ppl), accuracy.push_back(e.accuracy), ece.push_back(e.ece);
+    cost.push_back(e.cost), backbone.push_back(e.backbone_cost);
+    share.insert(share.end(), e.share.begin(), e.share.end());
+  }
+  results.record_row("/exits/score/ppl", ppl);
+  results.record_row("/exits/score/accuracy", accuracy);
+  results.record_row("/exits/score/ece", ece);
+  results.record_row("/exits/score/cost", cost);
+  results.record_row("/exits/score/backbone_cost", backbone);
+  results.record_row("/exits/score/share", share);
+  results.flush();
+}
+
 std::vector<ExitScore> score_exits(const ExitsRun& run, const TokenSplit& split,
                                    int64_t max_batches) {
   Tally t = tally(run, split, max_batches);
   return scores(run, t);
 }
 
-void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit& valid,
-                 bool quiet) {
+void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit& valid, bool quiet,
+                 ResultsFile* results) {
   const Config& cfg = run.cfg;
   const ExitsConfig& x = run.x;
   const GptConfig& c = run.model.config();
@@ -238,6 +266,18 @@ void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit&
     for (double v : counts) n += v;
     pos_weight = positive_weights(counts, n);
     const std::vector<ExitScore> s = scores(run, t);
+    run.rt.groups.world->on_root([&] {
+      results->record("/exits/valid/step", double(step + 1));
+      results->record("/exits/valid/ppl", s[0].ppl);
+      results->record("/exits/valid/accuracy", s[0].accuracy);
+      results->record("/exits/valid/ece", s[0].ece);
+      results->record("/exits/valid/cost", s[0].cost);
+      results->record("/exits/valid/backbone_cost", s[0].backbone_cost);
+      results->record_row("/exits/valid/share", s[0].share);
+      results->record_row("/exits/valid/pos_weight",
+                          std::vector<double>(pos_weight.begin(), pos_weight.end()));
+      results->flush();
+    });
     say(fmt::format("exits | step {} | {} | exit CE {:.4f}{} | valid {}", step + 1,
                     warm    ? "warm-up"
                     : gates ? "gates"

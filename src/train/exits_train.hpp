@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "io/results.hpp"
 #include "io/tokens.hpp"
 #include "model/exits.hpp"
 #include "train/runtime.hpp"
@@ -46,9 +47,17 @@ struct ExitsRun {
   const ExitHeads& exits;
   ParamRegistry &heads, &gates;
 };
+// The series of `moetrain exits`' results file for G exits and P policies: per validation
+// /exits/valid/{step, ppl, accuracy, ece, cost, backbone_cost} (the gated model's), share [G + 1]
+// and pos_weight [G]; at the end /exits/score/{ppl, accuracy, ece, cost, backbone_cost} [P] and
+// share [P * (G + 1)], the policies in score_exits' order.
+std::vector<Series> exits_series(int G, int policies);
+void record_scores(ResultsFile& results, const std::vector<ExitScore>& scores);
+
 // The warm-up, then the alternating phases, printing each validation's figures (rank 0, unless
-// quiet).
-void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit& valid, bool quiet);
+// quiet) and recording them in `results` (rank 0's; null elsewhere).
+void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit& valid, bool quiet,
+                 ResultsFile* results);
 // The gated model (JEI's q >= 0.5 rule), every exit alone, the backbone alone and p_max
 // thresholding at each of x.thresholds on `split` (max_batches 0: all of it), summed over the
 // ranks.
