@@ -3,7 +3,8 @@
 # second periodic checkpoint does not fit, on 1 rank and on 2; then the disk fills while a 2-rank
 # run appends its results. Each time every rank prints one message naming the file and the
 # system's reason, the run exits 2 (not a crash), no temporary file stays, and what was written
-# before stays readable: the previous checkpoint evaluates, the results hold the flushed rows.
+# before stays readable: the previous checkpoint evaluates, the results hold the flushed rows,
+# every series the same steps.
 # Exit 77 (skipped) where this process cannot mount a tmpfs (not root, or no CAP_SYS_ADMIN).
 # usage: full_disk.sh MOETRAIN TESTDATA_DIR
 set -uo pipefail
@@ -49,7 +50,8 @@ done
 timeout 120 "${mpi[@]}" -np 2 "$bin" "${args[@]}" --run.name res --train.steps 100000 \
   --train.log_every 1 >"$tmp/log" 2>&1 &
 job=$!
-for _ in $(seq 200); do grep -q "^step" "$tmp/log" && break; sleep 0.1; done
+# Step 2's progress line comes after step 1's rows were flushed (each step prints, then flushes).
+for _ in $(seq 300); do grep -q "^step 2/" "$tmp/log" && break; sleep 0.1; done
 dd if=/dev/zero of="$disk/fill" bs=4k >/dev/null 2>&1  # until the disk is full
 wait $job
 rc=$?
@@ -62,6 +64,9 @@ import h5py
 with h5py.File('$disk/res/results.h5', 'r', swmr=True) as f:
     n = f['train/loss'].shape[0]
     assert n >= 1 and list(f['train/step'][()]) == list(range(n)), n
+    # A flush that failed took back the rows it had given the series before it: all agree.
+    lengths = {k: d.shape[0] for k, d in f['train'].items()}
+    assert set(lengths.values()) == {n}, lengths
     print(f'ok: results.h5 readable after the failure, {n} rows')
 " || fail "results.h5 unreadable after the failure"
 # metrics.jsonl: whole lines only, a line for each step results.h5 flushed (or all but the last).

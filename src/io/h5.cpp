@@ -396,11 +396,26 @@ void append(const File& f, const std::string& name, const std::vector<double>& v
   hsize_t start[2] = {old[0], 0}, count[2] = {rows, w};
   H5Sselect_hyperslab(space, H5S_SELECT_SET, start, nullptr, count, nullptr);
   Handle mem{H5Screate_simple(rank, count, nullptr), H5Sclose};
-  MT_CHECK(!write_failed(H5Dwrite(ds, H5T_NATIVE_DOUBLE, mem, space, H5P_DEFAULT, values.data())),
-           "{}: cannot append to {}{}", f.path(), name, reason());
+  // A failed write takes its rows back off (the extent shrinks to what was there), so that a
+  // reader never sees rows that hold no values (zeros where a full disk lost them).
+  auto fail_back = [&](hid_t d) {
+    const std::string why = reason();
+    H5Dset_extent(d, old);
+    fail("{}: cannot append to {}{}", f.path(), name, why);
+  };
+  if (write_failed(H5Dwrite(ds, H5T_NATIVE_DOUBLE, mem, space, H5P_DEFAULT, values.data())))
+    fail_back(ds);
   // Closing writes the chunks (and reports a failed write only through errno).
-  MT_CHECK(!write_failed(H5Dclose(ds.release())), "{}: cannot append to {}{}", f.path(), name,
-           reason());
+  if (write_failed(H5Dclose(ds.release()))) fail_back(open_dataset(f, name));
+}
+
+void truncate(const File& f, const std::string& name, int64_t rows) {
+  Handle ds = open_dataset(f, name);
+  hsize_t dims[2] = {0, 1};
+  Handle space{H5Dget_space(ds), H5Sclose};
+  H5Sget_simple_extent_dims(space, dims, nullptr);
+  dims[0] = hsize_t(rows);
+  MT_CHECK(H5Dset_extent(ds, dims) >= 0, "{}: cannot cut {} back to {} rows", f.path(), name, rows);
 }
 
 }  // namespace mt::h5

@@ -74,5 +74,7 @@ void create_series(const File& f, const std::string& name, int64_t width,
                    const std::vector<double>& rows = {});
 // Appends rows to a series (values.size() a multiple of its width).
 void append(const File& f, const std::string& name, const std::vector<double>& values);
+// Cuts such a dataset back to its first `rows` rows.
+void truncate(const File& f, const std::string& name, int64_t rows);
 
 }  // namespace mt::h5

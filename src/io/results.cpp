@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "tensor/error.hpp"
+
 namespace mt {
 
 std::string code_version() {
@@ -66,11 +68,22 @@ void ResultsFile::record_row(const std::string& series, const std::vector<double
 }
 
 void ResultsFile::flush() {
-  for (auto& [name, values] : pending_) {
-    h5::append(*file_, name, values);
-    values.clear();
+  // All of a flush's rows or none: when one series cannot take its rows (a full disk), those
+  // before it give theirs back, so that every series keeps the same steps.
+  std::vector<std::pair<std::string, int64_t>> grown;  // series appended to, their rows before
+  try {
+    for (auto& [name, values] : pending_) {
+      if (values.empty()) continue;
+      const int64_t rows = h5::shape_of(*file_, name)[0];
+      h5::append(*file_, name, values);
+      grown.emplace_back(name, rows);
+    }
+    file_->flush();
+  } catch (const Error&) {
+    for (const auto& [name, rows] : grown) h5::truncate(*file_, name, rows);
+    throw;
   }
-  file_->flush();
+  for (auto& [name, values] : pending_) values.clear();
 }
 
 }  // namespace mt
