@@ -182,6 +182,8 @@ mkdir -p "$tmp/results/exdir/e.h5"
 expect "exits: a results file that cannot be written" "rank 1: error: $tmp/results/exdir/e.h5: cannot rename .*Is a directory" \
   "${mpi[@]}" "$bin" exits --checkpoint "$tmp/results/two/checkpoint.h5" --blocks 0 --steps 2 \
   --warmup 1 --output "$tmp/results/exdir/e.h5"
+expect "exits: a gate learning rate of 0" "rank 1: error: exits: --lambda 0.1 --lr 0.001 --gate_lr 0 \\(lambda >= 0, learning rates > 0\\)" \
+  "${mpi[@]}" "$bin" exits --checkpoint "$ok_ckpt" --gate_lr 0
 expect "exits: a threshold above 1" "rank 0: error: exits: --thresholds '0.5,1.5'" \
   "${mpi[@]}" "$bin" exits --checkpoint "$ok_ckpt" --thresholds 0.5,1.5
 

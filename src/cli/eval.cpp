@@ -48,10 +48,8 @@ int eval(const Args& args) {
   const Gpt model = build_model(cfg, rt, data.vocab, reg);
   load_model(checkpoint, reg);
   Arena arena(rt.device);
-  // The phase of the step the checkpoint was written after (EvoMoE routes by phase).
-  const StepPlan plan = Scheduler(cfg).plan(std::max<int64_t>(checkpoint_step(checkpoint) - 1, 0));
   const LossValue l = evaluate(model, arena, Batches(data, cfg.model.seq_len), cfg.batch_size,
-                               batches, rt, eval_context(cfg.seed, plan), micro);
+                               batches, rt, checkpoint_eval_context(cfg, checkpoint), micro);
   if (rt.root())
     fmt::print("eval: {} on {} | {} | {} tokens | loss {:.6f} | ppl {:.3f}\n", checkpoint,
                data.path, rt.describe(), l.count, l.mean(), std::exp(l.mean()));

@@ -10,6 +10,7 @@
 #include "io/checkpoint.hpp"
 #include "io/config.hpp"
 #include "tensor/error.hpp"
+#include "train/evaluate.hpp"
 #include "train/exits_train.hpp"
 
 namespace po = boost::program_options;
@@ -60,8 +61,9 @@ int exits(const Args& args) {
            "exits: --steps {} --warmup {} --switch_every {} --eval_every {} --eval_batches {} "
            "(steps > 0, 0 <= warmup <= steps, the others positive)",
            x.steps, x.warmup, x.switch_every, x.eval_every, x.eval_batches);
-  MT_CHECK(x.lambda >= 0 && x.lr > 0, "exits: --lambda {} --lr {} (lambda >= 0, lr > 0)", x.lambda,
-           x.lr);
+  MT_CHECK(x.lambda >= 0 && x.lr > 0 && x.gate_lr > 0,
+           "exits: --lambda {} --lr {} --gate_lr {} (lambda >= 0, learning rates > 0)", x.lambda,
+           x.lr, x.gate_lr);
   x.thresholds = exit_thresholds(thresholds);
   const Config cfg = parse_config(rest, checkpoint_config(checkpoint));
   const TokenSplit train = read_tokens(cfg.data_dir + "/train.h5");
@@ -75,7 +77,9 @@ int exits(const Args& args) {
   heads.allocate(), gates.allocate();
   gates.initialize(cfg.seed);
   exits.copy_embedding(reg.value(model.wte()));
-  const ExitsRun run{cfg, x, rt, model, exits, heads, gates};
+  // The backbone routes as `moetrain eval` does it (EvoMoE by the checkpoint's phase).
+  const PassContext base = checkpoint_eval_context(cfg, checkpoint);
+  const ExitsRun run{cfg, x, rt, model, base, exits, heads, gates};
   if (rt.root()) {
     std::string at;
     for (int l = 0; l < exits.count(); ++l) at += fmt::format(" {}", exits.block(l));

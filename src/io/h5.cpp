@@ -375,8 +375,7 @@ void create_series(const File& f, const std::string& name, int64_t width,
            reason());
 }
 
-void append(const File& f, const std::string& name, const std::vector<double>& values) {
-  if (values.empty()) return;
+int64_t append(const File& f, const std::string& name, const std::vector<double>& values) {
   Handle ds = open_dataset(f, name);
   hsize_t old[2] = {0, 1};
   int rank = 0;
@@ -385,6 +384,7 @@ void append(const File& f, const std::string& name, const std::vector<double>& v
     rank = H5Sget_simple_extent_ndims(space);
     H5Sget_simple_extent_dims(space, old, nullptr);
   }
+  if (values.empty()) return int64_t(old[0]);
   const hsize_t w = rank == 2 ? old[1] : 1, rows = values.size() / w;
   MT_CHECK(rows * w == values.size(), "{}: {} values do not fill rows of {} in {}", f.path(),
            values.size(), w, name);
@@ -407,6 +407,7 @@ void append(const File& f, const std::string& name, const std::vector<double>& v
     fail_back(ds);
   // Closing writes the chunks (and reports a failed write only through errno).
   if (write_failed(H5Dclose(ds.release()))) fail_back(open_dataset(f, name));
+  return int64_t(old[0]);
 }
 
 void truncate(const File& f, const std::string& name, int64_t rows) {

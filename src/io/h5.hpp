@@ -72,8 +72,8 @@ std::vector<std::string> datasets(const File& f);
 // (rows x max(width, 1) values) to begin with.
 void create_series(const File& f, const std::string& name, int64_t width,
                    const std::vector<double>& rows = {});
-// Appends rows to a series (values.size() a multiple of its width).
-void append(const File& f, const std::string& name, const std::vector<double>& values);
+// Appends rows to a series (values.size() a multiple of its width); returns the rows it held.
+int64_t append(const File& f, const std::string& name, const std::vector<double>& values);
 // Cuts such a dataset back to its first `rows` rows.
 void truncate(const File& f, const std::string& name, int64_t rows);
 

@@ -74,9 +74,7 @@ void ResultsFile::flush() {
   try {
     for (auto& [name, values] : pending_) {
       if (values.empty()) continue;
-      const int64_t rows = h5::shape_of(*file_, name)[0];
-      h5::append(*file_, name, values);
-      grown.emplace_back(name, rows);
+      grown.emplace_back(name, h5::append(*file_, name, values));
     }
     file_->flush();
   } catch (const Error&) {

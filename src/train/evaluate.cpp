@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "io/checkpoint.hpp"
+
 namespace mt {
 
 PassContext eval_context(uint64_t seed, const StepPlan& plan) {
@@ -37,6 +39,11 @@ void for_each_eval_pass(
     use(acts, logits, targets);
   }
   arena.reset();
+}
+
+PassContext checkpoint_eval_context(const Config& cfg, const std::string& path) {
+  return eval_context(cfg.seed,
+                      Scheduler(cfg).plan(std::max<int64_t>(checkpoint_step(path) - 1, 0)));
 }
 
 LossValue evaluate(const Gpt& model, Arena& arena, const Batches& batches, int64_t batch_size,

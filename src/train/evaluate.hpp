@@ -13,6 +13,8 @@ namespace mt {
 // The pass settings evaluation takes from the run: the seed and, for EvoMoE, the phase and
 // temperature of the last plan.
 PassContext eval_context(uint64_t seed, const StepPlan& plan);
+// Those of the step the checkpoint `path` (of the run `cfg`) was written after.
+PassContext checkpoint_eval_context(const Config& cfg, const std::string& path);
 
 // Runs the evaluation forwards of `evaluate` (below) and hands each one's activations, logits
 // [local * T, V] and targets [local, T] (host) to `use`. Uses the arena and resets it.

@@ -12,13 +12,12 @@
 #include "optim/adamw.hpp"
 #include "tensor/error.hpp"
 #include "train/evaluate.hpp"
-#include "train/scheduler.hpp"
 
 namespace mt {
 
 namespace {
-// The comma-separated numbers of `text` (each read whole by parse), or an empty list where one
-// is not a number or fails `ok`.
+// The comma-separated numbers of `text` (each read whole by parse), or nothing where one is not
+// a number or fails `ok`.
 template <typename T, typename Parse, typename Ok>
 std::optional<std::vector<T>> numbers(const std::string& text, Parse parse, Ok ok) {
   std::vector<T> out;
@@ -89,25 +88,22 @@ int choose(int m, const ExitHeads::Pass& p, int64_t t, int G, const std::vector<
   return G;
 }
 
-std::vector<int> blocks_of(const ExitHeads& exits) {
-  std::vector<int> b;
-  for (int l = 0; l < exits.count(); ++l) b.push_back(exits.block(l));
-  return b;
+// The exits' costs (docs/methods.md §9.5) in JEI's accounting or the backbone's.
+std::vector<double> costs(const ExitsRun& run, bool with_exits) {
+  const GptConfig& c = run.model.config();
+  return exit_costs(c, run.exits.blocks(), gate_traits(c.moe).choices, with_exits);
 }
 
 // Every policy's sums over `split`, and the oracle exits of lambda, over all ranks.
 Tally tally(const ExitsRun& run, const TokenSplit& split, int64_t max_batches) {
   const GptConfig& c = run.model.config();
-  const int G = run.exits.count(), choices = gate_traits(c.moe).choices;
-  const std::vector<int> blocks = blocks_of(run.exits);
-  const std::vector<double> jei = exit_costs(c, blocks, choices, true),
-                            plain = exit_costs(c, blocks, choices, false);
+  const int G = run.exits.count();
+  const std::vector<double> jei = costs(run, true), plain = costs(run, false);
   Tally out(G, G + 2 + int(run.x.thresholds.size()));
   Arena arena(run.rt.device);
   for_each_eval_pass(
       run.model, arena, Batches(split, c.seq_len), run.cfg.batch_size, max_batches, run.rt,
-      eval_context(run.cfg.seed, Scheduler(run.cfg).plan(run.cfg.steps - 1)),
-      micro_batch(run.cfg, run.rt),
+      run.base, micro_batch(run.cfg, run.rt),
       [&](const Gpt::Activations& acts, const Tensor& logits, const Tensor& targets) {
         const ExitHeads::Pass p = run.exits.forward(arena, run.model, acts, logits, targets);
         for (int64_t t = 0; t < p.tokens; ++t) {
@@ -204,13 +200,11 @@ void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit&
     if (run.rt.root() && !quiet) fmt::print("{}\n", s), std::fflush(stdout);
   };
   const ImLoss im = x.im_loss == "intent" ? ImLoss::Intent : ImLoss::Code;
-  const std::vector<double> cost =
-      exit_costs(c, blocks_of(run.exits), gate_traits(c.moe).choices, true);
+  const std::vector<double> cost = costs(run, true);
   std::vector<float> pos_weight(G, 1.0f);  // until the first validation estimates them
   AdamW heads_opt(run.heads, cfg.adamw), gates_opt(run.gates, cfg.adamw);
   const Batches batches(train, c.seq_len);
   const int64_t B = local_batch(cfg, run.rt);
-  const PassContext base = eval_context(cfg.seed, Scheduler(cfg).plan(cfg.steps - 1));
   Arena arena(run.rt.device);
   Gpt::Activations acts;
   for (int64_t step = 0; step < x.steps; ++step) {
@@ -222,7 +216,7 @@ void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit&
     const int64_t first_row = run.rt.rank() * B;
     // Windows of their own draw: the seed's stream after the backbone's steps.
     batches.random(cfg.seed, cfg.steps + step, first_row, tokens, targets);
-    PassContext ctx = base;
+    PassContext ctx = run.base;
     ctx.a2a = run.rt.a2a.get();
     ctx.route.training = false;
     ctx.route.step = cfg.steps + step;

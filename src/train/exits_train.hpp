@@ -44,6 +44,7 @@ struct ExitsRun {
   const ExitsConfig& x;
   Runtime& rt;
   const Gpt& model;
+  const PassContext& base;  // the backbone's evaluation settings (checkpoint_eval_context)
   const ExitHeads& exits;
   ParamRegistry &heads, &gates;
 };
