@@ -177,6 +177,8 @@ expect "exits after the last block" "rank 0: error: exits: block 0 \\(ascending 
   "${mpi[@]}" "$bin" exits --checkpoint "$ok_ckpt" --blocks 0
 expect "exits: a bad IM loss" "rank 1: error: exits: --im_loss 'paper' \\(code or intent\\)" \
   "${mpi[@]}" "$bin" exits --checkpoint "$ok_ckpt" --im_loss paper
+expect "exits: a bad kv mode" "rank 1: error: exits: --kv 'frozen' \\(propagate or full\\)" \
+  "${mpi[@]}" "$bin" exits --checkpoint "$ok_ckpt" --kv frozen
 timeout 60 "$bin" train $good --model.n_layer 2 --run.name two >/dev/null 2>&1
 mkdir -p "$tmp/results/exdir/e.h5"
 expect "exits: a results file that cannot be written" "rank 1: error: $tmp/results/exdir/e.h5: cannot rename .*Is a directory" \

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # moetrain exits (JEI-DNN, docs/methods.md §9) on a small trained MoE checkpoint: the table has
 # JEI, every exit alone, the backbone and the thresholds, each row's exit shares summing to 1;
-# the backbone row is `moetrain eval`'s perplexity; a rerun prints the same table; 2 ranks at
-# ep_size 2 and 1 give one rank's figures; the intent IM loss and lambda change the gated model;
-# the run folder's exits.h5 holds the table and every validation.
+# full-depth keys and values score the exits alone as state propagation does, where a token that
+# left sends no later expert rows; the backbone row is `moetrain eval`'s perplexity; a rerun
+# prints the same table; 2 ranks at ep_size 2 and 1 give one rank's figures (propagated); the
+# intent IM loss and lambda change the gated model; the run folder's exits.h5 holds the table
+# and every validation.
 # usage: exits.sh MOETRAIN TESTDATA_DIR
 set -euo pipefail
 bin=$1 data=$2
@@ -37,6 +39,25 @@ costs = [float(rows[i][4].split()[0]) for i in (1, 2, 3, 4)]
 assert costs == sorted(costs), costs  # deeper exits cost more
 print("ok: the table's rows, shares and costs")
 PY
+# Full-depth keys and values against state propagation (the default): the exits alone and the
+# backbone score alike, every policy sends the backbone's expert rows in full mode, and with
+# propagation a token that left reaches no later expert (MoE blocks 1 and 3; exits after 0-2).
+table "$bin" "${ex[@]}" --kv full --output "$tmp/full.h5" >"$tmp/full"
+/usr/bin/python3 - "$tmp/one" "$tmp/full" <<'PY'
+import sys
+prop, full = ({l.split("|")[1].strip(): [c.strip() for c in l.split("|")[2:]] for l in open(f)}
+              for f in sys.argv[1:3])
+rows = lambda t, name: float(t[name][5])
+for name in ("exit 0 (block 0)", "exit 1 (block 1)", "exit 2 (block 2)", "backbone"):
+    assert prop[name][:5] == full[name][:5], (name, prop[name], full[name])
+assert all(rows(full, n) == 1 for n in full), full
+assert rows(prop, "exit 0 (block 0)") == 0 and rows(prop, "backbone") == 1, prop
+assert 0 < rows(prop, "exit 1 (block 1)") == rows(prop, "exit 2 (block 2)") < 1, prop
+jei = [float(v) for v in prop["jei"][4].split()]
+assert jei[0] + jei[1] > 0.1 and rows(prop, "jei") < 1, prop["jei"]  # tokens left before block 3
+assert prop["jei"][0] != full["jei"][0], (prop["jei"], full["jei"])  # their state changed others
+print("ok: --kv full and propagate: the same exits alone, fewer expert rows where tokens left")
+PY
 # The results file: the table's figures as its last rows, one validation per 10 steps.
 /usr/bin/python3 - "$tmp/bb/exits.h5" "$tmp/one" <<'PY'
 import sys, h5py
@@ -44,7 +65,7 @@ rows = [l.split("|")[1:] for l in open(sys.argv[2])]
 with h5py.File(sys.argv[1], "r") as f:
     assert list(f["exits/valid/step"][()]) == [10, 20, 30, 40, 50], f["exits/valid/step"][()]
     assert f["exits/valid/share"].shape == (5, 4) and f["exits/valid/pos_weight"].shape == (5, 3)
-    for col, name in ((1, "ppl"), (2, "accuracy"), (3, "ece")):
+    for col, name in ((1, "ppl"), (2, "accuracy"), (3, "ece"), (6, "dispatch")):
         stored = f[f"exits/score/{name}"][0]
         for r, v in zip(rows, stored):
             assert abs(float(r[col]) - v) <= 1e-3 * max(1, v), (name, r, v)
@@ -52,6 +73,8 @@ with h5py.File(sys.argv[1], "r") as f:
     for r, s in zip(rows, shares):
         assert all(abs(float(a) - b) < 1e-3 for a, b in zip(r[5].split(), s)), (r, s)
     assert b"[exits]\nblocks = all\nlambda = 0.1" in f.attrs["config"].tobytes()
+    assert b"\nkv = propagate\n" in f.attrs["config"].tobytes()
+    assert f["exits/valid/dispatch"].shape == (5,) and f["exits/valid/dispatch"][-1] < 1
 print("ok: exits.h5 holds the table and the validations")
 PY
 ppl=$(timeout 60 "$bin" eval --checkpoint "$ckpt" --split valid --batches 4 | grep -o 'ppl [0-9.]*' | cut -d' ' -f2)

@@ -1,10 +1,13 @@
 // JEI-DNN's early exits: the exit rules against hand computations, the heads' and gates'
-// gradients against finite differences, the authors' IM loss against its cancelled form, and an
-// exit's prediction against the backbone cut after the exit's block.
+// gradients against finite differences, the authors' IM loss against its cancelled form, an
+// exit's prediction against the backbone cut after the exit's block, and a leaving token's frozen
+// state (state propagation) against the blocks run one by one.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
+#include "comm/all_to_all.hpp"
+#include "comm/mpi_group.hpp"
 #include "gradcheck.hpp"
 #include "model/exits.hpp"
 #include "model/loss.hpp"
@@ -256,6 +259,69 @@ TEST(Exits, AnExitWithTheEmbeddingAsHeadIsTheBackboneCutThere) {
   ops::cross_entropy(logits, Tensor{f.tgt.data(), {10}, DType::I32}, logits, losses, 1.0f, &count);
   EXPECT_EQ(count, 9);
   for (int t = 0; t < 10; ++t) EXPECT_NEAR(pass.ce[t * 3 + 1], losses.f32()[t], 1e-5) << t;
+}
+
+// CALM's state propagation (moetrain exits --kv propagate): tokens that leave after block 0
+// keep their state through blocks 1 and 2, the later blocks take their keys and values from it,
+// and no expert of those blocks gets them, for a gate with capacity (Switch) and one without
+// (DSelect-k). The reference runs the blocks one by one on every token and puts the leavers'
+// state back after each block.
+TEST(Exits, ALeavingTokenKeepsItsStateAndReachesNoLaterExpert) {
+  for (const char* gate : {"switch", "dselect_k"}) {
+    GptConfig c;
+    c.vocab = 13, c.seq_len = 5, c.d_model = 8, c.n_layer = 3, c.n_head = 2, c.d_ff = 16;
+    c.moe.num_experts = 4, c.moe.every = 1, c.moe.dropless = true, c.moe.gate = gate;
+    ParamRegistry reg;
+    const Gpt model(c, reg);
+    reg.allocate();
+    reg.initialize(4);
+    randn(reg.values(), reg.total_elements(), "propagate", 0.5f);
+    MpiGroup self(MPI_COMM_SELF, "self");
+    FlatAllToAll a2a(self);
+    std::vector<int32_t> tok;
+    for (int i = 0; i < 10; ++i) tok.push_back((i * 7) % 13);
+    const Tensor tokens{tok.data(), {2, 5}, DType::I32};
+    const std::vector<int> gone = {0, 7};  // the first of sequence 0, the third of sequence 1
+    std::vector<uint8_t> alive(10, 1);
+    PassContext ctx{.a2a = &a2a, .route = {.training = false}};
+    Arena arena;
+    Gpt::Activations full;
+    model.forward(arena, tokens, full, ctx);
+    ctx.route.alive = alive.data();
+    Gpt::Activations acts;
+    model.forward(arena, tokens, acts, ctx, [&](int i, const Tensor&) {
+      if (i == 0)
+        for (int t : gone) alive[t] = 0;
+    });
+    // The reference, from the embeddings of the full pass (block 0's input).
+    Tensor x = full.blocks[0].ln1.x, kept;
+    PassContext pass = full.pass;
+    for (int i = 0; i < 3; ++i) {
+      const std::string at = std::string(gate) + " block " + std::to_string(i);
+      Block::Cache cache;
+      pass.route.layer = i;
+      x = model.block(i).forward(arena, x, cache, pass);
+      if (i == 0) kept = x;
+      for (int t : gone) std::copy_n(kept.f32() + t * 8, 8, x.f32() + t * 8);
+      const Tensor got = model.block_output(acts, i), whole = model.block_output(full, i);
+      double moved = 0;
+      for (int64_t j = 0; j < x.numel(); ++j) {
+        EXPECT_NEAR(got.f32()[j], x.f32()[j], 1e-6) << at << " element " << j;
+        moved += std::abs(got.f32()[j] - whole.f32()[j]);
+      }
+      if (i > 0) {
+        EXPECT_GT(moved, 1e-3) << at << ": as if nothing had left";
+      }
+      // The rows sent to experts: the reference's choices of the tokens still there.
+      const Routing& r = cache.moe.routing;
+      int want = 0, rows = 0;
+      for (int64_t j = 0; j < r.expert.numel(); ++j)
+        want += r.expert.i32()[j] >= 0 && (i == 0 || (j / r.k != 0 && j / r.k != 7));
+      for (int n : acts.blocks[i].moe.send_rows) rows += n;
+      EXPECT_EQ(rows, want) << at;
+      EXPECT_GT(want, i == 0 ? 9 : 7) << at;  // every token to at least one expert
+    }
+  }
 }
 
 }  // namespace

@@ -371,6 +371,12 @@ TEST(Gates, CapacityDropsAgainstHandComputation) {
   // capacity 3: expert 0 firsts (t0,t1,t2) fill it, so t3's second (0) drops; expert 1: t3 first,
   // then seconds t0, t1 fill it, t2's second drops.
   EXPECT_EQ(e2, (std::vector<int32_t>{0, 1, 0, 1, 0, -1, 1, -1}));
+  // Tokens that left at an early exit claim no slot: group 0 as above with t0 and t1 gone keeps
+  // both of expert 0's later choices, and a gone token's choices are -1 but not counted dropped.
+  std::vector<int32_t> e3 = {0, 0, 0, 1, 1, 1, 1, 1};
+  const std::vector<uint8_t> alive = {0, 0, 1, 1, 1, 0, 1, 1};
+  EXPECT_EQ(apply_capacity(Tensor{e3.data(), {8, 1}, DType::I32}, 2, 4, 2, alive.data()), 1);
+  EXPECT_EQ(e3, (std::vector<int32_t>{-1, -1, 0, 1, 1, -1, 1, -1}));
 }
 
 TEST(Gates, SwitchRoutingCountsAndDrops) {

@@ -4,10 +4,11 @@ several seeds (docs/methods.md §9, docs/comparison.md): trains configs/jei.ini'
 seed (on data/sword512, prepared here when missing), runs `moetrain exits` at each lambda, and
 compares JEI's gated perplexity and ECE with p_max thresholding's at the same mean cost (its
 curve over the thresholds and the backbone, interpolated in cost, JEI's accounting). Writes
-OUT/table.md and OUT/runs/. Finished runs are reused.
+OUT/table.md (OUT/table_full.md for --kv full) and OUT/runs/. Finished runs are reused.
 
 usage: /usr/bin/python3 tools/compare_exits.py [--seeds 1 2 3] [--lambdas 0.02 0.1 0.5]
-           [--ranks 2] [--batches 40] [--out results/compare/exits] [--bin build/moetrain]
+           [--kv propagate] [--ranks 2] [--batches 40] [--out results/compare/exits]
+           [--bin build/moetrain]
 """
 import argparse
 import json
@@ -19,6 +20,9 @@ import numpy as np
 from compare_methods import verdict
 
 DATA = "data/sword512"
+KV = {"propagate": "an exited token's state frozen (its later keys and values from it, no later "
+                   "experts)",
+      "full": "every block run for every token (full-depth keys and values)"}
 
 
 def mpirun(ranks):
@@ -38,7 +42,7 @@ def prepare(binary):
 
 def table(text):
     """The final table of `moetrain exits`: {method: {ppl, accuracy, ece, cost, backbone_cost,
-    shares}}."""
+    shares, dispatch}}."""
     rows = {}
     for line in text.splitlines():
         if not line.startswith("exits: |"):
@@ -47,7 +51,8 @@ def table(text):
         cost, backbone = (float(v) for v in cells[4].split())
         rows[cells[0]] = {"ppl": float(cells[1]), "accuracy": float(cells[2]),
                           "ece": float(cells[3]), "cost": cost, "backbone_cost": backbone,
-                          "shares": [float(v) for v in cells[5].split()]}
+                          "shares": [float(v) for v in cells[5].split()],
+                          "dispatch": float(cells[6])}
     return rows
 
 
@@ -60,12 +65,12 @@ def run(seed, lam, args):
                                     "--run.results_dir", folder, "--run.overwrite", "true"]
         print("+", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    path = f"{folder}/{name}/exits_lambda{lam}.json"
+    path = f"{folder}/{name}/exits_lambda{lam}_{args.kv}.json"
     if not os.path.exists(path):
         cmd = mpirun(args.ranks) + [args.bin, "exits", "--checkpoint",
                                     f"{folder}/{name}/checkpoint.h5", "--lambda", str(lam),
-                                    "--batches", str(args.batches),
-                                    "--output", f"{folder}/{name}/exits_lambda{lam}.h5"]
+                                    "--batches", str(args.batches), "--kv", args.kv,
+                                    "--output", f"{folder}/{name}/exits_lambda{lam}_{args.kv}.h5"]
         print("+", " ".join(cmd), flush=True)
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         with open(path, "w") as f:
@@ -91,6 +96,7 @@ def main():
     ap.add_argument("--lambdas", type=float, nargs="+", default=[0.02, 0.1, 0.5])
     ap.add_argument("--ranks", type=int, default=2)
     ap.add_argument("--batches", type=int, default=40)
+    ap.add_argument("--kv", choices=["propagate", "full"], default="propagate")
     ap.add_argument("--out", default="results/compare/exits")
     ap.add_argument("--bin", default="build/moetrain")
     args = ap.parse_args()
@@ -98,19 +104,21 @@ def main():
     prepare(args.bin)
     lines = ["# JEI-DNN against p_max thresholding at equal cost", "",
              f"`/usr/bin/python3 tools/compare_exits.py --seeds {' '.join(map(str, args.seeds))} "
-             f"--lambdas {' '.join(map(str, args.lambdas))} --batches {args.batches}`: "
-             f"configs/jei.ini's backbone per seed on {args.ranks} ranks, then `moetrain exits` "
-             f"(defaults: exits after blocks 1, 3 and 5, 400 steps, 200 of them warm-up, the code "
-             f"IM loss), scored on {args.batches} batches of the test split. Thresholding's "
+             f"--lambdas {' '.join(map(str, args.lambdas))} --batches {args.batches} "
+             f"--kv {args.kv}`: configs/jei.ini's backbone per seed on {args.ranks} ranks, then "
+             f"`moetrain exits --kv {args.kv}` (defaults: exits after blocks 1, 3 and 5, 400 steps, "
+             f"200 of them warm-up, the code IM loss), scored on {args.batches} batches of the "
+             f"test split, {KV[args.kv]}. Thresholding's "
              "perplexity and ECE at JEI's mean cost (JEI's accounting) are interpolated along its "
              "curve over the thresholds 0.1-0.9 and the backbone. Mean ± standard deviation over "
              "the seeds; the verdict as in docs/comparison.md (two standard errors).", "",
              "| λ | JEI cost | JEI ppl | thresholding ppl at that cost | JEI − thresholding | "
-             "verdict: JEI lower | JEI ECE | thresholding ECE | JEI exit shares |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "verdict: JEI lower | JEI ECE | thresholding ECE | JEI exit shares | "
+             "JEI experts' rows |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     backbone = []
     for lam in args.lambdas:
-        jei, thr, ece, thr_ece, shares = [], [], [], [], []
+        jei, thr, ece, thr_ece, shares, rows_sent = [], [], [], [], [], []
         for seed in args.seeds:
             rows = run(seed, lam, args)
             j = rows["jei"]
@@ -121,18 +129,20 @@ def main():
                 continue
             jei.append(j["ppl"]), thr.append(t), ece.append(j["ece"])
             thr_ece.append(at_cost(rows, j["cost"], "ece")), shares.append(j["shares"])
+            rows_sent.append(j["dispatch"])
             backbone.append(rows["backbone"]["ppl"])
         if len(jei) < 2:
-            lines.append(f"| {lam} | | | | | too few seeds in range | | | |")
+            lines.append(f"| {lam} | | | | | too few seeds in range | | | | |")
             continue
         v, d, se = verdict(jei, thr)
         costs = [run(s, lam, args)["jei"]["cost"] for s in args.seeds]
         share = " / ".join(f"{x:.2f}" for x in np.mean(shares, axis=0))
         lines.append(f"| {lam} | {np.mean(costs):.3f} | {np.mean(jei):.2f} ± {np.std(jei, ddof=1):.2f} "
                      f"| {np.mean(thr):.2f} ± {np.std(thr, ddof=1):.2f} | {d:+.2f} ± {se:.2f} | {v} "
-                     f"| {np.mean(ece):.4f} | {np.mean(thr_ece):.4f} | {share} |")
+                     f"| {np.mean(ece):.4f} | {np.mean(thr_ece):.4f} | {share} "
+                     f"| {np.mean(rows_sent):.3f} |")
     lines += ["", f"The backbone alone: test perplexity {np.mean(backbone):.2f} at cost 1."]
-    with open(f"{args.out}/table.md", "w") as f:
+    with open(f"{args.out}/table{'' if args.kv == 'propagate' else '_full'}.md", "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -37,6 +37,7 @@ int exits(const Args& args) {
     ("im_loss", po::value(&x.im_loss)->default_value(x.im_loss), "code (the authors' code: a plain mean) | intent (exit-probability weighted)")
     ("eval_every", po::value(&x.eval_every)->default_value(x.eval_every), "steps between validations (they re-estimate the gates' positive weights)")
     ("eval_batches", po::value(&x.eval_batches)->default_value(x.eval_batches), "validation batches (0: the whole split)")
+    ("kv", po::value(&x.kv)->default_value(x.kv), "an exited token at evaluation: propagate (its state frozen: later keys and values from it, no later experts) | full (full-depth keys and values)")
     ("thresholds", po::value(&thresholds)->default_value(thresholds), "the p_max thresholds compared")
     ("split", po::value(&split)->default_value(split), "the split scored at the end: valid | test | train")
     ("batches", po::value(&batches)->default_value(batches), "batches of that split (0: all of it)")
@@ -56,6 +57,7 @@ int exits(const Args& args) {
            "exits: --split '{}' (valid, test or train)", split);
   MT_CHECK(x.im_loss == "code" || x.im_loss == "intent", "exits: --im_loss '{}' (code or intent)",
            x.im_loss);
+  MT_CHECK(x.kv == "propagate" || x.kv == "full", "exits: --kv '{}' (propagate or full)", x.kv);
   MT_CHECK(x.steps > 0 && x.warmup >= 0 && x.warmup <= x.steps && x.switch_every > 0 &&
                x.eval_every > 0 && x.eval_batches >= 0,
            "exits: --steps {} --warmup {} --switch_every {} --eval_every {} --eval_batches {} "
@@ -83,18 +85,19 @@ int exits(const Args& args) {
   if (rt.root()) {
     std::string at;
     for (int l = 0; l < exits.count(); ++l) at += fmt::format(" {}", exits.block(l));
-    fmt::print("exits: {} | {} | exits after blocks{} | lambda {} | {} IM loss\n", checkpoint,
-               rt.describe(), at, x.lambda, x.im_loss);
+    fmt::print(
+        "exits: {} | {} | exits after blocks{} | lambda {} | {} IM loss | {} keys and values\n",
+        checkpoint, rt.describe(), at, x.lambda, x.im_loss, x.kv);
   }
   // The results: rank 0 writes them; a failed write stops every rank with its message.
   std::optional<ResultsFile> results;
   const std::string path = output.empty() ? cfg.run_dir() + "/exits.h5" : output;
   const std::string settings = fmt::format(
       "\n[exits]\nblocks = {}\nlambda = {}\nsteps = {}\nwarmup = {}\nswitch_every = {}\n"
-      "lr = {}\ngate_lr = {}\nim_loss = {}\neval_every = {}\neval_batches = {}\n"
+      "lr = {}\ngate_lr = {}\nim_loss = {}\neval_every = {}\neval_batches = {}\nkv = {}\n"
       "thresholds = {}\nsplit = {}\nbatches = {}\n",
       x.blocks, x.lambda, x.steps, x.warmup, x.switch_every, x.lr, x.gate_lr, x.im_loss,
-      x.eval_every, x.eval_batches, thresholds, split, batches);
+      x.eval_every, x.eval_batches, x.kv, thresholds, split, batches);
   rt.groups.world->on_root([&] {
     results.emplace(path, cfg.ini + settings, rt.describe(),
                     exits_series(exits.count(), exits.count() + 2 + int(x.thresholds.size())));
@@ -104,14 +107,14 @@ int exits(const Args& args) {
   rt.groups.world->on_root([&] { record_scores(*results, scores); });
   if (rt.root()) {
     fmt::print(
-        "exits: {} split, {} | method | ppl | accuracy | ECE | cost (JEI's, backbone's) | "
-        "exits\n",
-        split, scored.path);
+        "exits: {} split, {}, {} keys and values | method | ppl | accuracy | ECE | cost (JEI's, "
+        "backbone's) | exits | experts' rows\n",
+        split, scored.path, x.kv);
     for (const ExitScore& e : scores) {
       std::string shares;
       for (double v : e.share) shares += fmt::format(" {:.3f}", v);
-      fmt::print("exits: | {} | {:.3f} | {:.4f} | {:.4f} | {:.4f} {:.4f} |{}\n", e.method, e.ppl,
-                 e.accuracy, e.ece, e.cost, e.backbone_cost, shares);
+      fmt::print("exits: | {} | {:.3f} | {:.4f} | {:.4f} | {:.4f} {:.4f} |{} | {:.4f}\n", e.method,
+                 e.ppl, e.accuracy, e.ece, e.cost, e.backbone_cost, shares, e.dispatch);
     }
     fmt::print("exits: results in {}\n", path);
   }

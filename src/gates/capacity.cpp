@@ -54,7 +54,7 @@ int64_t expert_capacity(double cf, int k, int64_t group_tokens, int num_experts,
 }
 
 int64_t apply_capacity(const Tensor& expert, int num_experts, int64_t group_tokens,
-                       int64_t capacity) {
+                       int64_t capacity, const uint8_t* alive) {
   const int64_t T = expert.size(0), k = expert.size(1);
   MT_CHECK(group_tokens > 0 && T % group_tokens == 0,
            "capacity group of {} tokens does not divide {}", group_tokens, T);
@@ -66,6 +66,7 @@ int64_t apply_capacity(const Tensor& expert, int num_experts, int64_t group_toke
     for (int64_t j = 0; j < k; ++j)
       for (int64_t t = g0; t < g0 + group_tokens; ++t) {
         int32_t& x = e[t * k + j];
+        if (alive && !alive[t]) x = -1;
         if (x < 0) continue;
         if (used[x] < capacity) {
           ++used[x];

@@ -26,6 +26,8 @@ struct RouteContext {
   int pass = 0;                        // forward pass within the step (THOR runs two)
   int phase = 0;                       // EvoMoE: 0 one expert, 1 dense-to-sparse, 2 top-1
   float tau = 1.0f;                    // EvoMoE dense-to-sparse temperature
+  const uint8_t* alive = nullptr;      // [T]: 0 where the token has left at an early exit
+                                       // (evaluation only); null: every token routes
 };
 
 // Everything but x lives on the host: routing is decided there, whatever the device.
@@ -98,7 +100,8 @@ int64_t expert_capacity(double cf, int k, int64_t group_tokens, int num_experts,
 
 // Claims slots in token order within each group of group_tokens tokens, all first choices
 // before all second choices; a choice beyond the capacity becomes -1. Returns the dropped count.
+// A token that is not alive (RouteContext::alive) claims none: its choices become -1, uncounted.
 int64_t apply_capacity(const Tensor& expert, int num_experts, int64_t group_tokens,
-                       int64_t capacity);
+                       int64_t capacity, const uint8_t* alive = nullptr);
 
 }  // namespace mt

@@ -84,8 +84,8 @@ Routing TopKGate::route(Arena& arena, const Tensor& x, const RouteContext& ctx) 
     e[t * 2 + 1] = keep ? e2 : -1;
   }
   const double cf = ctx.training ? cfg_.capacity_factor : cfg_.eval_capacity_factor;
-  r.dropped =
-      apply_capacity(r.expert, int(E), G, expert_capacity(cf, int(k), G, int(E), cfg_.dropless));
+  r.dropped = apply_capacity(r.expert, int(E), G,
+                             expert_capacity(cf, int(k), G, int(E), cfg_.dropless), ctx.alive);
   // Switch's aux loss over the router probabilities.
   std::vector<double> mass(T / G * E, 0.0);
   for (int64_t g = 0; g < T / G; ++g)

@@ -30,6 +30,7 @@ class Batches {
               const Tensor& targets) const;
   // Non-overlapping windows of the split.
   int64_t windows() const { return (int64_t(split_.tokens.size()) - 1) / seq_len_; }
+  int64_t seq_len() const { return seq_len_; }
   // Rows take windows first, first + stride, ...; rows past `end` get targets -1 (ignored).
   void fixed(int64_t first, int64_t stride, int64_t end, const Tensor& tokens,
              const Tensor& targets) const;

@@ -2,6 +2,7 @@
 #include "model/exits.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "tensor/error.hpp"
@@ -53,58 +54,74 @@ void ExitHeads::copy_embedding(const Tensor& wte) const {
   for (int w : w_) ops::copy(wte, heads_.value(w));
 }
 
+Tensor ExitHeads::logits(Arena& arena, const Gpt& model, const Tensor& h, int l, Tensor* u) const {
+  const int64_t N = h.numel() / h.size(-1), V = model.config().vocab;
+  // lnf where the backbone lives, then the exit on the host.
+  const Tensor in = arena.to_host(model.final_norm(arena, h.view({N, h.size(-1)})));
+  Tensor z = arena.host().alloc({N, V});
+  ops::matmul(in, false, heads_.value(w_[l]), true, z);
+  ops::add_rows(z, heads_.value(b_[l]));
+  if (u) *u = in;
+  return z;
+}
+
+ExitHeads::Reading ExitHeads::read(Arena& arena, const Tensor& z, const Tensor& targets) const {
+  const int64_t N = z.size(0), V = z.size(1);
+  const int32_t* y = targets.i32();
+  Reading r;
+  r.p_max.resize(N), r.correct.resize(N), r.features.resize(N), r.ce.resize(N);
+  for (int64_t t = 0; t < N; ++t) {  // features and top-1 first, then z becomes softmax - onehot
+    const float* row = z.f32() + t * V;
+    r.features[t] = exit_features(row, V);
+    r.p_max[t] = r.features[t][0];
+    r.correct[t] = std::max_element(row, row + V) - row == y[t];
+  }
+  Tensor losses = arena.host().alloc({N});
+  int64_t count = 0;
+  ops::cross_entropy(z, targets, z, losses, 1.0f, &count);
+  std::copy(losses.f32(), losses.f32() + N, r.ce.begin());
+  r.dz = z;
+  return r;
+}
+
+float ExitHeads::score(int l, const std::array<float, 4>& f) const {
+  const float *w = gates_.value(gw_[l]).f32(), c = gates_.value(gb_[l]).f32()[0];
+  return c + w[0] * f[0] + w[1] * f[1] + w[2] * f[2] + w[3] * f[3];
+}
+
 ExitHeads::Pass ExitHeads::forward(Arena& arena, const Gpt& model, const Gpt::Activations& acts,
                                    const Tensor& logits, const Tensor& targets) const {
-  Arena& host = arena.host();
   const int G = count();
-  const int64_t N = targets.numel(), V = model.config().vocab, d = model.config().d_model;
+  const int64_t N = targets.numel(), V = model.config().vocab;
   Pass pass;
   pass.tokens = N;
-  pass.ce.assign(N * (G + 1), 0.0f);
-  pass.p_max.assign(N * (G + 1), 0.0f);
-  pass.correct.assign(N * (G + 1), 0);
+  pass.ce.resize(N * (G + 1)), pass.p_max.resize(N * (G + 1)), pass.correct.resize(N * (G + 1));
   pass.features.resize(N * G);
-  pass.score.resize(N * G);
-  pass.p.resize(N * G);
-  pass.q.resize(N * G);
+  pass.score.resize(N * G), pass.p.resize(N * G), pass.q.resize(N * G);
   pass.counted.resize(N);
-  const int32_t* y = targets.i32();
-  for (int64_t t = 0; t < N; ++t) pass.counted[t] = y[t] >= 0;
-  Tensor losses = host.alloc({N});
-  // Exit l's logits z [N, V]: features and top-1 first, then z becomes softmax - onehot.
-  auto head = [&](int l, Tensor z) {
+  for (int64_t t = 0; t < N; ++t) pass.counted[t] = targets.i32()[t] >= 0;
+  auto keep = [&](int l, const Reading& r) {
     for (int64_t t = 0; t < N; ++t) {
-      const float* row = z.f32() + t * V;
-      const int64_t top = std::max_element(row, row + V) - row;
-      const std::array<float, 4> f = exit_features(row, V);
-      pass.p_max[t * (G + 1) + l] = f[0];
-      pass.correct[t * (G + 1) + l] = top == y[t];
-      if (l < G) pass.features[t * G + l] = f;
+      const int64_t at = t * (G + 1) + l;
+      pass.ce[at] = r.ce[t], pass.p_max[at] = r.p_max[t], pass.correct[at] = r.correct[t];
+      if (l < G) pass.features[t * G + l] = r.features[t];
     }
-    int64_t count = 0;
-    ops::cross_entropy(z, targets, z, losses, 1.0f, &count);
-    for (int64_t t = 0; t < N; ++t) pass.ce[t * (G + 1) + l] = losses.f32()[t];
-    return z;
   };
   for (int l = 0; l < G; ++l) {
-    // lnf where the backbone lives, then the exit on the host.
-    const Tensor h = model.block_output(acts, blocks_[l]);
-    const Tensor u = arena.to_host(model.final_norm(arena, h.view({N, d})));
-    Tensor z = host.alloc({N, V});
-    ops::matmul(u, false, heads_.value(w_[l]), true, z);
-    ops::add_rows(z, heads_.value(b_[l]));
+    Tensor u;
+    const Tensor z = this->logits(arena, model, model.block_output(acts, blocks_[l]), l, &u);
+    const Reading r = read(arena, z, targets);
+    keep(l, r);
     pass.u.push_back(u);
-    pass.dz.push_back(head(l, z));
+    pass.dz.push_back(r.dz);
   }
-  Tensor z = host.alloc({N, V});
+  Tensor z = arena.host().alloc({N, V});
   ops::copy(logits, z);
-  head(G, z);  // the backbone's own head: its CE, p_max and top-1
+  keep(G, read(arena, z, targets));  // the backbone's own head: its CE, p_max and top-1
   std::vector<float> g(G);
   for (int64_t t = 0; t < N; ++t) {
     for (int l = 0; l < G; ++l) {
-      const std::array<float, 4>& f = pass.features[t * G + l];
-      const float *w = gates_.value(gw_[l]).f32(), c = gates_.value(gb_[l]).f32()[0];
-      const float s = c + w[0] * f[0] + w[1] * f[1] + w[2] * f[2] + w[3] * f[3];
+      const float s = score(l, pass.features[t * G + l]);
       pass.score[t * G + l] = s;
       g[l] = 1.0f / (1.0f + std::exp(-s));
     }

@@ -47,6 +47,20 @@ class ExitHeads {
   // From a backbone forward's activations and logits [N, V] (any device) and targets [N] (host).
   Pass forward(Arena& arena, const Gpt& model, const Gpt::Activations& acts, const Tensor& logits,
                const Tensor& targets) const;
+
+  // One exit's reading of N tokens (forward serves it for every exit).
+  struct Reading {
+    Tensor dz;                                   // [N, V] on the host: softmax(z) - onehot
+    std::vector<float> ce, p_max;                // [N]
+    std::vector<int32_t> correct;                // [N]
+    std::vector<std::array<float, 4>> features;  // [N]
+  };
+  // Exit l < G's logits [N, V] (host) from block output h [N, d] (any device); u: lnf(h).
+  Tensor logits(Arena& arena, const Gpt& model, const Tensor& h, int l, Tensor* u = nullptr) const;
+  // The reading of logits z [N, V] (host; turned into dz in place) for targets [N] (host).
+  Reading read(Arena& arena, const Tensor& z, const Tensor& targets) const;
+  // Gate l's score s = w . f + c.
+  float score(int l, const std::array<float, 4>& f) const;
   // Accumulates every head's gradient for the IM loss: sum over counted t, l < G of
   // w(t, l) * ce(t, l) / normalizer, with w from im_weights(kind, ...).
   void heads_backward(const Pass& pass, ImLoss kind, double normalizer) const;

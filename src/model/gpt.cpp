@@ -16,6 +16,15 @@ float proj_std(const GptConfig& c) {
 std::string block_name(int i) {
   return "blocks/" + std::to_string(i);
 }
+// The rows t of `from` [N, d] where alive[t] is 0, copied into `to`: an exited token's state.
+void keep_exited(const Tensor& from, const Tensor& to, const uint8_t* alive) {
+  const int64_t N = from.size(0);
+  for (int64_t t = 0, end = 0; t < N; t = end) {
+    for (end = t; end < N && !alive[end];) ++end;
+    if (end > t) ops::copy(from.rows(t, end), to.rows(t, end));
+    end += end < N;
+  }
+}
 }  // namespace
 
 Block::Block(ParamRegistry& reg, const GptConfig& c, int index, const ExpertLayout& layout,
@@ -52,6 +61,10 @@ Tensor Block::forward(Arena& arena, const Tensor& x, Cache& cache, const PassCon
   f = apply_mask(arena, f, cache.ffn_mask);
   Tensor x2 = arena.alloc(x.shape);
   ops::add(x1, f, x2);
+  if (const uint8_t* alive = pass.route.alive) {
+    const int64_t N = x.numel() / x.size(-1);
+    keep_exited(x.view({N, x.size(-1)}), x2.view({N, x.size(-1)}), alive);
+  }
   return x2;
 }
 
@@ -73,8 +86,8 @@ Gpt::Gpt(const GptConfig& c, ParamRegistry& reg, const ExpertLayout& layout,
   for (int i = 0; i < c.n_layer; ++i) blocks_.emplace_back(reg, c, i, layout, hash_table);
 }
 
-Tensor Gpt::forward(Arena& arena, const Tensor& tokens, Activations& acts,
-                    const PassContext& ctx) const {
+Tensor Gpt::forward(Arena& arena, const Tensor& tokens, Activations& acts, const PassContext& ctx,
+                    const BlockHook& after) const {
   const int64_t B = tokens.size(0), T = tokens.size(1);
   ops::prepare_bf16_weights(reg_.value_buffer().all());
   acts.tokens = arena.to_device(tokens);
@@ -95,6 +108,7 @@ Tensor Gpt::forward(Arena& arena, const Tensor& tokens, Activations& acts,
   for (size_t i = 0; i < blocks_.size(); ++i) {
     r.layer = int(i);
     x = blocks_[i].forward(arena, x, acts.blocks[i], acts.pass);
+    if (after) after(int(i), x);
   }
   acts.xf = lnf_.forward(arena, x, acts.lnf);
   const Tensor wte = reg_.value(emb_.wte());

@@ -2,6 +2,7 @@
 // x += Attn(LN1(x)); x += FFN(LN2(x)), final LayerNorm lnf, LM head tied to wte. With
 // moe.experts > 0, every moe.every-th block's FFN is a MoE layer.
 #pragma once
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -66,10 +67,15 @@ class Gpt {
     Tensor emb_mask;   // the embeddings' dropout (empty: none)
     PassContext pass;  // the pass's context, its routing fields filled in by forward
   };
+  // Called after block i with its output x [B, T, d]; it may clear entries of the pass's
+  // route.alive (early exits at evaluation), which the later blocks then read.
+  using BlockHook = std::function<void(int i, const Tensor& x)>;
   // tokens [B, T] i32 on the host (hash routing reads them there) -> logits [B*T, V] on the
-  // arena's device.
-  Tensor forward(Arena& arena, const Tensor& tokens, Activations& acts,
-                 const PassContext& ctx = {}) const;
+  // arena's device. Where ctx.route.alive is set, a token whose entry is 0 keeps its state
+  // through the blocks (its keys and values in them come from that state) and reaches no
+  // expert (docs/methods.md §9.6).
+  Tensor forward(Arena& arena, const Tensor& tokens, Activations& acts, const PassContext& ctx = {},
+                 const BlockHook& after = {}) const;
   // Accumulates every parameter gradient from dlogits [B*T, V] (and the gates' own losses).
   void backward(Arena& arena, const Tensor& dlogits, const Activations& acts) const;
   // This rank's share of the gates' weighted auxiliary and z losses in the last forward.

@@ -53,7 +53,10 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const PassContext& pass,
                                         cfg_.gd_weight == "gate")
                    : gate_->route(arena, x, pass.route);
   const int k = c.routing.k;
-  const int32_t* expert = c.routing.expert.i32();  // routing decisions live on the host
+  int32_t* expert = c.routing.expert.i32();     // routing decisions live on the host
+  if (const uint8_t* alive = pass.route.alive)  // an exited token is sent to no expert
+    for (int64_t i = 0; i < T * k; ++i)
+      if (!alive[i / k]) expert[i] = -1;
   // Bucket the kept (token, choice) pairs by expert, in token order within an expert.
   c.send_rows.assign(E, 0);
   for (int64_t i = 0; i < T * k; ++i)

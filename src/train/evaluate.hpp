@@ -16,6 +16,12 @@ PassContext eval_context(uint64_t seed, const StepPlan& plan);
 // Those of the step the checkpoint `path` (of the run `cfg`) was written after.
 PassContext checkpoint_eval_context(const Config& cfg, const std::string& path);
 
+// The evaluation batches of `evaluate` (below): each forward's tokens and targets [local, T]
+// (host) and its pass context, handed to `use`. Uses the arena and resets it before each.
+void for_each_eval_batch(
+    Arena& arena, const Batches& batches, int64_t batch_size, int64_t max_batches,
+    const Runtime& rt, const PassContext& base, int64_t micro,
+    const std::function<void(const Tensor&, const Tensor&, const PassContext&)>& use);
 // Runs the evaluation forwards of `evaluate` (below) and hands each one's activations, logits
 // [local * T, V] and targets [local, T] (host) to `use`. Uses the arena and resets it.
 void for_each_eval_pass(

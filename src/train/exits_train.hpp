@@ -20,6 +20,10 @@ struct ExitsConfig {
   double lr = 1e-3, gate_lr = 1e-2;  // AdamW's, of the heads and of the gates (5 numbers each)
   std::string im_loss = "code";      // code | intent (docs/methods.md §9.4)
   int64_t eval_every = 100, eval_batches = 20;
+  // At evaluation an exited token's state is frozen (propagate: CALM's state propagation, its
+  // later keys and values from that state, no later experts) or it runs on (full: full-depth
+  // keys and values, as in training).
+  std::string kv = "propagate";
   std::vector<double> thresholds = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
 };
 
@@ -34,6 +38,7 @@ struct ExitScore {
   std::string method;  // "jei", "exit 0 (block 1)", "backbone", "p_max >= 0.5"
   double loss = 0, ppl = 0, accuracy = 0, ece = 0;
   double cost = 0, backbone_cost = 0;  // mean exit cost, JEI's accounting and the backbone's
+  double dispatch = 1;                 // rows sent to experts, a share of the backbone's
   std::vector<double> share;           // of tokens leaving at each exit (the last: the head)
 };
 
@@ -49,9 +54,9 @@ struct ExitsRun {
   ParamRegistry &heads, &gates;
 };
 // The series of `moetrain exits`' results file for G exits and P policies: per validation
-// /exits/valid/{step, ppl, accuracy, ece, cost, backbone_cost} (the gated model's), share [G + 1]
-// and pos_weight [G]; at the end /exits/score/{ppl, accuracy, ece, cost, backbone_cost} [P] and
-// share [P * (G + 1)], the policies in score_exits' order.
+// /exits/valid/{step, ppl, accuracy, ece, cost, backbone_cost, dispatch} (the gated model's),
+// share [G + 1] and pos_weight [G]; at the end /exits/score/{ppl, accuracy, ece, cost,
+// backbone_cost, dispatch} [P] and share [P * (G + 1)], the policies in score_exits' order.
 std::vector<Series> exits_series(int G, int policies);
 void record_scores(ResultsFile& results, const std::vector<ExitScore>& scores);
 
@@ -61,7 +66,7 @@ void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit&
                  ResultsFile* results);
 // The gated model (JEI's q >= 0.5 rule), every exit alone, the backbone alone and p_max
 // thresholding at each of x.thresholds on `split` (max_batches 0: all of it), summed over the
-// ranks.
+// ranks; the gated model and the thresholds with x.kv's keys and values.
 std::vector<ExitScore> score_exits(const ExitsRun& run, const TokenSplit& split,
                                    int64_t max_batches);
 
