@@ -184,6 +184,17 @@ mkdir -p "$tmp/results/exdir/e.h5"
 expect "exits: a results file that cannot be written" "rank 1: error: $tmp/results/exdir/e.h5: cannot rename .*Is a directory" \
   "${mpi[@]}" "$bin" exits --checkpoint "$tmp/results/two/checkpoint.h5" --blocks 0 --steps 2 \
   --warmup 1 --output "$tmp/results/exdir/e.h5"
+two=$tmp/results/two/checkpoint.h5
+timeout 60 "$bin" exits --checkpoint "$two" --blocks 0 --steps 2 --warmup 1 --batches 1 \
+  --eval_batches 1 --save "$tmp/ex.h5" --output "$tmp/ex_results.h5" >/dev/null 2>&1
+timeout 60 "$bin" train $good --model.n_layer 2 --train.steps 4 --run.name two4 >/dev/null 2>&1
+expect "exits: resuming past --steps" "rank 1: error: exits: $tmp/ex.h5 was written after step 2, and --steps is 1" \
+  "${mpi[@]}" "$bin" exits --checkpoint "$two" --blocks 0 --steps 1 --warmup 1 --resume "$tmp/ex.h5"
+expect "exits: resuming on another backbone" "rank 0: error: exits: $tmp/ex.h5 trained exits on a backbone after step 3; --checkpoint's is after step 4" \
+  "${mpi[@]}" "$bin" exits --checkpoint "$tmp/results/two4/checkpoint.h5" --blocks 0 --steps 2 \
+  --warmup 1 --resume "$tmp/ex.h5"
+expect "exits: resuming from a missing file" "rank 1: error: $tmp/none.h5: no such file" \
+  "${mpi[@]}" "$bin" exits --checkpoint "$two" --blocks 0 --steps 2 --warmup 1 --resume "$tmp/none.h5"
 expect "exits: a gate learning rate of 0" "rank 1: error: exits: --lambda 0.1 --lr 0.001 --gate_lr 0 \\(lambda >= 0, learning rates > 0\\)" \
   "${mpi[@]}" "$bin" exits --checkpoint "$ok_ckpt" --gate_lr 0
 expect "exits: a threshold above 1" "rank 0: error: exits: --thresholds '0.5,1.5'" \

@@ -4,8 +4,8 @@
 # full-depth keys and values score the exits alone as state propagation does, where a token that
 # left sends no later expert rows; the backbone row is `moetrain eval`'s perplexity; a rerun
 # prints the same table; 2 ranks at ep_size 2 and 1 give one rank's figures (propagated); the
-# intent IM loss and lambda change the gated model; the run folder's exits.h5 holds the table
-# and every validation.
+# exits' checkpoint resumes bitwise on 2 ranks; the intent IM loss and lambda change the gated
+# model; the run folder's exits.h5 holds the table and every validation.
 # usage: exits.sh MOETRAIN TESTDATA_DIR
 set -euo pipefail
 bin=$1 data=$2
@@ -15,8 +15,9 @@ timeout 120 "${mpi[@]}" -np 2 "$bin" train --data.dir "$data/slice" --run.result
   --model.d_ff 64 --moe.experts 4 --moe.every 2 --train.batch_size 8 --train.steps 150 \
   --train.warmup 5 --train.lr 3e-3 --train.eval_every 0 >/dev/null
 ckpt=$tmp/bb/checkpoint.h5
-ex=(exits --checkpoint "$ckpt" --blocks all --steps 50 --warmup 10 --switch_every 30
-    --eval_every 10 --eval_batches 2 --batches 4 --split valid --thresholds 0.05,0.1,0.2)
+run=(exits --checkpoint "$ckpt" --blocks all --warmup 10 --switch_every 30 --eval_every 10
+     --eval_batches 2 --batches 4 --split valid --thresholds 0.05,0.1,0.2)
+ex=("${run[@]}" --steps 50)
 table() { timeout 120 "$@" 2>&1 | grep '^exits: |'; }  # table CMD...: the final table's rows
 table "$bin" "${ex[@]}" >"$tmp/one"
 cat "$tmp/one"
@@ -93,8 +94,43 @@ assert len(a) == len(b) and not bad, (sys.argv[3], bad[:5])
 print("ok:", sys.argv[3], "gives one rank's table")
 PY
 }
-table "${mpi[@]}" -np 2 "$bin" "${ex[@]}" >"$tmp/two"
+table "${mpi[@]}" -np 2 "$bin" "${ex[@]}" --save "$tmp/two.h5" --output "$tmp/two_results.h5" >"$tmp/two"
 same "2 ranks (ep 2)" "$tmp/two"
+# The exits' checkpoint: 30 steps (in the gate phase), then resumed to 50 on 2 ranks, equals the
+# uninterrupted run bitwise (table, validations, every dataset of the checkpoint); resumed after
+# its last step, it scores without training.
+timeout 120 "${mpi[@]}" -np 2 "$bin" "${run[@]}" --steps 30 --save "$tmp/part.h5" \
+  --output "$tmp/part_results.h5" >/dev/null
+table "${mpi[@]}" -np 2 "$bin" "${ex[@]}" --resume "$tmp/part.h5" --save "$tmp/resumed.h5" \
+  --output "$tmp/part_results.h5" >"$tmp/resumed"
+cmp -s "$tmp/two" "$tmp/resumed" || { echo "FAIL: the resumed table differs"; diff "$tmp/two" "$tmp/resumed"; exit 1; }
+/usr/bin/python3 - "$tmp/two.h5" "$tmp/resumed.h5" "$tmp/two_results.h5" "$tmp/part_results.h5" <<'PY'
+import sys, h5py, numpy as np
+def tensors(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+        out["attrs"] = (f.attrs["step"], dict(f["optim"].attrs), dict(f["scheduler"].attrs))
+    return out
+a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
+assert a.keys() == b.keys() and len(a) == 1 + 4 * 3 * 3, sorted(a)  # 3 exits: 4 tensors, m, v
+for k in a:
+    if k != "attrs":
+        assert np.array_equal(a[k], b[k]), k
+assert str(a["attrs"]) == str(b["attrs"]), (a["attrs"], b["attrs"])
+assert a["attrs"][1]["heads_step"] == 20 and a["attrs"][1]["gates_step"] == 30, a["attrs"]
+with h5py.File(sys.argv[3], "r") as f, h5py.File(sys.argv[4], "r") as g:
+    for name in ("step", "ppl", "ece", "dispatch", "share", "pos_weight"):
+        assert np.array_equal(f[f"exits/valid/{name}"][()], g[f"exits/valid/{name}"][()]), name
+    assert list(g["exits/valid/step"][()]) == [10, 20, 30, 40, 50]
+    assert np.array_equal(f["exits/score/ppl"][()], g["exits/score/ppl"][()])
+print("ok: 30 steps resumed to 50 equal 50 bitwise (the table, the validations, the checkpoint)")
+PY
+timeout 120 "${mpi[@]}" -np 2 "$bin" "${ex[@]}" --resume "$tmp/resumed.h5" --save "$tmp/again.h5" \
+  --output "$tmp/again_results.h5" >"$tmp/scored" 2>&1
+! grep -q '^exits | step' "$tmp/scored" || { echo "FAIL: a finished checkpoint trained again"; exit 1; }
+grep '^exits: |' "$tmp/scored" | cmp -s - "$tmp/two" || { echo "FAIL: scoring a finished checkpoint differs"; exit 1; }
+echo "ok: resumed after its last step, the checkpoint scores the same table without training"
 table "${mpi[@]}" -np 2 "$bin" "${ex[@]}" --dist.ep_size 1 >"$tmp/two_ep1"
 same "2 ranks (ep 1)" "$tmp/two_ep1"
 # The gated model depends on the IM loss and on lambda (the rows of the backbone and of the

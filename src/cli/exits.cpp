@@ -18,8 +18,8 @@ namespace po = boost::program_options;
 namespace mt::cli {
 
 int exits(const Args& args) {
-  std::string checkpoint, output, split = "test", device = "cpu",
-                                  thresholds = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9";
+  std::string checkpoint, output, resume, split = "test", device = "cpu",
+                                          thresholds = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9";
   int64_t batches = 0;
   ExitsConfig x;
   po::options_description d("moetrain exits (config keys such as --data.dir also accepted)");
@@ -42,6 +42,9 @@ int exits(const Args& args) {
     ("split", po::value(&split)->default_value(split), "the split scored at the end: valid | test | train")
     ("batches", po::value(&batches)->default_value(batches), "batches of that split (0: all of it)")
     ("output", po::value(&output), "the results file (default: the run folder's exits.h5)")
+    ("save", po::value(&x.save), "the exits' checkpoint (default: the run folder's exits_checkpoint.h5)")
+    ("save_every", po::value(&x.save_every)->default_value(x.save_every), "steps between checkpoints (0: only after the last step)")
+    ("resume", po::value(&resume), "an exits' checkpoint to continue from (one written after --steps: score only)")
     ("device", po::value(&device)->default_value(device), "cpu | cuda (the backbone's device; exits run on the host)");
   // clang-format on
   po::variables_map vm;
@@ -59,10 +62,11 @@ int exits(const Args& args) {
            x.im_loss);
   MT_CHECK(x.kv == "propagate" || x.kv == "full", "exits: --kv '{}' (propagate or full)", x.kv);
   MT_CHECK(x.steps > 0 && x.warmup >= 0 && x.warmup <= x.steps && x.switch_every > 0 &&
-               x.eval_every > 0 && x.eval_batches >= 0,
+               x.eval_every > 0 && x.eval_batches >= 0 && x.save_every >= 0,
            "exits: --steps {} --warmup {} --switch_every {} --eval_every {} --eval_batches {} "
-           "(steps > 0, 0 <= warmup <= steps, the others positive)",
-           x.steps, x.warmup, x.switch_every, x.eval_every, x.eval_batches);
+           "--save_every {} (steps > 0, 0 <= warmup <= steps, save_every >= 0, the others "
+           "positive)",
+           x.steps, x.warmup, x.switch_every, x.eval_every, x.eval_batches, x.save_every);
   MT_CHECK(x.lambda >= 0 && x.lr > 0 && x.gate_lr > 0,
            "exits: --lambda {} --lr {} --gate_lr {} (lambda >= 0, learning rates > 0)", x.lambda,
            x.lr, x.gate_lr);
@@ -81,7 +85,7 @@ int exits(const Args& args) {
   exits.copy_embedding(reg.value(model.wte()));
   // The backbone routes as `moetrain eval` does it (EvoMoE by the checkpoint's phase).
   const PassContext base = checkpoint_eval_context(cfg, checkpoint);
-  const ExitsRun run{cfg, x, rt, model, base, exits, heads, gates};
+  if (x.save.empty()) x.save = cfg.run_dir() + "/exits_checkpoint.h5";
   if (rt.root()) {
     std::string at;
     for (int l = 0; l < exits.count(); ++l) at += fmt::format(" {}", exits.block(l));
@@ -95,14 +99,20 @@ int exits(const Args& args) {
   const std::string settings = fmt::format(
       "\n[exits]\nblocks = {}\nlambda = {}\nsteps = {}\nwarmup = {}\nswitch_every = {}\n"
       "lr = {}\ngate_lr = {}\nim_loss = {}\neval_every = {}\neval_batches = {}\nkv = {}\n"
-      "thresholds = {}\nsplit = {}\nbatches = {}\n",
+      "thresholds = {}\nsplit = {}\nbatches = {}\nsave_every = {}\n",
       x.blocks, x.lambda, x.steps, x.warmup, x.switch_every, x.lr, x.gate_lr, x.im_loss,
-      x.eval_every, x.eval_batches, x.kv, thresholds, split, batches);
+      x.eval_every, x.eval_batches, x.kv, thresholds, split, batches, x.save_every);
+  const std::string ini = cfg.ini + settings;
+  const ExitsRun run{cfg,   x,     rt,    model, base,
+                     exits, heads, gates, ini,   checkpoint_step(checkpoint)};
+  // A resumed run keeps the validations up to its checkpoint's step.
+  const int64_t resume_step = resume.empty() ? 0 : checkpoint_step(resume) + 1;
   rt.groups.world->on_root([&] {
-    results.emplace(path, cfg.ini + settings, rt.describe(),
-                    exits_series(exits.count(), exits.count() + 2 + int(x.thresholds.size())));
+    results.emplace(path, ini, rt.describe(),
+                    exits_series(exits.count(), exits.count() + 2 + int(x.thresholds.size())),
+                    resume_step);
   });
-  train_exits(run, train, valid, false, rt.root() ? &*results : nullptr);
+  train_exits(run, train, valid, false, rt.root() ? &*results : nullptr, resume);
   const std::vector<ExitScore> scores = score_exits(run, scored, batches);
   rt.groups.world->on_root([&] { record_scores(*results, scores); });
   if (rt.root()) {
@@ -116,7 +126,7 @@ int exits(const Args& args) {
       fmt::print("exits: | {} | {:.3f} | {:.4f} | {:.4f} | {:.4f} {:.4f} |{} | {:.4f}\n", e.method,
                  e.ppl, e.accuracy, e.ece, e.cost, e.backbone_cost, shares, e.dispatch);
     }
-    fmt::print("exits: results in {}\n", path);
+    fmt::print("exits: results in {}, the exits in {}\n", path, x.save);
   }
   return 0;
 }

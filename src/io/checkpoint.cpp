@@ -42,8 +42,8 @@ void check_format(const h5::File& f) {
 }
 }  // namespace
 
-void save_checkpoint(const std::string& path, const ParamRegistry& reg, AdamW& opt, int64_t step,
-                     const std::string& config_ini, const Groups& groups,
+void save_checkpoint(const std::string& path, const std::vector<CheckpointPart>& parts,
+                     int64_t step, const std::string& config_ini, const Groups& groups,
                      const std::map<std::string, double>& scheduler) {
   const bool root = groups.topo.world_rank == 0, gathers = groups.ep_index() == 0;
   // Whole tensors: expert shards gathered over the first EP group, which holds every expert.
@@ -81,25 +81,28 @@ void save_checkpoint(const std::string& path, const ParamRegistry& reg, AdamW& o
     h5::make_group(*f, "/scheduler");
     for (const auto& [key, value] : scheduler) h5::set_attr(*f, "/scheduler", key, value);
   });
-  if (gathers) {
+  for (const CheckpointPart& part : parts) {
+    if (!gathers) break;
+    const ParamRegistry& reg = part.reg;
     std::vector<float> staged[3];  // GPU runs: the flat arrays copied to the host
     const float* values = host_floats(reg.value_buffer(), staged[0]);
-    const float* m = host_floats(opt.m(), staged[1]);
-    const float* v = host_floats(opt.v(), staged[2]);
+    const float* m = host_floats(part.opt.m(), staged[1]);
+    const float* v = host_floats(part.opt.v(), staged[2]);
     for (size_t i = 0; i < reg.size(); ++i) {
       const ParamInfo& p = reg.info(int(i));
-      const std::pair<std::string, const float*> parts[] = {
+      const std::pair<std::string, const float*> tensors[] = {
           {"/model/" + p.name, values + p.offset},
           {"/optim/" + p.name + "/m", m + p.offset},
           {"/optim/" + p.name + "/v", v + p.offset}};
-      for (const auto& part : parts) {
-        const float* data = assemble(p, part.second);
-        on_root([&] { h5::write(*f, part.first, data, p.shape.with_first(p.global_rows)); });
+      for (const auto& [name, local] : tensors) {
+        const float* data = assemble(p, local);
+        on_root([&] { h5::write(*f, name, data, p.shape.with_first(p.global_rows)); });
       }
     }
   }
   on_root([&] {
-    h5::set_attr(*f, "/optim", "step", opt.steps());
+    for (const CheckpointPart& part : parts)
+      h5::set_attr(*f, "/optim", part.step_key, part.opt.steps());
     f->flush();
     f.reset();
     fsync_path(tmp);
@@ -141,7 +144,15 @@ int64_t checkpoint_step(const std::string& path) {
   return h5::attr_int(f, "/", "step");
 }
 
-int64_t load_optimizer(const std::string& path, const ParamRegistry& reg, AdamW& opt) {
+double checkpoint_value(const std::string& path, const std::string& key) {
+  h5::File f(path, h5::File::Read);
+  check_format(f);
+  MT_CHECK(h5::has_attr(f, "/scheduler", key), "{}: no attribute {} in /scheduler", path, key);
+  return h5::attr_double(f, "/scheduler", key);
+}
+
+int64_t load_optimizer(const std::string& path, const ParamRegistry& reg, AdamW& opt,
+                       const std::string& step_key) {
   h5::File f(path, h5::File::Read);
   check_format(f);
   std::vector<float> staged_m, staged_v;
@@ -157,7 +168,7 @@ int64_t load_optimizer(const std::string& path, const ParamRegistry& reg, AdamW&
   }
   store_host_floats(opt.m(), staged_m);
   store_host_floats(opt.v(), staged_v);
-  return h5::attr_int(f, "/optim", "step");
+  return h5::attr_int(f, "/optim", step_key);
 }
 
 std::string checkpoint_problem(const std::string& path) {

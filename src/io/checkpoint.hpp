@@ -16,17 +16,34 @@ namespace mt {
 
 inline constexpr int64_t kCheckpointVersion = 1;
 
+// A registry and its optimizer in a checkpoint: /model/<name>, /optim/<name>/{m,v}, and the
+// optimizer's step count in /optim's attribute step_key. One file may hold several with names
+// apart (moetrain exits: its heads and its gates, each with its own AdamW).
+struct CheckpointPart {
+  const ParamRegistry& reg;
+  const AdamW& opt;
+  std::string step_key = "step";
+};
+
 // Collective over the world: every rank calls it; rank 0 writes. A failure on rank 0 is
 // reported on every rank.
 // scheduler: the attributes of /scheduler (the last plan's phase, phase_step, lr, ...).
-void save_checkpoint(const std::string& path, const ParamRegistry& reg, AdamW& opt, int64_t step,
-                     const std::string& config_ini, const Groups& groups,
+void save_checkpoint(const std::string& path, const std::vector<CheckpointPart>& parts,
+                     int64_t step, const std::string& config_ini, const Groups& groups,
                      const std::map<std::string, double>& scheduler);
+inline void save_checkpoint(const std::string& path, const ParamRegistry& reg, const AdamW& opt,
+                            int64_t step, const std::string& config_ini, const Groups& groups,
+                            const std::map<std::string, double>& scheduler) {
+  save_checkpoint(path, {{reg, opt}}, step, config_ini, groups, scheduler);
+}
 // Loads /model/* into the registry (this rank's rows of expert tensors); every parameter must be
 // present with its shape.
 void load_model(const std::string& path, ParamRegistry& reg);
 // Loads the Adam moments (this rank's rows) and returns the optimizer's step count.
-int64_t load_optimizer(const std::string& path, const ParamRegistry& reg, AdamW& opt);
+int64_t load_optimizer(const std::string& path, const ParamRegistry& reg, AdamW& opt,
+                       const std::string& step_key = "step");
+// The attribute `key` of /scheduler, which must be there.
+double checkpoint_value(const std::string& path, const std::string& key);
 // What is wrong with a checkpoint (empty: nothing): unreadable, another format, a dataset whose
 // checksum does not match, or a tensor holding NaN or Inf, naming the file and the dataset.
 // Reads the whole file.

@@ -8,6 +8,7 @@
 #include <optional>
 #include <sstream>
 
+#include "io/checkpoint.hpp"
 #include "model/gate_registry.hpp"
 #include "optim/adamw.hpp"
 #include "tensor/error.hpp"
@@ -274,8 +275,14 @@ std::vector<ExitScore> score_exits(const ExitsRun& run, const TokenSplit& split,
   return scores(run, t);
 }
 
+namespace {
+std::string pos_weight_key(int l) {
+  return fmt::format("pos_weight_{}", l);
+}
+}  // namespace
+
 void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit& valid, bool quiet,
-                 ResultsFile* results) {
+                 ResultsFile* results, const std::string& resume) {
   const Config& cfg = run.cfg;
   const ExitsConfig& x = run.x;
   const GptConfig& c = run.model.config();
@@ -287,11 +294,33 @@ void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit&
   const std::vector<double> cost = costs(run, true);
   std::vector<float> pos_weight(G, 1.0f);  // until the first validation estimates them
   AdamW heads_opt(run.heads, cfg.adamw), gates_opt(run.gates, cfg.adamw);
+  int64_t first = 0;
+  if (!resume.empty()) {
+    first = checkpoint_step(resume);
+    MT_CHECK(first <= x.steps, "exits: {} was written after step {}, and --steps is {}", resume,
+             first, x.steps);
+    const int64_t backbone = int64_t(checkpoint_value(resume, "backbone_step"));
+    MT_CHECK(backbone == run.backbone_step,
+             "exits: {} trained exits on a backbone after step {}; --checkpoint's is after step {}",
+             resume, backbone, run.backbone_step);
+    load_model(resume, run.heads), load_model(resume, run.gates);
+    heads_opt.set_steps(load_optimizer(resume, run.heads, heads_opt, "heads_step"));
+    gates_opt.set_steps(load_optimizer(resume, run.gates, gates_opt, "gates_step"));
+    for (int l = 0; l < G; ++l) pos_weight[l] = float(checkpoint_value(resume, pos_weight_key(l)));
+    say(fmt::format("exits: resumed from {} after step {}", resume, first));
+  }
+  auto save = [&](int64_t steps) {
+    std::map<std::string, double> state = {{"backbone_step", double(run.backbone_step)}};
+    for (int l = 0; l < G; ++l) state[pos_weight_key(l)] = pos_weight[l];
+    save_checkpoint(x.save,
+                    {{run.heads, heads_opt, "heads_step"}, {run.gates, gates_opt, "gates_step"}},
+                    steps, run.ini, run.rt.groups, state);
+  };
   const Batches batches(train, c.seq_len);
   const int64_t B = local_batch(cfg, run.rt);
   Arena arena(run.rt.device);
   Gpt::Activations acts;
-  for (int64_t step = 0; step < x.steps; ++step) {
+  for (int64_t step = first; step < x.steps; ++step) {
     const bool warm = step < x.warmup;
     const bool gates = !warm && (step - x.warmup) / x.switch_every % 2 == 0;
     arena.reset();
@@ -337,32 +366,34 @@ void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit&
     MT_CHECK(std::isfinite(loss[0]) && std::isfinite(loss[1]),
              "exits: the loss is not finite at step {} (lower --lr?)", step + 1);
     const bool eval = (step + 1) % x.eval_every == 0 || step + 1 == x.warmup || step + 1 == x.steps;
-    if (!eval) continue;
-    Tally t = tally(run, valid, x.eval_batches, true);
-    const std::vector<double> counts(t.oracle(), t.oracle() + G + 1);
-    double n = 0;
-    for (double v : counts) n += v;
-    pos_weight = positive_weights(counts, n);
-    const std::vector<ExitScore> s = scores(run, t);
-    run.rt.groups.world->on_root([&] {
-      results->record("/exits/valid/step", double(step + 1));
-      results->record("/exits/valid/ppl", s[0].ppl);
-      results->record("/exits/valid/accuracy", s[0].accuracy);
-      results->record("/exits/valid/ece", s[0].ece);
-      results->record("/exits/valid/cost", s[0].cost);
-      results->record("/exits/valid/backbone_cost", s[0].backbone_cost);
-      results->record("/exits/valid/dispatch", s[0].dispatch);
-      results->record_row("/exits/valid/share", s[0].share);
-      results->record_row("/exits/valid/pos_weight",
-                          std::vector<double>(pos_weight.begin(), pos_weight.end()));
-      results->flush();
-    });
-    say(fmt::format("exits | step {} | {} | exit CE {:.4f}{} | valid {}", step + 1,
-                    warm    ? "warm-up"
-                    : gates ? "gates"
-                            : "heads",
-                    loss[1] / (counted * G),
-                    gates ? fmt::format(" | gate BCE {:.4f}", loss[0]) : "", describe(s[0])));
+    if (eval) {
+      Tally t = tally(run, valid, x.eval_batches, true);
+      const std::vector<double> counts(t.oracle(), t.oracle() + G + 1);
+      double n = 0;
+      for (double v : counts) n += v;
+      pos_weight = positive_weights(counts, n);
+      const std::vector<ExitScore> s = scores(run, t);
+      run.rt.groups.world->on_root([&] {
+        results->record("/exits/valid/step", double(step + 1));
+        results->record("/exits/valid/ppl", s[0].ppl);
+        results->record("/exits/valid/accuracy", s[0].accuracy);
+        results->record("/exits/valid/ece", s[0].ece);
+        results->record("/exits/valid/cost", s[0].cost);
+        results->record("/exits/valid/backbone_cost", s[0].backbone_cost);
+        results->record("/exits/valid/dispatch", s[0].dispatch);
+        results->record_row("/exits/valid/share", s[0].share);
+        results->record_row("/exits/valid/pos_weight",
+                            std::vector<double>(pos_weight.begin(), pos_weight.end()));
+        results->flush();
+      });
+      say(fmt::format("exits | step {} | {} | exit CE {:.4f}{} | valid {}", step + 1,
+                      warm    ? "warm-up"
+                      : gates ? "gates"
+                              : "heads",
+                      loss[1] / (counted * G),
+                      gates ? fmt::format(" | gate BCE {:.4f}", loss[0]) : "", describe(s[0])));
+    }
+    if ((x.save_every > 0 && (step + 1) % x.save_every == 0) || step + 1 == x.steps) save(step + 1);
   }
 }
 

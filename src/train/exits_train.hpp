@@ -24,6 +24,8 @@ struct ExitsConfig {
   // later keys and values from that state, no later experts) or it runs on (full: full-depth
   // keys and values, as in training).
   std::string kv = "propagate";
+  std::string save;        // the exits' checkpoint (docs/methods.md §9.6)
+  int64_t save_every = 0;  // steps between checkpoints (0: only after the last step)
   std::vector<double> thresholds = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
 };
 
@@ -52,6 +54,8 @@ struct ExitsRun {
   const PassContext& base;  // the backbone's evaluation settings (checkpoint_eval_context)
   const ExitHeads& exits;
   ParamRegistry &heads, &gates;
+  const std::string& ini;  // the backbone's config and the [exits] settings, for the checkpoint
+  int64_t backbone_step;   // the steps the backbone's checkpoint was written after
 };
 // The series of `moetrain exits`' results file for G exits and P policies: per validation
 // /exits/valid/{step, ppl, accuracy, ece, cost, backbone_cost, dispatch} (the gated model's),
@@ -61,9 +65,12 @@ std::vector<Series> exits_series(int G, int policies);
 void record_scores(ResultsFile& results, const std::vector<ExitScore>& scores);
 
 // The warm-up, then the alternating phases, printing each validation's figures (rank 0, unless
-// quiet) and recording them in `results` (rank 0's; null elsewhere).
+// quiet) and recording them in `results` (rank 0's; null elsewhere). Writes x.save every
+// x.save_every steps and after the last: the heads and gates with their AdamW moments and step
+// counts, the positive weights and the backbone's step. resume: such a file to continue from
+// (bitwise as if never stopped; written after x.steps steps, nothing is trained).
 void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit& valid, bool quiet,
-                 ResultsFile* results);
+                 ResultsFile* results, const std::string& resume = "");
 // The gated model (JEI's q >= 0.5 rule), every exit alone, the backbone alone and p_max
 // thresholding at each of x.thresholds on `split` (max_batches 0: all of it), summed over the
 // ranks; the gated model and the thresholds with x.kv's keys and values.
