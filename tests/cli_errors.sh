@@ -199,6 +199,15 @@ expect "exits: a gate learning rate of 0" "rank 1: error: exits: --lambda 0.1 --
   "${mpi[@]}" "$bin" exits --checkpoint "$ok_ckpt" --gate_lr 0
 expect "exits: a threshold above 1" "rank 0: error: exits: --thresholds '0.5,1.5'" \
   "${mpi[@]}" "$bin" exits --checkpoint "$ok_ckpt" --thresholds 0.5,1.5
+# moetrain generate: missing or bad flags, a checkpoint without a tokenizer and no data.dir.
+expect "generate without a prompt" "rank 1: error: generate: --prompt TEXT is required" \
+  "${mpi[@]}" "$bin" generate --checkpoint "$ok_ckpt"
+expect "generate: no new tokens" "rank 0: error: generate: --tokens 0 --temperature 0 --top_k 0 \\(tokens > 0" \
+  "${mpi[@]}" "$bin" generate --checkpoint "$ok_ckpt" --prompt "In the beginning" --tokens 0
+cp "$ok_ckpt" "$tmp/notok.h5"
+/usr/bin/python3 -c "import h5py, sys; del h5py.File(sys.argv[1], 'r+')['tokenizer']" "$tmp/notok.h5"
+expect "generate: no tokenizer anywhere" "rank 1: error: generate: $tmp/notok.h5 holds no tokenizer and $tmp/none/tokenizer.model is missing \\(--data.dir DIR\\)" \
+  "${mpi[@]}" "$bin" generate --checkpoint "$tmp/notok.h5" --prompt "In the beginning" --data.dir "$tmp/none"
 
 if [ $failures -gt 0 ]; then
   echo "$failures case(s) failed"

@@ -10,7 +10,7 @@ source "$(dirname "$0")/common.sh"
 failures=0
 fail() { echo "FAIL $*"; failures=$((failures + 1)); }
 
-for cmd in prepare train eval bench "bench step" "bench moe" inspect exits; do
+for cmd in prepare train eval bench "bench step" "bench moe" inspect exits generate; do
   for flag in -h --help; do
     # shellcheck disable=SC2086  # $cmd is one or two words
     timeout 60 "$bin" $cmd $flag >"$tmp/out" 2>"$tmp/err"

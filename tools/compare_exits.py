@@ -4,10 +4,12 @@ several seeds (docs/methods.md §9, docs/comparison.md): trains configs/jei.ini'
 seed (on data/sword512, prepared here when missing), runs `moetrain exits` at each lambda, and
 compares JEI's gated perplexity and ECE with p_max thresholding's at the same mean cost (its
 curve over the thresholds and the backbone, interpolated in cost, JEI's accounting). Writes
-OUT/table.md (OUT/table_full.md for --kv full) and OUT/runs/. Finished runs are reused.
+OUT/table.md (table_full.md for --kv full, table_intent.md for --im_loss intent, both:
+table_full_intent.md) and OUT/runs/. Finished runs are reused.
 
 usage: /usr/bin/python3 tools/compare_exits.py [--seeds 1 2 3] [--lambdas 0.02 0.1 0.5]
-           [--kv propagate] [--ranks 2] [--batches 40] [--out results/compare/exits]
+           [--kv propagate] [--im_loss code] [--ranks 2] [--batches 40]
+           [--out results/compare/exits]
            [--bin build/moetrain]
 """
 import argparse
@@ -65,12 +67,15 @@ def run(seed, lam, args):
                                     "--run.results_dir", folder, "--run.overwrite", "true"]
         print("+", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    path = f"{folder}/{name}/exits_lambda{lam}_{args.kv}.json"
+    tag = f"lambda{lam}_{args.kv}" + ("" if args.im_loss == "code" else f"_{args.im_loss}")
+    path = f"{folder}/{name}/exits_{tag}.json"
     if not os.path.exists(path):
         cmd = mpirun(args.ranks) + [args.bin, "exits", "--checkpoint",
                                     f"{folder}/{name}/checkpoint.h5", "--lambda", str(lam),
                                     "--batches", str(args.batches), "--kv", args.kv,
-                                    "--output", f"{folder}/{name}/exits_lambda{lam}_{args.kv}.h5"]
+                                    "--im_loss", args.im_loss,
+                                    "--output", f"{folder}/{name}/exits_{tag}.h5",
+                                    "--save", f"{folder}/{name}/exits_{tag}_checkpoint.h5"]
         print("+", " ".join(cmd), flush=True)
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         with open(path, "w") as f:
@@ -97,6 +102,7 @@ def main():
     ap.add_argument("--ranks", type=int, default=2)
     ap.add_argument("--batches", type=int, default=40)
     ap.add_argument("--kv", choices=["propagate", "full"], default="propagate")
+    ap.add_argument("--im_loss", choices=["code", "intent"], default="code")
     ap.add_argument("--out", default="results/compare/exits")
     ap.add_argument("--bin", default="build/moetrain")
     args = ap.parse_args()
@@ -105,9 +111,10 @@ def main():
     lines = ["# JEI-DNN against p_max thresholding at equal cost", "",
              f"`/usr/bin/python3 tools/compare_exits.py --seeds {' '.join(map(str, args.seeds))} "
              f"--lambdas {' '.join(map(str, args.lambdas))} --batches {args.batches} "
-             f"--kv {args.kv}`: configs/jei.ini's backbone per seed on {args.ranks} ranks, then "
-             f"`moetrain exits --kv {args.kv}` (defaults: exits after blocks 1, 3 and 5, 400 steps, "
-             f"200 of them warm-up, the code IM loss), scored on {args.batches} batches of the "
+             f"--kv {args.kv} --im_loss {args.im_loss}`: configs/jei.ini's backbone per seed on "
+             f"{args.ranks} ranks, then `moetrain exits --kv {args.kv} --im_loss {args.im_loss}` "
+             f"(defaults: exits after blocks 1, 3 and 5, 400 steps, 200 of them warm-up), "
+             f"scored on {args.batches} batches of the "
              f"test split, {KV[args.kv]}. Thresholding's "
              "perplexity and ECE at JEI's mean cost (JEI's accounting) are interpolated along its "
              "curve over the thresholds 0.1-0.9 and the backbone. Mean ± standard deviation over "
@@ -142,7 +149,9 @@ def main():
                      f"| {np.mean(ece):.4f} | {np.mean(thr_ece):.4f} | {share} "
                      f"| {np.mean(rows_sent):.3f} |")
     lines += ["", f"The backbone alone: test perplexity {np.mean(backbone):.2f} at cost 1."]
-    with open(f"{args.out}/table{'' if args.kv == 'propagate' else '_full'}.md", "w") as f:
+    suffix = ("" if args.kv == "propagate" else "_full") + \
+        ("" if args.im_loss == "code" else "_intent")
+    with open(f"{args.out}/table{suffix}.md", "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -6,8 +6,13 @@ moe.eval_capacity_factor per group of moe.group_sequences sequences, slots claim
 first choices first; GShard keeps both choices). The windows are the ones `moetrain eval
 --batches N` uses, so both print the same loss (float64 here, float32 there).
 
+With --generated "PROMPT IDS | NEW IDS | logprobs L..." (the line `moetrain generate --ids`
+prints after "generate: ids") it checks a generation instead: each new token's log-probability
+given the last seq_len ids before it within 1e-3 of moetrain's, and with --greedy each new token
+the most likely one (within 1e-4 of the largest logit, for float32 rounding there); prints "ok".
+
 usage: /usr/bin/python3 tools/torch_eval.py CHECKPOINT [--split valid] [--batches N]
-                                            [--data-dir DIR]
+                                            [--data-dir DIR] [--generated LINE [--greedy]]
 """
 import argparse
 import configparser
@@ -44,7 +49,7 @@ def moe(x, tokens, p, prefix, cfg, table):
     m = cfg["moe"]
     E, gate = int(m["experts"]), m["gate"]
     N = x.shape[0]
-    T = int(cfg["model"]["seq_len"])
+    T = tokens.shape[1]  # the window (generation: shorter than seq_len at first)
     group = int(m["group_sequences"]) * T
     if gate == "hash":
         choice = torch.tensor([table[t] for t in tokens.reshape(-1).tolist()]).view(N, 1)
@@ -106,12 +111,35 @@ def forward(p, tokens, cfg, table):
     return layernorm(x, p["lnf/gamma"], p["lnf/beta"]) @ p["wte"].T
 
 
+def check_generated(params, cfg, table, T, line, greedy):
+    prompt, new, logprobs = line.split("|")
+    prompt, new = [int(v) for v in prompt.split()], [int(v) for v in new.split()]
+    logprobs = [float(v) for v in logprobs.split()[1:]]
+    ids = prompt[:]
+    rows = int(cfg["moe"].get("group_sequences", "1"))
+    with torch.no_grad():
+        for i, (got, theirs) in enumerate(zip(new, logprobs)):
+            z = forward(params, torch.tensor([ids[-T:]] * rows), cfg, table)[0, -1]
+            ours = float(torch.log_softmax(z, -1)[got])
+            if abs(ours - theirs) > 1e-3:
+                sys.exit(f"torch_eval: new token {i} ({got}): log-probability {ours:.6f} here, "
+                         f"{theirs:.6f} in moetrain")
+            best = int(z.argmax())
+            if greedy and float(z[best] - z[got]) > 1e-4:
+                sys.exit(f"torch_eval: new token {i} is {got} (logit {float(z[got]):.6f}), the most "
+                         f"likely {best} ({float(z[best]):.6f})")
+            ids.append(got)
+    print(f"torch_eval: ok, {len(new)} tokens after {len(prompt)}{' (greedy)' if greedy else ''}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoint")
     ap.add_argument("--split", default="valid")
     ap.add_argument("--batches", type=int, default=0)
     ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--generated", default=None)
+    ap.add_argument("--greedy", action="store_true")
     args = ap.parse_args()
     with h5py.File(args.checkpoint, "r") as f:
         if f.attrs["format"] not in (b"moetrain-checkpoint", "moetrain-checkpoint"):
@@ -137,6 +165,8 @@ def main():
             counts = np.bincount(f["tokens"][()], minlength=params["wte"].shape[0])
         table = balanced_hash(counts.tolist(), int(cfg["moe"]["experts"]))
     T, batch = int(cfg["model"]["seq_len"]), int(cfg["train"]["batch_size"])
+    if args.generated is not None:
+        return check_generated(params, cfg, table, T, args.generated, args.greedy)
     windows = (len(data) - 1) // T
     used = min(windows, args.batches * batch) if args.batches > 0 else windows
     stride = windows // used

@@ -13,6 +13,7 @@ int eval(const Args& args);
 int bench(const Args& args);
 int inspect(const Args& args);
 int exits(const Args& args);
+int generate(const Args& args);
 
 // Removes every `name VALUE` pair and `name=VALUE` word from args and returns the last VALUE (a
 // later flag overrides an earlier one, as with config keys), or fallback when there is none.

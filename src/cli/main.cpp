@@ -22,6 +22,7 @@ commands:
   bench     benchmarks: moetrain bench step|gemm|moe|a2a --config configs/x.ini
   inspect   summary of a checkpoint or results file: moetrain inspect FILE
   exits     JEI-DNN early exits on a frozen checkpoint: moetrain exits --checkpoint FILE
+  generate  text from a checkpoint: moetrain generate --checkpoint FILE --prompt TEXT
 
 'moetrain <command> --help' (or -h) lists a command's options; 'moetrain --version' prints the
 version.
@@ -48,7 +49,8 @@ int dispatch(int argc, char** argv) {
   if (cmd == "bench") return mt::cli::bench(args);
   if (cmd == "inspect") return mt::cli::inspect(args);
   if (cmd == "exits") return mt::cli::exits(args);
-  mt::fail("unknown command '{}' (prepare, train, eval, bench, inspect, exits)", cmd);
+  if (cmd == "generate") return mt::cli::generate(args);
+  mt::fail("unknown command '{}' (prepare, train, eval, bench, inspect, exits, generate)", cmd);
 }
 
 // After a failure: true when every rank failed too, within `seconds` (a barrier on a communicator

@@ -44,7 +44,7 @@ void check_format(const h5::File& f) {
 
 void save_checkpoint(const std::string& path, const std::vector<CheckpointPart>& parts,
                      int64_t step, const std::string& config_ini, const Groups& groups,
-                     const std::map<std::string, double>& scheduler) {
+                     const std::map<std::string, double>& scheduler, const std::string& tokenizer) {
   const bool root = groups.topo.world_rank == 0, gathers = groups.ep_index() == 0;
   // Whole tensors: expert shards gathered over the first EP group, which holds every expert.
   std::vector<float> whole;
@@ -80,6 +80,9 @@ void save_checkpoint(const std::string& path, const std::vector<CheckpointPart>&
     h5::set_attr(*f, "/", "code_version", code_version());
     h5::make_group(*f, "/scheduler");
     for (const auto& [key, value] : scheduler) h5::set_attr(*f, "/scheduler", key, value);
+    if (!tokenizer.empty())
+      h5::write(*f, "/tokenizer", reinterpret_cast<const uint8_t*>(tokenizer.data()),
+                Shape{int64_t(tokenizer.size())});
   });
   for (const CheckpointPart& part : parts) {
     if (!gathers) break;
@@ -94,9 +97,9 @@ void save_checkpoint(const std::string& path, const std::vector<CheckpointPart>&
           {"/model/" + p.name, values + p.offset},
           {"/optim/" + p.name + "/m", m + p.offset},
           {"/optim/" + p.name + "/v", v + p.offset}};
-      for (const auto& [name, local] : tensors) {
-        const float* data = assemble(p, local);
-        on_root([&] { h5::write(*f, name, data, p.shape.with_first(p.global_rows)); });
+      for (const auto& tensor : tensors) {
+        const float* data = assemble(p, tensor.second);
+        on_root([&] { h5::write(*f, tensor.first, data, p.shape.with_first(p.global_rows)); });
       }
     }
   }
@@ -136,6 +139,14 @@ std::string checkpoint_config(const std::string& path) {
   h5::File f(path, h5::File::Read);
   check_format(f);
   return h5::attr_string(f, "/", "config");
+}
+
+std::string checkpoint_tokenizer(const std::string& path) {
+  h5::File f(path, h5::File::Read);
+  check_format(f);
+  if (!f.exists("/tokenizer")) return "";
+  const std::vector<uint8_t> bytes = h5::read_u8(f, "/tokenizer");
+  return std::string(bytes.begin(), bytes.end());
 }
 
 int64_t checkpoint_step(const std::string& path) {

@@ -1,8 +1,8 @@
 // Checkpoint files in the public layout of docs/design.md: /model/<parameter name>,
-// /optim/<parameter name>/{m,v}, root attributes format, version, step, config, world_size,
-// ep_size, code_version. Expert tensors are stored whole ([E, ...], gathered to rank 0), so any
-// expert-parallel size that divides E can load the file. Written by rank 0 under a temporary
-// name, flushed, synced and renamed.
+// /optim/<parameter name>/{m,v}, /tokenizer (the SentencePiece model's bytes), root attributes
+// format, version, step, config, world_size, ep_size, code_version. Expert tensors are stored whole
+// ([E, ...], gathered to rank 0), so any expert-parallel size that divides E can load the file.
+// Written by rank 0 under a temporary name, flushed, synced and renamed.
 #pragma once
 #include <map>
 #include <string>
@@ -28,13 +28,16 @@ struct CheckpointPart {
 // Collective over the world: every rank calls it; rank 0 writes. A failure on rank 0 is
 // reported on every rank.
 // scheduler: the attributes of /scheduler (the last plan's phase, phase_step, lr, ...).
+// tokenizer: the SentencePiece model's bytes, stored as /tokenizer (uint8; none when empty).
 void save_checkpoint(const std::string& path, const std::vector<CheckpointPart>& parts,
                      int64_t step, const std::string& config_ini, const Groups& groups,
-                     const std::map<std::string, double>& scheduler);
+                     const std::map<std::string, double>& scheduler,
+                     const std::string& tokenizer = "");
 inline void save_checkpoint(const std::string& path, const ParamRegistry& reg, const AdamW& opt,
                             int64_t step, const std::string& config_ini, const Groups& groups,
-                            const std::map<std::string, double>& scheduler) {
-  save_checkpoint(path, {{reg, opt}}, step, config_ini, groups, scheduler);
+                            const std::map<std::string, double>& scheduler,
+                            const std::string& tokenizer = "") {
+  save_checkpoint(path, {{reg, opt}}, step, config_ini, groups, scheduler, tokenizer);
 }
 // Loads /model/* into the registry (this rank's rows of expert tensors); every parameter must be
 // present with its shape.
@@ -57,6 +60,8 @@ void prune_checkpoints(const std::string& run_dir, int64_t keep);
 
 // The config text stored in a checkpoint (to rebuild the model it was saved from).
 std::string checkpoint_config(const std::string& path);
+// The tokenizer model stored in a checkpoint ("" when it holds none: written before they did).
+std::string checkpoint_tokenizer(const std::string& path);
 // The number of steps trained before the checkpoint was written.
 int64_t checkpoint_step(const std::string& path);
 

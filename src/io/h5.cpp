@@ -218,6 +218,10 @@ void write(const File& f, const std::string& name, const int32_t* data, const Sh
   write_raw(f, name, H5T_NATIVE_INT32, data, shape);
 }
 
+void write(const File& f, const std::string& name, const uint8_t* data, const Shape& shape) {
+  write_raw(f, name, H5T_NATIVE_UINT8, data, shape);
+}
+
 Shape shape_of(const File& f, const std::string& name) {
   Handle ds = open_dataset(f, name);
   Handle space{H5Dget_space(ds), H5Sclose};
@@ -271,6 +275,10 @@ void read_rows(const File& f, const std::string& name, float* data, const Shape&
 
 std::vector<int32_t> read_i32(const File& f, const std::string& name) {
   return read_vector<int32_t>(f, name, H5T_NATIVE_INT32);
+}
+
+std::vector<uint8_t> read_u8(const File& f, const std::string& name) {
+  return read_vector<uint8_t>(f, name, H5T_NATIVE_UINT8);
 }
 
 std::vector<double> read_f64(const File& f, const std::string& name) {

@@ -44,12 +44,14 @@ class File {
 // to read, by name); parent groups are created as needed. Shapes are checked on read.
 void write(const File& f, const std::string& name, const float* data, const Shape& shape);
 void write(const File& f, const std::string& name, const int32_t* data, const Shape& shape);
+void write(const File& f, const std::string& name, const uint8_t* data, const Shape& shape);
 Shape shape_of(const File& f, const std::string& name);
 void read(const File& f, const std::string& name, float* data, const Shape& expected);
 // Rows [row_offset, row_offset + local[0]) of a dataset of shape [global_rows, local[1:]].
 void read_rows(const File& f, const std::string& name, float* data, const Shape& local,
                int64_t global_rows, int64_t row_offset);
 std::vector<int32_t> read_i32(const File& f, const std::string& name);
+std::vector<uint8_t> read_u8(const File& f, const std::string& name);
 // Any dataset as doubles, row-major.
 std::vector<double> read_f64(const File& f, const std::string& name);
 

@@ -5,6 +5,8 @@
 #include <sentencepiece_trainer.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string_view>
 
 #include "tensor/error.hpp"
@@ -39,10 +41,20 @@ void Tokenizer::train(const std::string& text_path, const std::string& model_pre
   MT_CHECK(status.ok(), "tokenizer: training on '{}' failed: {}", text_path, status.ToString());
 }
 
-Tokenizer::Tokenizer(const std::string& model_path)
+std::string Tokenizer::model_bytes(const std::string& model_path) {
+  std::ifstream in(model_path, std::ios::binary);
+  if (!in) return "";
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  MT_CHECK(!in.bad(), "tokenizer: cannot read '{}'", model_path);
+  return bytes.str();
+}
+
+Tokenizer::Tokenizer(const std::string& model, From from)
     : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
-  const auto status = sp_->Load(model_path);
-  MT_CHECK(status.ok(), "tokenizer: cannot load '{}': {}", model_path, status.ToString());
+  const auto status = from == From::File ? sp_->Load(model) : sp_->LoadFromSerializedProto(model);
+  MT_CHECK(status.ok(), "tokenizer: cannot load '{}': {}",
+           from == From::File ? model : "the stored model", status.ToString());
 }
 
 Tokenizer::~Tokenizer() = default;

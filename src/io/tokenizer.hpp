@@ -17,7 +17,11 @@ class Tokenizer {
   static void train(const std::string& text_path, const std::string& model_prefix, int vocab_size,
                     int64_t max_sentences, int threads);
 
-  explicit Tokenizer(const std::string& model_path);
+  // The bytes of a model file, "" when there is none.
+  static std::string model_bytes(const std::string& model_path);
+  // From a model file, or from the model's bytes (a checkpoint's /tokenizer).
+  enum class From { File, Bytes };
+  explicit Tokenizer(const std::string& model, From from = From::File);
   ~Tokenizer();
   std::vector<int32_t> encode(const std::string& text) const;
   std::string decode(const std::vector<int32_t>& ids) const;

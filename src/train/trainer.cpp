@@ -13,6 +13,7 @@
 #include "io/checkpoint.hpp"
 #include "io/metrics_log.hpp"
 #include "io/results.hpp"
+#include "io/tokenizer.hpp"
 #include "io/tokens.hpp"
 #include "model/gate_registry.hpp"
 #include "model/loss.hpp"
@@ -102,6 +103,9 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
     metrics.emplace(cfg.run_dir() + "/metrics.jsonl", first);
   });
 
+  // Every checkpoint carries the tokenizer (generate needs no data directory); rank 0 writes.
+  const std::string tokenizer =
+      rt.root() ? Tokenizer::model_bytes(cfg.data_dir + "/tokenizer.model") : "";
   TrainResult r;
   r.parameters = whole_model_parameters(reg);
   r.unigram_ppl = unigram_perplexity(train_split, valid_split);
@@ -295,7 +299,7 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
     if (plan.checkpoint) {
       const std::string path =
           fmt::format("{}/checkpoints/step_{:08d}.h5", cfg.run_dir(), step + 1);
-      save_checkpoint(path, reg, opt, step + 1, cfg.ini, rt.groups, scheduler_state());
+      save_checkpoint(path, reg, opt, step + 1, cfg.ini, rt.groups, scheduler_state(), tokenizer);
       if (root) prune_checkpoints(cfg.run_dir(), cfg.keep_checkpoints);
       say(fmt::format("checkpoint | step {} | {}", step + 1, path));
     }
@@ -312,7 +316,7 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
     return r;
   }
   const std::string ckpt = cfg.run_dir() + "/checkpoint.h5";
-  save_checkpoint(ckpt, reg, opt, cfg.steps, cfg.ini, rt.groups, scheduler_state());
+  save_checkpoint(ckpt, reg, opt, cfg.steps, cfg.ini, rt.groups, scheduler_state(), tokenizer);
   say(fmt::format("moetrain: done in {} | {:.0f} tok/s | valid ppl {:.2f} (unigram {:.1f}) | {}",
                   format_duration(seconds_since(start)), r.tokens_per_s, r.valid_ppl, r.unigram_ppl,
                   ckpt));
