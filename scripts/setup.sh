@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages moetrain needs (idempotent: skips what is already installed);
 # --test adds what only the tests need: GoogleTest, clang with its sanitizer and libFuzzer
-# runtimes (the sanitized build), a local Slurm (the slurm test) and iproute2 (ip and tc: the
-# cluster test's network namespaces).
+# runtimes (the sanitized build), a local Slurm (the slurm test), iproute2 (ip and tc: the
+# cluster test's network namespaces) and python3-venv (export_hf's venv with transformers).
 # usage: setup.sh [--test]
 set -euo pipefail
 
@@ -18,7 +18,8 @@ PKGS=(
   libsword-utils diatheke sword-comm-tdavid sword-text-web sword-text-kjv
 )
 if [ "${1:-}" = --test ]; then
-  PKGS+=(libgtest-dev clang libclang-rt-dev libomp-dev slurm-wlm slurmctld slurmd munge iproute2)
+  PKGS+=(libgtest-dev clang libclang-rt-dev libomp-dev slurm-wlm slurmctld slurmd munge iproute2
+        python3-venv)
 fi
 
 missing=()

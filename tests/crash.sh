@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # kill -9 in the middle of a run that writes a checkpoint at every step: the newest finished
 # checkpoint stays loadable (written under a temporary name, then renamed), the results file stays
-# readable with its curves, and the run resumes. Three kills at different moments; h5dump shows
-# the documented layout. Then one rank of a 2-rank job killed: the job ends, bounded, with a
-# message, and resumes.
+# readable with its curves, and the run resumes. Three kills at different moments; a killed
+# writer's .tmp goes with the next checkpoint; h5dump shows the documented layout. Then one rank
+# of a 2-rank job killed: the job ends, bounded, with a message, and resumes.
 # usage: crash.sh MOETRAIN TESTDATA_DIR
 set -uo pipefail
 bin=$1 data=$2
@@ -45,10 +45,13 @@ with h5py.File('$tmp/run/results.h5', 'r', swmr=True) as f:  # a killed writer l
     print(f'results.h5 readable after the crash: {n} steps of /train/loss, step $printed printed')
 " || { echo "FAIL: results.h5 unreadable or short after kill -9"; exit 1; }
 done
-# The run continues from the newest finished checkpoint.
+# The run continues from the newest finished checkpoint, and its first checkpoint removes what a
+# writer killed before its rename left.
+head -c 1000 /dev/urandom >"$tmp/run/checkpoints/step_00000001.h5.tmp"
 timeout 120 "$bin" train "${args[@]}" --train.steps "$(( $("$bin" inspect "$latest" | grep -o 'step [0-9]*' | head -1 | cut -d' ' -f2) + 2 ))" --resume latest >"$tmp/log" 2>&1 ||
   { echo "FAIL: resume after the crashes"; cat "$tmp/log"; exit 1; }
 grep "resuming after step" "$tmp/log"
+! ls "$tmp/run/checkpoints/"*.tmp 2>/dev/null || { echo "FAIL: a killed writer's .tmp stayed"; exit 1; }
 h5dump -n "$tmp/run/checkpoint.h5" >"$tmp/layout"
 for object in /model/wte /model/wpe /model/lnf/gamma /model/blocks/0/ln1/beta \
   /model/blocks/0/attn/qkv/w /model/blocks/1/attn/proj/b /model/blocks/0/moe/gate/w \

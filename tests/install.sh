@@ -10,6 +10,7 @@ trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >"$tmp/log" || { cat "$tmp/log"; exit 1; }
 p=$tmp/prefix
 for f in bin/moetrain share/moetrain/tools/plot_results.py share/moetrain/tools/torch_eval.py \
+         share/moetrain/tools/export_hf.py share/moetrain/tools/hf/modeling_moetrain.py \
          share/moetrain/launch/local.sh share/moetrain/launch/multinode.sh \
          share/moetrain/configs/demo_moe.ini share/doc/moetrain/LICENSE \
          share/doc/moetrain/docs/methods.md; do

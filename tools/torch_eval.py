@@ -11,8 +11,13 @@ prints after "generate: ids") it checks a generation instead: each new token's l
 given the last seq_len ids before it within 1e-3 of moetrain's, and with --greedy each new token
 the most likely one (within 1e-4 of the largest logit, for float32 rounding there); prints "ok".
 
+With --hf DIR the logits come instead from the Hugging Face model that tools/export_hf.py wrote
+to DIR (transformers' AutoModelForCausalLM, trust_remote_code for a MoE; run with a Python that
+has transformers), on the same windows.
+
 usage: /usr/bin/python3 tools/torch_eval.py CHECKPOINT [--split valid] [--batches N]
                                             [--data-dir DIR] [--generated LINE [--greedy]]
+                                            [--hf DIR]
 """
 import argparse
 import configparser
@@ -140,6 +145,7 @@ def main():
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--generated", default=None)
     ap.add_argument("--greedy", action="store_true")
+    ap.add_argument("--hf", default=None)
     args = ap.parse_args()
     with h5py.File(args.checkpoint, "r") as f:
         if f.attrs["format"] not in (b"moetrain-checkpoint", "moetrain-checkpoint"):
@@ -167,6 +173,11 @@ def main():
     T, batch = int(cfg["model"]["seq_len"]), int(cfg["train"]["batch_size"])
     if args.generated is not None:
         return check_generated(params, cfg, table, T, args.generated, args.greedy)
+    model = lambda x: forward(params, x, cfg, table)
+    if args.hf is not None:
+        from transformers import AutoModelForCausalLM
+        hf = AutoModelForCausalLM.from_pretrained(args.hf, trust_remote_code=True).eval()
+        model = lambda x: hf(input_ids=x).logits.double()
     windows = (len(data) - 1) // T
     used = min(windows, args.batches * batch) if args.batches > 0 else windows
     stride = windows // used
@@ -179,14 +190,15 @@ def main():
             real = [first + r < used for r in range(batch)]
             x = torch.tensor(np.stack([data[o:o + T] for o in rows]))
             y = torch.tensor(np.stack([data[o + 1:o + T + 1] for o in rows]))
-            logits = forward(params, x, cfg, table)
+            logits = model(x)
             losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
                                      reduction="none").view(batch, T)
             for r in range(batch):
                 if real[r]:
                     total += float(losses[r].sum())
                     count += T
-    print(f"torch_eval: {args.checkpoint} on {data_dir}/{args.split}.h5 | {count} tokens | "
+    source = f"{args.hf} (transformers)" if args.hf else args.checkpoint
+    print(f"torch_eval: {source} on {data_dir}/{args.split}.h5 | {count} tokens | "
           f"loss {total / count:.6f} | ppl {math.exp(total / count):.3f}")
 
 

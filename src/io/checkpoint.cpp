@@ -232,7 +232,10 @@ void prune_checkpoints(const std::string& run_dir, int64_t keep) {
   if (!fs::is_directory(dir)) return;
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(dir))
-    if (e.path().extension() == ".h5") files.push_back(e.path());
+    if (e.path().extension() == ".h5")
+      files.push_back(e.path());
+    else if (e.path().extension() == ".tmp")
+      fs::remove(e.path());
   std::sort(files.begin(), files.end());  // step_%08d.h5: names sort by step
   for (size_t i = 0; i + size_t(keep) < files.size(); ++i) fs::remove(files[i]);
 }

@@ -55,7 +55,8 @@ std::string checkpoint_problem(const std::string& path);
 // by their step attribute): newer ones with a problem are passed over, their problems appended
 // to `skipped`. Throws if there is none.
 std::string latest_checkpoint(const std::string& run_dir, std::vector<std::string>& skipped);
-// Deletes all but the newest `keep` files of <run>/checkpoints/.
+// Deletes all but the newest `keep` files of <run>/checkpoints/, and the .tmp files of writers
+// killed before their rename (rank 0 calls it after its own rename, under the run folder's lock).
 void prune_checkpoints(const std::string& run_dir, int64_t keep);
 
 // The config text stored in a checkpoint (to rebuild the model it was saved from).
