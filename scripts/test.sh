@@ -8,8 +8,9 @@ bash scripts/build.sh
 CI=true ctest --test-dir build --output-on-failure --timeout 600 </dev/null
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer, and the fuzz targets; all
 # but slurm, cluster and soak, which run the code test_dist, resume and crash cover on more hosts,
-# at 5 minutes or more each under the sanitizers, and export_hf, whose subject is Python.
+# at 5 minutes or more each under the sanitizers, and export_hf and tensorboard, whose subject is
+# Python.
 bash scripts/build_sanitize.sh
 mkdir -p build-sanitize/testdata  # the corpus text extracted above, not extracted again
 [ -d build-sanitize/testdata/raw ] || cp -r build/testdata/raw build-sanitize/testdata/
-CI=true ctest --test-dir build-sanitize -E '^(slurm|cluster|soak|export_hf)$' --output-on-failure --timeout 900 </dev/null
+CI=true ctest --test-dir build-sanitize -E '^(slurm|cluster|soak|export_hf|tensorboard)$' --output-on-failure --timeout 900 </dev/null

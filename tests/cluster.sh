@@ -51,7 +51,9 @@ with h5py.File(f"{d}/flat/results.h5") as a, h5py.File(f"{d}/hierarchical/result
     for k in ("train/loss", "train/grad_norm", "valid/loss", "routing/block0/load"):
         assert np.array_equal(a[k][()], b[k][()]), f"hierarchical differs from flat in {k}"
     assert b["train/a2a_calls"][()].sum() > 0
-print("ok: hierarchical equals flat bitwise over TCP (loss, gradient norm, validation, load)")
+    assert a.attrs["hosts"] == b"mtctest-node1,mtctest-node2", a.attrs["hosts"]
+print("ok: hierarchical equals flat bitwise over TCP (loss, gradient norm, validation, load); "
+      "results.h5 names both nodes' hosts")
 PY
 # A checkpoint written on the 2 nodes (after step 3 of the 6) resumes on 1 node (1 rank, shared
 # memory only) and on 4 nodes x 1 rank (a second cluster), each to the flat run's curve and

@@ -9,12 +9,8 @@ set -euo pipefail
 bin=$1 data=$2 venv=$3
 here=$(cd "$(dirname "$0")/.." && pwd)
 source "$here/tests/common.sh"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import transformers" 2>/dev/null; then
-  rm -rf "$venv"
-  /usr/bin/python3 -m venv --system-site-packages "$venv"
-  "$venv/bin/pip" install -q "transformers==4.44.2" >"$tmp/pip.log" 2>&1 ||
-    { echo "SKIP: cannot install transformers from PyPI: $(tail -1 "$tmp/pip.log")"; rm -rf "$venv"; exit 77; }
-fi
+source "$here/tests/py_venv.sh"
+py_venv "$venv" transformers==4.44.2 transformers
 py=$venv/bin/python
 args=(--data.dir "$data/slice" --run.results_dir "$tmp" --model.seq_len 32 --model.d_model 32
       --model.n_layer 2 --model.n_head 2 --model.d_ff 64 --train.batch_size 8 --train.steps 200

@@ -41,8 +41,14 @@ gone() {  # gone JOB SECONDS: waits until the job has ended (a busy controller t
 }
 
 job=$(cpu_job plain 40 --wait) || { echo "FAIL: plain job"; cat "$tmp/plain.out"; exit 1; }
-/usr/bin/python3 -c "import h5py; assert h5py.File('$tmp/plain/results.h5')['train/loss'].shape == (40,)" ||
-  { echo "FAIL: plain job results"; exit 1; }
+/usr/bin/python3 - "$tmp/plain/results.h5" "$job" "$(hostname)" <<'PY' || { echo "FAIL: plain job results"; exit 1; }
+import sys, h5py
+f = h5py.File(sys.argv[1])
+assert f["train/loss"].shape == (40,)
+got = {k: f.attrs[k].decode() for k in ("slurm_job_id", "hosts", "start_time")}
+assert got["slurm_job_id"] == sys.argv[2] and got["hosts"] == sys.argv[3], got
+print(f"ok: results.h5 records the job: {got}")
+PY
 grep -q "^+ mpirun .* $MOETRAIN train" "$tmp/plain.out" || { echo "FAIL: the job did not run $MOETRAIN"; cat "$tmp/plain.out"; exit 1; }
 echo "ok: sbatch slurm/cpu.sbatch on 2 tasks ran $MOETRAIN: 40 steps in $tmp/plain/results.h5"
 

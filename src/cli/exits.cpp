@@ -95,6 +95,7 @@ int exits(const Args& args) {
   }
   // The results: rank 0 writes them; a failed write stops every rank with its message.
   std::optional<ResultsFile> results;
+  const std::map<std::string, std::string> attrs = run_attributes(rt);
   const std::string path = output.empty() ? cfg.run_dir() + "/exits.h5" : output;
   const std::string settings = fmt::format(
       "\n[exits]\nblocks = {}\nlambda = {}\nsteps = {}\nwarmup = {}\nswitch_every = {}\n"
@@ -108,7 +109,7 @@ int exits(const Args& args) {
   // A resumed run keeps the validations up to its checkpoint's step.
   const int64_t resume_step = resume.empty() ? 0 : checkpoint_step(resume) + 1;
   rt.groups.world->on_root([&] {
-    results.emplace(path, ini, rt.describe(),
+    results.emplace(path, ini, attrs,
                     exits_series(exits.count(), exits.count() + 2 + int(x.thresholds.size())),
                     resume_step);
   });

@@ -40,7 +40,8 @@ std::map<std::string, std::vector<double>> rows_before_step(const std::string& p
 }
 }  // namespace
 
-ResultsFile::ResultsFile(std::string path, const std::string& config_ini, const std::string& world,
+ResultsFile::ResultsFile(std::string path, const std::string& config_ini,
+                         const std::map<std::string, std::string>& attrs,
                          const std::vector<Series>& series, int64_t resume_step)
     : path_(std::move(path)) {
   std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
@@ -51,7 +52,7 @@ ResultsFile::ResultsFile(std::string path, const std::string& config_ini, const 
   file_ = std::make_unique<h5::File>(tmp, h5::File::Create);
   h5::set_attr(*file_, "/", "format", std::string("moetrain-results"));
   h5::set_attr(*file_, "/", "config", config_ini);
-  h5::set_attr(*file_, "/", "world", world);
+  for (const auto& [key, value] : attrs) h5::set_attr(*file_, "/", key, value);
   h5::set_attr(*file_, "/", "code_version", code_version());
   for (const Series& x : series) h5::create_series(*file_, x.name, x.width, kept[x.name]);
   file_->start_swmr();

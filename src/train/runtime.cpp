@@ -1,9 +1,14 @@
 // Runtime construction.
 #include "train/runtime.hpp"
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <ctime>
 #include <functional>
 
 #include "comm/hang_watch.hpp"
@@ -95,6 +100,24 @@ std::string Runtime::describe() const {
   return fmt::format("{} {} rank{} ({} node{} x {}), ep_size {}{}", t.world_size,
                      device_name(device), t.world_size > 1 ? "s" : "", t.num_nodes,
                      t.num_nodes > 1 ? "s" : "", t.local_size, groups.ep_size(), gemms);
+}
+
+std::map<std::string, std::string> run_attributes(const Runtime& rt) {
+  int mine[64] = {};  // this rank's host name, as the ints all_gather_ints carries
+  gethostname(reinterpret_cast<char*>(mine), sizeof mine - 1);
+  std::vector<int> all(64 * size_t(rt.ranks()));
+  rt.groups.world->all_gather_ints(mine, all.data(), 64);
+  std::vector<std::string> hosts;
+  for (int r = 0; r < rt.ranks(); ++r) {
+    const std::string h(reinterpret_cast<const char*>(&all[64 * size_t(r)]));
+    if (std::find(hosts.begin(), hosts.end(), h) == hosts.end()) hosts.push_back(h);
+  }
+  std::map<std::string, std::string> a = {
+      {"world", rt.describe()},
+      {"hosts", fmt::format("{}", fmt::join(hosts, ","))},
+      {"start_time", fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::time(nullptr)))}};
+  if (const char* job = std::getenv("SLURM_JOB_ID")) a["slurm_job_id"] = job;
+  return a;
 }
 
 int64_t local_batch(const Config& cfg, const Runtime& rt) {

@@ -1,6 +1,7 @@
 // Runtime: the process groups and token exchange of a run, and the model built for this rank
 // (its expert shard; the hash table when the gate hashes token ids).
 #pragma once
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -31,6 +32,11 @@ struct Runtime {
   ExpertLayout layout() const { return {groups.ep_rank(), groups.ep_size()}; }
   std::string describe() const;  // "4 cpu ranks (2 nodes x 2), ep_size 4, GEMMs: onednn"
 };
+
+// What a results file records of the run (collective: gathers every rank's host name): world
+// (describe()), hosts (the distinct host names in rank order, comma-separated), start_time (now,
+// UTC, ISO 8601) and, under Slurm, slurm_job_id.
+std::map<std::string, std::string> run_attributes(const Runtime& rt);
 
 // Over the ranks of `base` (tests run single-rank references on MPI_COMM_SELF). Sets the matmul
 // precision of train.precision (ops::set_bf16_matmul; bf16 on the CPU stops with a message where

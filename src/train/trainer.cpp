@@ -96,10 +96,11 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
   // Rank 0 writes the results; a failed write (a full disk) stops every rank with its message.
   std::optional<ResultsFile> results;
   std::optional<MetricsLog> metrics;  // the same logged steps and evaluations as JSON lines
+  const std::map<std::string, std::string> attrs = run_attributes(rt);
   rt.groups.world->on_root([&] {
     if (from.empty() && cfg.overwrite) remove_earlier_checkpoints(cfg.run_dir());
-    results.emplace(cfg.run_dir() + "/results.h5", cfg.ini, rt.describe(),
-                    results_series(mc, moe_blocks), first);
+    results.emplace(cfg.run_dir() + "/results.h5", cfg.ini, attrs, results_series(mc, moe_blocks),
+                    first);
     metrics.emplace(cfg.run_dir() + "/metrics.jsonl", first);
   });
 
