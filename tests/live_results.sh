@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reading results.h5 while a 2-rank run writes it: a reader in SWMR mode (h5py swmr=True) polls
 # and sees the rows grow, step by step, in order; a plain reader that holds the file open (the
-# way a notebook would) does not stop the run; the run finishes with every row.
+# way a notebook would) does not stop the run; the run finishes with every row, and its progress
+# lines show what the results hold.
 # usage: live_results.sh MOETRAIN TESTDATA_DIR
 set -euo pipefail
 bin=$1 data=$2
@@ -54,4 +55,30 @@ with h5py.File('$tmp/live/results.h5', 'r') as f:  # closed cleanly: a plain ope
     assert f['train/loss'].shape == ($steps,), f['train/loss'].shape
     assert f['valid/ppl'].shape == (3,), f['valid/ppl'].shape
 "
+# The progress lines against the results: the loss shown is the cross-entropy, aux beside it,
+# the dropped share and the most unequal block's max/mean load from the recorded routing.
+/usr/bin/python3 - "$tmp/log" "$tmp/live/results.h5" <<'PY' || { grep -v '^step' "$tmp/log"; exit 1; }
+import re, sys, h5py, numpy as np
+log, path = open(sys.argv[1]).read(), sys.argv[2]
+assert "config | [moe] experts = 4, every = 1" in log, "the configuration is not printed"
+line = re.compile(r"step +(\d+)/150 \| loss ([\d.]+) \| aux ([\d.]+) \| lr \S+ \| norm \S+ \| "
+                  r"(\d+) ms \| +(\d+) tok/s \| MFU ([\d.]+)% \| drop ([\d.]+)% \| load ([\d.]+) \| "
+                  r"(\d+) MB \| ETA \S+ \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
+rows = [m.groups() for m in map(line.match, log.splitlines()) if m]
+assert len(rows) >= 50, f"{len(rows)} progress lines in the expected form"
+with h5py.File(path, "r") as f:
+    ce, aux = f["train/ce"][()], f["train/aux"][()]
+    dropped = sum(f[f"routing/block{b}/dropped"][()] for b in (0, 1))
+    loads = [f[f"routing/block{b}/load"][()] for b in (0, 1)]
+for step, loss, a, ms, tps, mfu, drop, load, mb in rows:
+    i = int(step) - 1
+    assert abs(float(loss) - ce[i]) <= 5e-5, (step, loss, ce[i])
+    assert abs(float(a) - aux[i]) <= 5e-5, (step, a, aux[i])
+    assert abs(float(drop) - 100 * dropped[i] / (2 * 256)) <= 0.05, (step, drop, dropped[i])
+    ratio = max(l[i].max() * 4 / l[i].sum() for l in loads)
+    assert abs(float(load) - ratio) <= 5e-3, (step, load, ratio)
+    assert abs(256e3 / float(tps) - float(ms)) <= 0.5 + 1e-2 * float(ms), (ms, tps)
+    assert 0 < float(mfu) < 150 and 10 < int(mb) < 4000, (mfu, mb)
+print(f"ok: {len(rows)} progress lines match the results")
+PY
 echo "ok: the run finished with $steps rows while both readers read"

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -72,13 +73,54 @@ TEST(Tokens, SplitsAreValidAndDisjointText) {
   const TokenSplit train = read_tokens(kData + "/slice/train.h5");
   const TokenSplit valid = read_tokens(kData + "/slice/valid.h5");
   EXPECT_EQ(train.vocab, 1024);
-  EXPECT_GT(train.tokens.size(), 100000u);
-  EXPECT_GT(valid.tokens.size(), 10000u);
+  EXPECT_GT(train.size, 100000);
+  EXPECT_GT(valid.size, 10000);
   // Validation text is unseen (Psalms), but drawn from the same language: the unigram model of
   // the training split explains it far better than a uniform guess.
   const double ppl = unigram_perplexity(train, valid);
   EXPECT_LT(ppl, 0.5 * train.vocab);
   EXPECT_GT(ppl, 10.0);
+}
+
+// This process's anonymous resident memory (the heap; not the page cache of files it reads).
+double anonymous_mb() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.starts_with("RssAnon:")) return std::stod(line.substr(8)) / 1024;
+  return -1;
+}
+
+// A split is read window by window, not held in memory: opening a 64 MB token file and cutting
+// 200 batches from it grows the heap by less than 8 MB, and the
+// windows hold consecutive tokens of the file, their targets one ahead.
+TEST(Tokens, ASplitIsReadInWindowsNotWhole) {
+  const std::string path = kData + "/results/big_tokens.h5";
+  std::filesystem::create_directories(kData + "/results");
+  const int64_t n = int64_t(16) << 20, seq = 64;
+  auto token = [](int64_t i) { return int32_t(i % 1000); };
+  {
+    std::vector<int32_t> ids(n);
+    for (int64_t i = 0; i < n; ++i) ids[i] = token(i);
+    write_tokens(path, ids, 1000, "generated");
+  }
+  const double before = anonymous_mb();
+  const TokenSplit split = read_tokens(path);
+  EXPECT_EQ(split.size, n);
+  const Batches batches(split, seq);
+  std::vector<int32_t> x(8 * seq), y(8 * seq);
+  const Tensor tokens{x.data(), {8, seq}, DType::I32}, targets{y.data(), {8, seq}, DType::I32};
+  for (int step = 0; step < 200; ++step) {
+    batches.random(1, step, 0, tokens, targets);
+    for (int64_t i = 0; i < 8 * seq; ++i) {  // consecutive tokens, also across chunks
+      ASSERT_EQ(y[i], (x[i] + 1) % 1000) << "step " << step << " element " << i;
+      if (i % seq > 0) {
+        ASSERT_EQ(x[i], y[i - 1]);
+      }
+    }
+  }
+  const double grown = anonymous_mb() - before;
+  EXPECT_LT(grown, 8.0) << "MB of heap for a 64 MB split";
+  std::filesystem::remove(path);
 }
 
 TEST(Training, LossFallsOnTheRealCorpus) {

@@ -11,6 +11,7 @@
 #include "io/h5.hpp"
 #include "model/gpt.hpp"
 #include "model/loss.hpp"
+#include "train/progress.hpp"
 
 namespace mt {
 namespace {
@@ -189,6 +190,36 @@ TEST(Params, InitialisationIsKeyedByNameNotOrder) {
   }
   EXPECT_FALSE(a.info(a.find("y")).decay);
   EXPECT_TRUE(a.info(a.find("x")).decay);
+}
+
+// The progress line against hand-written text: MoE fields only with MoE blocks, THOR's consistency
+// only for THOR, percentages of shares.
+TEST(Progress, LineShowsEachFieldWhereItApplies) {
+  StepStats s{.step = 7,
+              .total = 600,
+              .ce = 4.56789,
+              .aux = 0.01234,
+              .consistency = 0.5,
+              .lr = 2e-3,
+              .grad_norm = 1.2345,
+              .step_ms = 431.4,
+              .tokens_per_s = 4747.6,
+              .mfu = 0.3821,
+              .dropped = 0.0123,
+              .load_ratio = 1.426,
+              .resident_mb = 312.4,
+              .eta_s = 125,
+              .clock = "2026-12-03 14:55:01"};
+  EXPECT_EQ(progress_line(s),
+            "step   7/600 | loss 4.5679 | lr 2.00e-03 | norm 1.234 | 431 ms |   4748 tok/s | MFU "
+            "38.2% | 312 MB | ETA 2m05s | 2026-12-03 14:55:01");
+  s.moe = s.thor = true;
+  EXPECT_EQ(progress_line(s),
+            "step   7/600 | loss 4.5679 | aux 0.0123 | cons 0.5000 | lr 2.00e-03 | norm 1.234 | "
+            "431 ms |   4748 tok/s | MFU 38.2% | drop 1.2% | load 1.43 | 312 MB | ETA 2m05s | "
+            "2026-12-03 14:55:01");
+  EXPECT_GT(resident_mb(), 1.0);
+  EXPECT_EQ(wall_clock().size(), 19u);
 }
 
 }  // namespace

@@ -18,7 +18,11 @@
 #include "gates/thor.hpp"
 #include "gates/topk.hpp"
 #include "gradcheck.hpp"
+#include "model/flops.hpp"
+#include "model/gpt.hpp"
+#include "model/loss.hpp"
 #include "model/moe.hpp"
+#include "tensor/ops/sgemm.hpp"
 #include "tensor/rng.hpp"
 #include "train/evomoe.hpp"
 
@@ -89,6 +93,45 @@ void check_moe(const MoeConfig& cfg, int64_t T, int64_t group, int phase = 0, fl
     const double h = p.name.ends_with("/perm/logits") ? 1e-5 : step_size;
     check_gradient(cfg.gate + "." + p.name, reg.values() + p.offset, grads.data() + p.offset,
                    p.shape.numel(), loss, 40, h, 2e-2, atol);
+  }
+}
+
+// The FLOPs the progress line's MFU counts: one training step's GEMMs, recorded as they run
+// (their 2 m n k each), against train_flops_per_token, for a dense model and for one with a
+// dropless Switch block (every token reaches one expert).
+TEST(Flops, TrainingCountIsTheStepsGemms) {
+  for (int experts : {0, 4}) {
+    GptConfig c{.vocab = 40,
+                .seq_len = 12,
+                .d_model = 16,
+                .n_layer = 2,
+                .n_head = 2,
+                .d_ff = 24,
+                .moe = {}};
+    c.moe.num_experts = experts;
+    c.moe.dropless = true;
+    c.moe.d_ff = 20;
+    ParamRegistry reg;
+    const Gpt model(c, reg);
+    reg.allocate();
+    reg.initialize(3);
+    std::vector<int32_t> tok(3 * 12), tgt(3 * 12);
+    for (size_t i = 0; i < tok.size(); ++i)
+      tok[i] = int32_t((i * 7) % 40), tgt[i] = int32_t((i * 3 + 1) % 40);
+    const Tensor tokens{tok.data(), {3, 12}, DType::I32}, targets{tgt.data(), {36}, DType::I32};
+    MpiGroup self(MPI_COMM_SELF, "self");
+    FlatAllToAll a2a(self);
+    Arena arena;
+    Gpt::Activations acts;
+    std::vector<cpu::GemmCall> calls;
+    cpu::record_gemms(&calls);
+    Tensor logits = model.forward(arena, tokens, acts, {.a2a = &a2a, .route = context(36, 12)});
+    lm_loss(arena, logits, targets);
+    model.backward(arena, logits, acts);
+    cpu::record_gemms(nullptr);
+    double flops = 0;
+    for (const auto& g : calls) flops += 2.0 * double(g.m * g.n * g.k);
+    EXPECT_NEAR(flops, 36 * train_flops_per_token(c, 1), 1e-9 * flops) << experts << " experts";
   }
 }
 

@@ -113,10 +113,12 @@ po::options_description options(Config& c) {
   return d;
 }
 
-std::string to_ini(const po::variables_map& vm, const po::options_description& d) {
+// Every key's value as INI text; given_only: the keys a flag, the file or base_ini set.
+std::string to_ini(const po::variables_map& vm, const po::options_description& d, bool given_only) {
   std::map<std::string, std::vector<std::string>> sections;
   for (const auto& opt : d.options()) {
     const std::string& key = opt->long_name();
+    if (given_only && vm[key].defaulted()) continue;
     const size_t dot = key.find('.');
     sections[key.substr(0, dot)].push_back(key.substr(dot + 1) + " = " +
                                            value_text(vm[key].value()));
@@ -261,7 +263,8 @@ Config parse_config(const std::vector<std::string>& args, const std::string& bas
     fail("config: {}", e.what());
   }
   validate(c);
-  c.ini = to_ini(vm, d);
+  c.ini = to_ini(vm, d, false);
+  c.ini_given = to_ini(vm, d, true);
   return c;
 }
 

@@ -44,6 +44,7 @@ struct Config {
   double timeout_s = 600;    // a collective that makes no progress this long ends the job
 
   std::string ini;  // the effective configuration as INI text (stored in results and checkpoints)
+  std::string ini_given;  // the keys of ini not at their defaults (printed at the start of a run)
   std::string run_dir() const { return results_dir + "/" + name; }
 };
 

@@ -62,27 +62,27 @@ Handle link_creation_props() {
   return p;
 }
 
-// Whole arrays are chunked (up to 2^20 elements a chunk, whole rows) with HDF5's Fletcher32
+// Whole arrays are chunked (up to chunk_elements a chunk, whole rows) with HDF5's Fletcher32
 // checksum on every chunk, which every read verifies; an empty array cannot be chunked.
-Handle checksummed(const std::vector<hsize_t>& dims) {
+Handle checksummed(const std::vector<hsize_t>& dims, int64_t chunk_elements) {
   Handle dcpl{H5Pcreate(H5P_DATASET_CREATE), H5Pclose};
   hsize_t n = 1;
   for (hsize_t d : dims) n *= d;
   if (dims.empty() || n == 0) return dcpl;
   std::vector<hsize_t> chunk = dims;
   const hsize_t row = n / dims[0];
-  chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(dims[0], (hsize_t(1) << 20) / row));
+  chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(dims[0], hsize_t(chunk_elements) / row));
   H5Pset_chunk(dcpl, int(chunk.size()), chunk.data());
   H5Pset_fletcher32(dcpl);
   return dcpl;
 }
 
 void write_raw(const File& f, const std::string& name, hid_t type, const void* data,
-               const Shape& shape) {
+               const Shape& shape, int64_t chunk_elements = int64_t(1) << 20) {
   auto dims = dims_of(shape);
   Handle space{H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose};
   Handle lcpl = link_creation_props();
-  Handle dcpl = checksummed(dims);
+  Handle dcpl = checksummed(dims, chunk_elements);
   errno = 0;
   Handle ds{H5Dcreate2(f.id(), name.c_str(), type, space, lcpl, dcpl, H5P_DEFAULT), H5Dclose};
   MT_CHECK(ds >= 0, "{}: cannot create dataset {}{}", f.path(), name, reason());
@@ -214,8 +214,9 @@ void write(const File& f, const std::string& name, const float* data, const Shap
   write_raw(f, name, H5T_NATIVE_FLOAT, data, shape);
 }
 
-void write(const File& f, const std::string& name, const int32_t* data, const Shape& shape) {
-  write_raw(f, name, H5T_NATIVE_INT32, data, shape);
+void write(const File& f, const std::string& name, const int32_t* data, const Shape& shape,
+           int64_t chunk_elements) {
+  write_raw(f, name, H5T_NATIVE_INT32, data, shape, chunk_elements);
 }
 
 void write(const File& f, const std::string& name, const uint8_t* data, const Shape& shape) {
@@ -275,6 +276,38 @@ void read_rows(const File& f, const std::string& name, float* data, const Shape&
 
 std::vector<int32_t> read_i32(const File& f, const std::string& name) {
   return read_vector<int32_t>(f, name, H5T_NATIVE_INT32);
+}
+
+Int32Slices::Int32Slices(const std::string& path, const std::string& name, size_t cache_bytes)
+    : file_(path, File::Read), name_(name) {
+  const Shape shape = shape_of(file_, name);
+  MT_CHECK(shape.ndim() == 1, "{}: dataset {} has shape {}, expected one dimension", path, name,
+           shape.str());
+  size_ = shape[0];
+  Handle dapl{H5Pcreate(H5P_DATASET_ACCESS), H5Pclose};
+  H5Pset_chunk_cache(dapl, 521, cache_bytes, 1.0);  // 521 slots: a prime, as HDF5 advises
+  dataset_ = H5Dopen2(file_.id(), name.c_str(), dapl);
+  MT_CHECK(dataset_ >= 0, "{}: cannot open dataset {}", path, name);
+  space_ = H5Dget_space(dataset_);
+}
+
+Int32Slices::~Int32Slices() {
+  if (space_ >= 0) H5Sclose(space_);
+  if (dataset_ >= 0) H5Dclose(dataset_);
+}
+
+void Int32Slices::read(int64_t offset, int64_t count, int32_t* out) const {
+  MT_CHECK(offset >= 0 && count >= 0 && offset + count <= size_,
+           "{}: elements [{}, {}) of dataset {} outside its {}", file_.path(), offset,
+           offset + count, name_, size_);
+  const hsize_t start = hsize_t(offset), n = hsize_t(count);
+  Handle memory{H5Screate_simple(1, &n, nullptr), H5Sclose};
+  const bool ok = H5Sselect_hyperslab(space_, H5S_SELECT_SET, &start, nullptr, &n, nullptr) >= 0 &&
+                  H5Dread(dataset_, H5T_NATIVE_INT32, memory, space_, H5P_DEFAULT, out) >= 0;
+  MT_CHECK(ok,
+           "{}: cannot read elements [{}, {}) of dataset {} (its checksum does not match, or "
+           "the file is damaged)",
+           file_.path(), offset, offset + count, name_);
 }
 
 std::vector<uint8_t> read_u8(const File& f, const std::string& name) {

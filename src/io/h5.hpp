@@ -40,10 +40,12 @@ class File {
   std::string path_;
 };
 
-// Whole arrays, each chunk with a Fletcher32 checksum that reads verify (a damaged dataset fails
-// to read, by name); parent groups are created as needed. Shapes are checked on read.
+// Whole arrays, each chunk (up to 2^20 elements, whole rows; int32 arrays: chunk_elements) with a
+// Fletcher32 checksum that reads verify (a damaged dataset fails to read, by name); parent groups
+// are created as needed. Shapes are checked on read.
 void write(const File& f, const std::string& name, const float* data, const Shape& shape);
-void write(const File& f, const std::string& name, const int32_t* data, const Shape& shape);
+void write(const File& f, const std::string& name, const int32_t* data, const Shape& shape,
+           int64_t chunk_elements = int64_t(1) << 20);
 void write(const File& f, const std::string& name, const uint8_t* data, const Shape& shape);
 Shape shape_of(const File& f, const std::string& name);
 void read(const File& f, const std::string& name, float* data, const Shape& expected);
@@ -51,6 +53,24 @@ void read(const File& f, const std::string& name, float* data, const Shape& expe
 void read_rows(const File& f, const std::string& name, float* data, const Shape& local,
                int64_t global_rows, int64_t row_offset);
 std::vector<int32_t> read_i32(const File& f, const std::string& name);
+// A 1-D int32 dataset read piece by piece (hyperslabs) from a file it keeps open, `cache_bytes`
+// of its decoded chunks kept between reads (each chunk's checksum is verified as it is read).
+class Int32Slices {
+ public:
+  Int32Slices(const std::string& path, const std::string& name, size_t cache_bytes);
+  ~Int32Slices();
+  Int32Slices(const Int32Slices&) = delete;
+  Int32Slices& operator=(const Int32Slices&) = delete;
+  int64_t size() const { return size_; }
+  // Elements [offset, offset + count) into out.
+  void read(int64_t offset, int64_t count, int32_t* out) const;
+
+ private:
+  File file_;
+  std::string name_;
+  hid_t dataset_ = -1, space_ = -1;
+  int64_t size_ = 0;
+};
 std::vector<uint8_t> read_u8(const File& f, const std::string& name);
 // Any dataset as doubles, row-major.
 std::vector<double> read_f64(const File& f, const std::string& name);

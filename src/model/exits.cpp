@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "model/flops.hpp"
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
 
@@ -13,13 +14,9 @@ namespace mt {
 std::vector<double> exit_costs(const GptConfig& c, const std::vector<int>& blocks, int choices,
                                bool with_exits) {
   const double d = double(c.d_model), V = double(c.vocab), context = (c.seq_len + 1) / 2.0;
-  const double ff = double(c.moe.d_ff > 0 ? c.moe.d_ff : c.d_ff);
   std::vector<double> block(c.n_layer);
-  for (int m = 0; m < c.n_layer; ++m)
-    block[m] = 8 * d * d + 4 * context * d +
-               (c.is_moe_block(m) ? 2 * d * c.moe.num_experts + choices * 4 * d * ff
-                                  : 4 * d * double(c.d_ff));
-  const double head = 2 * d * V, exit = head + 3 * V + 6 * V + 8, kv = 4 * d * d;
+  for (int m = 0; m < c.n_layer; ++m) block[m] = block_flops(c, m, choices, context);
+  const double head = head_flops(c), exit = head + 3 * V + 6 * V + 8, kv = 4 * d * d;
   const int G = int(blocks.size());
   std::vector<double> cost(G + 1);
   for (int j = 0; j <= G; ++j) {

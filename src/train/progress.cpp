@@ -1,9 +1,12 @@
-// Progress line formatting.
+// Progress line formatting, and the resident memory and wall clock it shows.
 #include "train/progress.hpp"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <ctime>
+#include <fstream>
 
 namespace mt {
 
@@ -16,9 +19,30 @@ std::string format_duration(double s) {
 
 std::string progress_line(const StepStats& s) {
   const int width = int(std::to_string(s.total).size());
-  return fmt::format(
-      "step {:>{}}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:>7.0f} tok/s | ETA {}", s.step,
-      width, s.total, s.loss, s.lr, s.grad_norm, s.tokens_per_s, format_duration(s.eta_s));
+  std::string line = fmt::format("step {:>{}}/{} | loss {:.4f}", s.step, width, s.total, s.ce);
+  if (s.moe) line += fmt::format(" | aux {:.4f}", s.aux);
+  if (s.thor) line += fmt::format(" | cons {:.4f}", s.consistency);
+  line += fmt::format(" | lr {:.2e} | norm {:.3f} | {:.0f} ms | {:>6.0f} tok/s | MFU {:.1f}%", s.lr,
+                      s.grad_norm, s.step_ms, s.tokens_per_s, 100 * s.mfu);
+  if (s.moe) line += fmt::format(" | drop {:.1f}% | load {:.2f}", 100 * s.dropped, s.load_ratio);
+  return line + fmt::format(" | {:.0f} MB | ETA {} | {}", s.resident_mb, format_duration(s.eta_s),
+                            s.clock);
+}
+
+double resident_mb() {
+  std::ifstream statm("/proc/self/statm");
+  double pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * double(sysconf(_SC_PAGESIZE)) / (1 << 20);
+}
+
+std::string wall_clock() {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &local);
+  return text;
 }
 
 }  // namespace mt

@@ -145,7 +145,9 @@ std::vector<int32_t> hash_table(const Config& cfg, int64_t vocab) {
   if (m.hash == "random") return random_hash(vocab, m.num_experts, cfg.seed);
   const TokenSplit train = read_tokens(cfg.data_dir + "/train.h5");
   std::vector<int64_t> counts(vocab, 0);
-  for (int32_t t : train.tokens) ++counts[t];
+  train.for_each_block([&](const int32_t* t, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) ++counts[t[i]];
+  });
   return balanced_hash(counts, m.num_experts);
 }
 

@@ -3,11 +3,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <bit>
 #include <chrono>
 #include <cmath>
 #include <map>
 #include <optional>
+#include <sstream>
 
 #include "comm/hang_watch.hpp"
 #include "io/checkpoint.hpp"
@@ -15,6 +17,7 @@
 #include "io/results.hpp"
 #include "io/tokenizer.hpp"
 #include "io/tokens.hpp"
+#include "model/flops.hpp"
 #include "model/gate_registry.hpp"
 #include "model/loss.hpp"
 #include "optim/clip.hpp"
@@ -23,6 +26,7 @@
 #include "train/evaluate.hpp"
 #include "train/evomoe.hpp"
 #include "train/fault.hpp"
+#include "train/gemm_peak.hpp"
 #include "train/preemption.hpp"
 #include "train/progress.hpp"
 #include "train/run_dir.hpp"
@@ -58,6 +62,19 @@ std::vector<Series> results_series(const GptConfig& mc, const std::vector<int>& 
   }
   if (gate_traits(mc.moe).phases) s.insert(s.end(), {{"/phase/step"}, {"/phase/id"}});
   return s;
+}
+
+// INI text as one line per section: "config | [model] seq_len = 128, d_model = 256".
+std::vector<std::string> config_lines(const std::string& ini) {
+  std::vector<std::string> lines;
+  std::istringstream in(ini);
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("["))
+      lines.push_back("config | " + line + " ");
+    else if (!lines.empty())
+      lines.back() += (lines.back().ends_with("] ") ? "" : ", ") + line;
+  }
+  return lines;
 }
 }  // namespace
 
@@ -111,28 +128,35 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
   r.parameters = whole_model_parameters(reg);
   r.unigram_ppl = unigram_perplexity(train_split, valid_split);
   const int64_t tokens_per_step = cfg.batch_size * mc.seq_len;
-  say(
-      fmt::format("moetrain: {} parameters | {} | {} train / {} valid tokens | vocab {} | {} "
-                  "tokens/step",
-                  r.parameters, rt.describe(), train_split.tokens.size(), valid_split.tokens.size(),
-                  mc.vocab, tokens_per_step));
+  say(fmt::format(
+      "moetrain: {} parameters | {} | {} train / {} valid tokens | vocab {} | {} "
+      "tokens/step",
+      r.parameters, rt.describe(), train_split.size, valid_split.size, mc.vocab, tokens_per_step));
   if (!moe_blocks.empty())
     say(fmt::format("moetrain: {} MoE blocks x {} experts ({} gate, {} per rank), {} all-to-all",
                     moe_blocks.size(), mc.moe.num_experts, mc.moe.gate,
                     mc.moe.num_experts / rt.groups.ep_size(), cfg.a2a));
   say(fmt::format("moetrain: unigram perplexity of the validation split: {:.1f}", r.unigram_ppl));
+  say("moetrain: the configuration's keys not at their defaults (results.h5 holds them all):");
+  for (const std::string& line : config_lines(cfg.ini_given)) say(line);
   if (!from.empty()) say(fmt::format("moetrain: resuming after step {} from {}", first, from));
 
   Arena arena(rt.device);
   const GateTraits gate = gate_traits(mc.moe);
   const bool thor = gate.passes == 2;
+  // MFU's denominator: the ranks' GEMM rates, measured together (so sharing cores as they train).
+  double gemm_peak = gemm_peak_flops(arena, mc, M * mc.seq_len);
+  rt.groups.world->all_reduce_sum(&gemm_peak, 1);
   Gpt::Activations acts, acts2;  // acts2: THOR's second forward pass
   const auto start = Clock::now();
   double train_seconds = 0;
+  double interval_s = 0;  // the steps since the last progress line
+  int64_t interval_steps = 0;
   size_t allocations_after_first = 0;
-  // Per MoE block: tokens per expert (first choices) and, last, the dropped choices.
-  std::vector<std::vector<double>> block_load(moe_blocks.size(),
-                                              std::vector<double>(mc.moe.num_experts + 1));
+  // Per MoE block: tokens per expert (first choices), then the dropped (token, choice) pairs and
+  // all of them (tokens x the gate's choices).
+  const int64_t E = mc.moe.num_experts;
+  std::vector<std::vector<double>> block_load(moe_blocks.size(), std::vector<double>(E + 2));
   StepPlan last_plan;
   // /phase records changes; a resumed run continues from the phase of the step before it.
   int recorded_phase = first > 0 ? scheduler.plan(first - 1).phase : -1;
@@ -198,7 +222,8 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
         const Routing& routing = acts.blocks[moe_blocks[b]].moe.routing;
         for (size_t e = 0; e < routing.load.size(); ++e)
           block_load[b][e] += double(routing.load[e]);
-        block_load[b].back() += double(routing.dropped);
+        block_load[b][E] += double(routing.dropped);
+        block_load[b][E + 1] += double(routing.k * M * mc.seq_len);
       }
     }
     rt.groups.world->all_reduce_sum(sums, 3);
@@ -216,18 +241,27 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
     const double step_s = seconds_since(t0);
     if (step > first) allocations_after_first += arena.system_allocations() - allocs_before;
     train_seconds += step_s;
+    interval_s += step_s;
+    ++interval_steps;
 
-    // Routing statistics of every MoE block, summed over the micro-batches and the ranks.
+    // Routing statistics of every MoE block, summed over the micro-batches and the ranks; for
+    // the progress line, all blocks' dropped and chosen pairs and the most unequal load.
+    double dropped = 0, choices = 0, load_ratio = 0;
     for (size_t b = 0; b < moe_blocks.size(); ++b) {
       const int i = moe_blocks[b];
       std::vector<double>& counts = block_load[b];
       rt.groups.world->all_reduce_sum(counts.data(), int64_t(counts.size()));
+      const std::vector<double> load(counts.begin(), counts.begin() + E);
+      double pairs = 0;
+      for (double v : load) pairs += v;  // counted (token, expert) pairs
+      dropped += counts[E];
+      choices += counts[E + 1];
+      if (pairs > 0)
+        load_ratio =
+            std::max(load_ratio, *std::max_element(load.begin(), load.end()) * double(E) / pairs);
       if (root) {
-        const std::vector<double> load(counts.begin(), counts.end() - 1);
         results->record_row(fmt::format("/routing/block{}/load", i), load);
-        results->record(fmt::format("/routing/block{}/dropped", i), counts.back());
-        double pairs = 0;
-        for (double v : load) pairs += v;  // counted (token, expert) pairs
+        results->record(fmt::format("/routing/block{}/dropped", i), counts[E]);
         results->record(fmt::format("/routing/block{}/experts_per_token", i),
                         pairs / double(tokens_per_step));
       }
@@ -261,10 +295,35 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
                           : double(std::popcount(plan.gate_drop)) / double(moe_blocks.size()));
     }
     if (plan.log) {
+      // The largest resident memory of any rank.
+      std::vector<int> mb(rt.ranks());
+      const int own = int(resident_mb());
+      rt.groups.world->all_gather_ints(&own, mb.data(), 1);
       const double done = double(step + 1 - first);  // steps of this invocation
-      const double rate = tokens_per_step * done / train_seconds;
-      say(progress_line({step + 1, cfg.steps, loss, plan.lr, norm, rate,
-                         seconds_since(start) / done * double(cfg.steps - step - 1)}));
+      const double per_token =
+          moe_blocks.empty()
+              ? train_flops_per_token(mc, 0)
+              : train_flops_per_token(mc, choices / double(moe_blocks.size() * tokens_per_step));
+      const double mean_s = interval_s / double(interval_steps);
+      say(progress_line({.step = step + 1,
+                         .total = cfg.steps,
+                         .ce = ce_mean,
+                         .aux = aux,
+                         .consistency = consistency,
+                         .moe = !moe_blocks.empty(),
+                         .thor = thor,
+                         .lr = plan.lr,
+                         .grad_norm = norm,
+                         .step_ms = 1e3 * mean_s,
+                         .tokens_per_s = tokens_per_step / mean_s,
+                         .mfu = per_token * passes * tokens_per_step / mean_s / gemm_peak,
+                         .dropped = choices > 0 ? dropped / choices : 0,
+                         .load_ratio = load_ratio,
+                         .resident_mb = double(*std::max_element(mb.begin(), mb.end())),
+                         .eta_s = seconds_since(start) / done * double(cfg.steps - step - 1),
+                         .clock = wall_clock()}));
+      interval_s = 0;
+      interval_steps = 0;
     }
     if (plan.eval) {
       const LossValue v = evaluate(model, arena, valid_batches, cfg.batch_size, cfg.eval_batches,
