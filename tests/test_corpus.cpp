@@ -82,6 +82,17 @@ TEST(Tokens, SplitsAreValidAndDisjointText) {
   EXPECT_GT(ppl, 10.0);
 }
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MT_ADDRESS_SANITIZER
+#endif
+#endif
+#ifdef MT_ADDRESS_SANITIZER
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
 // This process's anonymous resident memory (the heap; not the page cache of files it reads).
 double anonymous_mb() {
   std::ifstream status("/proc/self/status");
@@ -119,7 +130,11 @@ TEST(Tokens, ASplitIsReadInWindowsNotWhole) {
     }
   }
   const double grown = anonymous_mb() - before;
-  EXPECT_LT(grown, 8.0) << "MB of heap for a 64 MB split";
+  // AddressSanitizer's quarantine keeps freed memory resident: there the heap grows whatever the
+  // reader holds, and only the windows are checked.
+  if (!kAddressSanitizer) {
+    EXPECT_LT(grown, 8.0) << "MB of heap for a 64 MB split";
+  }
   std::filesystem::remove(path);
 }
 
