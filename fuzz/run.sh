@@ -5,8 +5,6 @@
 set -euo pipefail
 bin=$1 dir=$2 name=$3 work=$4/$3 seconds=$5
 rm -rf "$work" && mkdir -p "$work/corpus"
-# The fuzz targets start no MPI, whose leaks need the slow unwinder (src/sanitizer_defaults.cpp).
-export ASAN_OPTIONS=${ASAN_OPTIONS:-fast_unwind_on_malloc=1}
 if compgen -G "$dir/regressions/$name/*" >/dev/null; then
   "$bin" "$dir/regressions/$name"/*
 fi
