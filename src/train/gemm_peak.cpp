@@ -2,10 +2,10 @@
 #include "train/gemm_peak.hpp"
 
 #include <algorithm>
-#include <chrono>
 
 #include "tensor/device.hpp"
 #include "tensor/ops.hpp"
+#include "tensor/timing.hpp"
 
 namespace mt {
 
@@ -16,14 +16,12 @@ double gemm_peak_flops(Arena& arena, const GptConfig& c, int64_t tokens) {
                y = arena.alloc({tokens, ff});
   ops::fill(x, 0.01f);
   ops::fill(w, 0.01f);
-  double best = 1e30;
-  for (int i = 0; i < 6; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
+  const auto gemm = [&] {
     ops::matmul(x, false, w, true, y);
     wait_for(arena.device());
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (i > 0) best = std::min(best, s);
-  }
+  };
+  gemm();  // warm-up
+  const double best = best_seconds(5, gemm);
   arena.reset();
   return 2.0 * double(tokens * d * ff) / best;
 }
