@@ -12,7 +12,6 @@ train split). Needs h5py, numpy and safetensors (e.g. in a venv:
 usage: export_hf.py CHECKPOINT OUT [--data-dir DIR]
 """
 import argparse
-import configparser
 import json
 import os
 import shutil
@@ -22,24 +21,10 @@ import h5py
 import numpy as np
 from safetensors.numpy import save_file
 
-from torch_eval import balanced_hash
+from torch_eval import balanced_hash, read_checkpoint
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GATES = ("switch", "gshard", "hash")
-
-
-def read(path):
-    with h5py.File(path, "r") as f:
-        if f.attrs.get("format") not in (b"moetrain-checkpoint", "moetrain-checkpoint"):
-            sys.exit(f"export_hf: {path} is not a moetrain checkpoint")
-        cfg = configparser.ConfigParser()
-        text = f.attrs["config"]
-        cfg.read_string(text.decode() if isinstance(text, bytes) else text)
-        params = {}
-        f["model"].visititems(lambda n, o: params.__setitem__(n, o[()].astype(np.float32))
-                              if isinstance(o, h5py.Dataset) else None)
-        tokenizer = f["tokenizer"][()].tobytes() if "tokenizer" in f else None
-    return cfg, params, tokenizer
 
 
 def main():
@@ -48,8 +33,9 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--data-dir", default=None)
     args = ap.parse_args()
-    cfg, p, tokenizer = read(args.checkpoint)
-    m, moe = cfg["model"], cfg["moe"] if cfg.has_section("moe") else {"experts": "0"}
+    cfg, p, tokenizer = read_checkpoint(args.checkpoint, "export_hf")
+    p = {n: a.astype(np.float32) for n, a in p.items()}
+    m, moe = cfg["model"], cfg["moe"]
     data_dir = args.data_dir or cfg["data"]["dir"]
     L, E = int(m["n_layer"]), int(moe["experts"])
     every = int(moe.get("every", "1"))

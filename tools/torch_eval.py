@@ -30,6 +30,23 @@ import torch
 import torch.nn.functional as F
 
 
+def read_checkpoint(path, tool):
+    """A checkpoint's configuration, parameters (as stored) and tokenizer model bytes (or None)."""
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("format") not in (b"moetrain-checkpoint", "moetrain-checkpoint"):
+            sys.exit(f"{tool}: {path} is not a moetrain checkpoint")
+        cfg = configparser.ConfigParser()
+        config = f.attrs["config"]
+        cfg.read_string(config.decode() if isinstance(config, bytes) else config)
+        if not cfg.has_section("moe"):  # written before MoE existed: a dense model
+            cfg.read_string("[moe]\nexperts = 0\nevery = 1\n")
+        params = {}
+        f["model"].visititems(lambda n, o: params.__setitem__(n, o[()])
+                              if isinstance(o, h5py.Dataset) else None)
+        tokenizer = f["tokenizer"][()].tobytes() if "tokenizer" in f else None
+    return cfg, params, tokenizer
+
+
 def gelu(x):
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
 
@@ -147,17 +164,8 @@ def main():
     ap.add_argument("--greedy", action="store_true")
     ap.add_argument("--hf", default=None)
     args = ap.parse_args()
-    with h5py.File(args.checkpoint, "r") as f:
-        if f.attrs["format"] not in (b"moetrain-checkpoint", "moetrain-checkpoint"):
-            sys.exit(f"torch_eval: {args.checkpoint} is not a moetrain checkpoint")
-        cfg = configparser.ConfigParser()
-        config = f.attrs["config"]
-        cfg.read_string(config.decode() if isinstance(config, bytes) else config)
-        if not cfg.has_section("moe"):  # written before MoE existed: a dense model
-            cfg.read_string("[moe]\nexperts = 0\nevery = 1\n")
-        params = {}
-        f["model"].visititems(lambda n, o: params.__setitem__(n, torch.from_numpy(
-            o[()].astype(np.float64))) if isinstance(o, h5py.Dataset) else None)
+    cfg, arrays, _ = read_checkpoint(args.checkpoint, "torch_eval")
+    params = {n: torch.from_numpy(a.astype(np.float64)) for n, a in arrays.items()}
     if cfg["moe"]["experts"] != "0" and cfg["moe"]["gate"] not in ("switch", "gshard", "hash"):
         sys.exit(f"torch_eval: moe.gate = {cfg['moe']['gate']} is not supported here")
     data_dir = args.data_dir or cfg["data"]["dir"]
