@@ -81,6 +81,22 @@ expect "empty corpus text" "error: prepare: '$tmp/raw/train.txt' is empty" \
   "$bin" prepare --input "$tmp/raw" --output "$tmp/prepared"
 expect "missing corpus text" "error: prepare: cannot read '$tmp/none/train.txt'" \
   "$bin" prepare --input "$tmp/none" --output "$tmp/prepared"
+# Ids made elsewhere (--tokens) and a given tokenizer.
+mkdir -p "$tmp/ids"
+printf '\x01\x00\x02\x00\x03' >"$tmp/ids/train.bin"
+expect "ids with a byte too many" "error: prepare: '$tmp/ids/train.bin' holds 5 bytes, not a whole number of 2-byte ids" \
+  "$bin" prepare --input "$tmp/ids" --output "$tmp/prepared" --tokens uint16 --vocab_size 8
+printf '\x01\x00\x09\x00' >"$tmp/ids/train.bin"
+expect "id outside the vocabulary" "error: prepare: '$tmp/ids/train.bin' holds id 9 at position 1, outside the vocabulary of 8" \
+  "$bin" prepare --input "$tmp/ids" --output "$tmp/prepared" --tokens uint16 --vocab_size 8
+expect "ids without a vocabulary" "error: prepare: --tokens needs --vocab_size" \
+  "$bin" prepare --input "$tmp/ids" --output "$tmp/prepared" --tokens uint16
+expect "ids of an unknown type" "error: prepare: --tokens 'int8' is not uint16 or int32" \
+  "$bin" prepare --input "$tmp/ids" --output "$tmp/prepared" --tokens int8 --vocab_size 8
+expect "missing tokenizer" "error: tokenizer: cannot load '$tmp/none.model'" \
+  "$bin" prepare --input "$tmp/ids" --output "$tmp/prepared" --tokenizer "$tmp/none.model"
+expect "tokenizer of another size" "error: prepare: --vocab_size 8 differs from the 1024 pieces of the tokenizer" \
+  "$bin" prepare --input "$tmp/ids" --output "$tmp/prepared" --tokenizer "$data/slice/tokenizer.model" --vocab_size 8
 
 expect "diverging loss" "error: training diverged: loss is (nan|inf|-nan) at step" \
   "$bin" train $good --run.name diverge --train.lr 1e30 --train.warmup 0 --train.steps 20 --train.grad_clip 0

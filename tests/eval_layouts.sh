@@ -58,7 +58,39 @@ if "$bin" inspect "$data/slice/train.h5" 2>"$tmp/err"; then echo "FAIL: inspect 
 grep -q "train.h5: not a moetrain checkpoint or results file (format 'moetrain-tokens')" "$tmp/err"
 echo "inspect ok"
 
-# The plotting tool writes the curves, the load heat map and the all-to-all share.
-/usr/bin/python3 "$(dirname "$0")/../tools/plot_results.py" "$tmp/four/results.h5" --out "$tmp/plots" >/dev/null
-for png in curves.png load_four.png a2a_four.png; do [ -s "$tmp/plots/$png" ]; done
+# The plotting tool: the curves, the load heat maps and the all-to-all share of two runs of one
+# name, told apart; the curves plot the recorded series (smoothed over raw, the dropped share of
+# the choices), the heat maps share one colour scale centred on 1/E.
+mkdir -p "$tmp/other/four" && cp "$tmp/four/results.h5" "$tmp/other/four/"
+tools=$(dirname "$0")/../tools
+/usr/bin/python3 "$tools/plot_results.py" "$tmp/four/results.h5" "$tmp/other/four/results.h5" \
+  --out "$tmp/plots" >/dev/null
+base=$(basename "$tmp")
+for png in curves load_${base}_four a2a_${base}_four load_other_four a2a_other_four; do
+  [ -s "$tmp/plots/$png.png" ] || { echo "FAIL: no $png.png"; ls "$tmp/plots"; exit 1; }
+done
+/usr/bin/python3 - "$tools" "$tmp/four/results.h5" <<'PY'
+import sys, numpy as np
+sys.path.insert(0, sys.argv[1])
+import plot_results as p
+f = p.open_results(sys.argv[2])
+fig = p.plot_curves([f], ["four"], 0.9)
+ce_ax, ppl_ax, drop_ax = fig.axes
+ce = f["train/ce"][()]
+smoothed, raw = (l.get_ydata() for l in ce_ax.lines)
+assert np.allclose(raw, ce) and np.allclose(smoothed, p.smooth(ce, 0.9)), "the CE curves"
+assert abs(smoothed[-1] - (0.1 * sum(0.9 ** i * v for i, v in enumerate(ce[::-1])) / (1 - 0.9 ** len(ce)))) < 1e-9
+blocks = [f"routing/{b}" for b in f["routing"]]
+share = sum(f[f"{b}/dropped"][()] for b in blocks) / sum(f[f"{b}/choices"][()] for b in blocks)
+assert np.allclose(drop_ax.lines[1].get_ydata(), 100 * share), "the dropped share"
+assert ppl_ax.get_yscale() == "log" and len(ppl_ax.get_yticks()) >= 2, ppl_ax.get_yticks()
+labels = [t.get_text() for t in ppl_ax.get_yticklabels()]
+assert all(l and "^" not in l and "e" not in l for l in labels), labels  # plain numbers
+heat = p.plot_load(f, "four")
+images = [im for ax in heat.axes for im in ax.get_images()]
+assert len(images) == len(blocks) and len({id(im.norm) for im in images}) == 1, "one colour scale"
+assert images[0].norm.vcenter == 0.25 and images[0].norm.vmax >= max(im.get_array().max() for im in images)
+assert p.run_labels(["r/a/x/results.h5", "r/b/x/results.h5", "q/y/results.h5"]) == ["a/x", "b/x", "y"]
+print("ok: the plots hold the recorded series, the heat maps one scale")
+PY
 echo "plots ok"

@@ -56,7 +56,7 @@ with h5py.File('$tmp/live/results.h5', 'r') as f:  # closed cleanly: a plain ope
     assert f['valid/ppl'].shape == (3,), f['valid/ppl'].shape
 "
 # The progress lines against the results: the loss shown is the cross-entropy, aux beside it,
-# the dropped share and the most unequal block's max/mean load from the recorded routing.
+# the dropped share (of the recorded choices) and the most unequal block's max/mean load.
 /usr/bin/python3 - "$tmp/log" "$tmp/live/results.h5" <<'PY' || { grep -v '^step' "$tmp/log"; exit 1; }
 import re, sys, h5py, numpy as np
 log, path = open(sys.argv[1]).read(), sys.argv[2]
@@ -70,11 +70,13 @@ with h5py.File(path, "r") as f:
     ce, aux = f["train/ce"][()], f["train/aux"][()]
     dropped = sum(f[f"routing/block{b}/dropped"][()] for b in (0, 1))
     loads = [f[f"routing/block{b}/load"][()] for b in (0, 1)]
+    choices = [f[f"routing/block{b}/choices"][()] for b in (0, 1)]
+assert all((c == 256).all() for c in choices), choices  # 256 tokens a step, one choice each
 for step, loss, a, ms, tps, mfu, drop, load, mb in rows:
     i = int(step) - 1
     assert abs(float(loss) - ce[i]) <= 5e-5, (step, loss, ce[i])
     assert abs(float(a) - aux[i]) <= 5e-5, (step, a, aux[i])
-    assert abs(float(drop) - 100 * dropped[i] / (2 * 256)) <= 0.05, (step, drop, dropped[i])
+    assert abs(float(drop) - 100 * dropped[i] / sum(c[i] for c in choices)) <= 0.05, (step, drop, dropped[i])
     ratio = max(l[i].max() * 4 / l[i].sum() for l in loads)
     assert abs(float(load) - ratio) <= 5e-3, (step, load, ratio)
     assert abs(256e3 / float(tps) - float(ms)) <= 0.5 + 1e-2 * float(ms), (ms, tps)

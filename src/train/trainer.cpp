@@ -58,6 +58,7 @@ std::vector<Series> results_series(const GptConfig& mc, const std::vector<int>& 
   for (int i : moe_blocks) {
     s.push_back({fmt::format("/routing/block{}/load", i), mc.moe.num_experts});
     s.push_back({fmt::format("/routing/block{}/dropped", i)});
+    s.push_back({fmt::format("/routing/block{}/choices", i)});
     s.push_back({fmt::format("/routing/block{}/experts_per_token", i)});
   }
   if (gate_traits(mc.moe).phases) s.insert(s.end(), {{"/phase/step"}, {"/phase/id"}});
@@ -262,6 +263,7 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
       if (root) {
         results->record_row(fmt::format("/routing/block{}/load", i), load);
         results->record(fmt::format("/routing/block{}/dropped", i), counts[E]);
+        results->record(fmt::format("/routing/block{}/choices", i), counts[E + 1]);
         results->record(fmt::format("/routing/block{}/experts_per_token", i),
                         pairs / double(tokens_per_step));
       }
