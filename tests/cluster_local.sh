@@ -31,6 +31,14 @@ up() {
   local n=$1 rate=${2:-} per_node=${3:-2}
   [ "$n" -ge 1 ] && [ "$n" -le 200 ] || { echo "cluster_local.sh: 1 to 200 nodes" >&2; exit 2; }
   [ ! -e "$dir" ] || { echo "cluster_local.sh: $dir exists (run down first)" >&2; exit 2; }
+  # The bucket holds 2 ms at the rate (at least 256 KB), so that the timer's granularity does not
+  # cap a fast link below its rate.
+  local burst=256kb
+  case $rate in
+    *gbit) burst=$(( ${rate%gbit} * 250 ))kb ;;
+    *mbit) burst=$(( ${rate%mbit} / 4 ))kb ;;
+  esac
+  [ "${burst%kb}" -ge 256 ] || burst=256kb
   mkdir -p "$dir"
   : >"$dir/made"
   trap 'down' ERR
@@ -50,8 +58,8 @@ up() {
     ip netns exec "$ns" ip link set eth0 up
     ip netns exec "$ns" ip link set lo up
     if [ -n "$rate" ]; then  # both directions: into the node on the host end, out of it inside
-      tc qdisc add dev "$veth" root tbf rate "$rate" burst 256kb latency 100ms
-      ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "$rate" burst 256kb latency 100ms
+      tc qdisc add dev "$veth" root tbf rate "$rate" burst "$burst" latency 100ms
+      ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "$rate" burst "$burst" latency 100ms
     fi
     echo "$net.$i slots=$per_node" >>"$dir/hostfile"
   done
