@@ -82,7 +82,9 @@ TEST_F(CudaOps, MatmulEveryTransposeFp32AndBf16) {
 TEST_F(CudaOps, ElementwiseAndReductions) {
   const Shape s{33, 130};
   Tensor a = host(s, "a"), b = host(s, "b"), out = host(s, "out"), bias = host({130}, "bias");
+  Tensor act = host(s, "act");
   Tensor da = on_gpu(a), db = on_gpu(b), dout = on_gpu(out), dbias = on_gpu(bias);
+  Tensor dact = on_gpu(act);
   ops::mul(da, db, dout);
   ops::mul(a, b, out);
   expect_close(dout, out, "mul");
@@ -95,16 +97,15 @@ TEST_F(CudaOps, ElementwiseAndReductions) {
   ops::sum_rows_accumulate(da, dbias);
   ops::sum_rows_accumulate(a, bias);
   expect_close(dbias, bias, "sum_rows_accumulate");
-  ops::scale(dout, 0.25f);
-  ops::scale(out, 0.25f);
-  expect_close(dout, out, "scale");
   EXPECT_NEAR(ops::sum_squares(da), ops::sum_squares(a), 1e-9 * ops::sum_squares(a));
-  ops::gelu_forward(da, dout);
-  ops::gelu_forward(a, out);
-  expect_close(dout, out, "gelu");
-  ops::gelu_backward(da, db, dout);
-  ops::gelu_backward(a, b, out);
-  expect_close(dout, out, "gelu_backward");
+  ops::bias_gelu(dout, dbias, dact);
+  ops::bias_gelu(out, bias, act);
+  expect_close(dout, out, "bias_gelu y");
+  expect_close(dact, act, "bias_gelu act");
+  ops::gelu_backward_bias(da, db, dbias);
+  ops::gelu_backward_bias(a, b, bias);
+  expect_close(db, b, "gelu_backward_bias d");
+  expect_close(dbias, bias, "gelu_backward_bias db");
   ops::fill(dout, 3.5f);
   ops::fill(out, 3.5f);
   expect_close(dout, out, "fill", 0, 0);
@@ -116,7 +117,7 @@ TEST_F(CudaOps, AdamW) {
   for (int64_t i = 0; i < v.numel(); ++i) v.f32()[i] = std::abs(v.f32()[i]);
   Tensor dp = on_gpu(p), dg = on_gpu(g), dm = on_gpu(m), dv = on_gpu(v);
   for (int64_t step = 1; step <= 3; ++step) {
-    const ops::AdamWStep st{1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, step};
+    const ops::AdamWStep st{1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, step, 0.5f};
     ops::adamw_update(dp, dg, dm, dv, st);
     ops::adamw_update(p, g, m, v, st);
   }

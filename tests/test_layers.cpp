@@ -323,21 +323,57 @@ TEST(Layers, CrossEntropyHandComputed) {
   EXPECT_NEAR(x[1], -0.25, 1e-6);
 }
 
-TEST(Ops, GeluMatchesFiniteDifferencesAndKnownValues) {
-  std::vector<float> x = {-3.0f, -1.0f, -0.1f, 0.0f, 0.5f, 2.0f}, y(6), dx(6), ones(6, 1.0f);
-  const Tensor tx{x.data(), {6}}, ty{y.data(), {6}};
-  ops::gelu_forward(tx, ty);
+TEST(Ops, BiasGeluMatchesKnownValuesAndFiniteDifferences) {
+  std::vector<float> x = {-3.0f, -1.0f, -0.1f, 0.0f, 0.5f, 2.0f}, y(6), zero(6, 0.0f);
+  ops::bias_gelu(Tensor{x.data(), {1, 6}}, Tensor{zero.data(), {6}}, Tensor{y.data(), {1, 6}});
   EXPECT_NEAR(y[3], 0.0, 1e-7);
   EXPECT_NEAR(y[5], 1.9545977, 1e-5);  // 0.5*2*(1+tanh(0.79788456*(2+0.35772)))
   EXPECT_NEAR(y[1], -0.15880801, 1e-5);
-  ops::gelu_backward(tx, Tensor{ones.data(), {6}}, Tensor{dx.data(), {6}});
-  auto loss = [&] {
-    ops::gelu_forward(tx, ty);
-    double s = 0;
-    for (float v : y) s += v;
-    return s;
+
+  // 130 columns: two of the backward's 64-column blocks and a remainder.
+  const int64_t r = 3, c = 130, n = r * c;
+  std::vector<float> in(n), bias(c), pre(n), act(n), proj(n), d(n), db(c, 0.5f), sums(c, 0.5f);
+  randn(in.data(), n, "x", 2.0f);
+  randn(bias.data(), c, "bias");
+  randn(proj.data(), n, "r");
+  auto loss = [&] {  // L = sum(gelu(x + bias) * r)
+    pre = in;
+    ops::bias_gelu(Tensor{pre.data(), {r, c}}, Tensor{bias.data(), {c}},
+                   Tensor{act.data(), {r, c}});
+    return project(Tensor{act.data(), {r, c}}, proj);
   };
-  check_gradient("gelu", x.data(), dx.data(), 6, loss, 6, 1e-3, 1e-2, 1e-4);
+  loss();
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(pre[i], in[i] + bias[i % c]);  // y is x + bias
+  d = proj;
+  ops::gelu_backward_bias(Tensor{pre.data(), {r, c}}, Tensor{d.data(), {r, c}},
+                          Tensor{db.data(), {c}});
+  // db accumulates the column sums of d (= dL/dpre), in sum_rows_accumulate's order.
+  ops::sum_rows_accumulate(Tensor{d.data(), {r, c}}, Tensor{sums.data(), {c}});
+  EXPECT_EQ(db, sums);
+  for (int64_t j = 0; j < c; ++j) db[j] -= 0.5f;
+  check_gradient("bias_gelu.x", in.data(), d.data(), n, loss);
+  check_gradient("bias_gelu.bias", bias.data(), db.data(), c, loss);
+}
+
+TEST(Ops, AddLayerNormIsTheAddThenTheLayerNorm) {
+  const int64_t r = 5, c = 7, n = r * c;
+  std::vector<float> x(n), a(n), g(c), b(c), sum(n), y(n), m(r), s(r);
+  randn(x.data(), n, "x");
+  randn(a.data(), n, "a");
+  randn(g.data(), c, "g");
+  randn(b.data(), c, "b");
+  ops::add_layernorm_forward(Tensor{x.data(), {r, c}}, Tensor{a.data(), {r, c}},
+                             Tensor{sum.data(), {r, c}}, Tensor{g.data(), {c}},
+                             Tensor{b.data(), {c}}, Tensor{y.data(), {r, c}}, Tensor{m.data(), {r}},
+                             Tensor{s.data(), {r}});
+  std::vector<float> sum2(n), y2(n), m2(r), s2(r);
+  ops::add(Tensor{x.data(), {r, c}}, Tensor{a.data(), {r, c}}, Tensor{sum2.data(), {r, c}});
+  ops::layernorm_forward(Tensor{sum2.data(), {r, c}}, Tensor{g.data(), {c}}, Tensor{b.data(), {c}},
+                         Tensor{y2.data(), {r, c}}, Tensor{m2.data(), {r}}, Tensor{s2.data(), {r}});
+  EXPECT_EQ(sum, sum2);
+  EXPECT_EQ(y, y2);
+  EXPECT_EQ(m, m2);
+  EXPECT_EQ(s, s2);
 }
 
 TEST(Ops, FastExpAndTanhMatchLibm) {

@@ -59,19 +59,41 @@ TEST(Schedule, InverseSquareRootAndConstant) {
   EXPECT_NEAR(learning_rate(s, 999), 1e-3, 1e-12);
 }
 
-TEST(Clip, ScalesToTheGlobalNorm) {
+TEST(Clip, TheFactorBringsTheGlobalNormToTheLimit) {
   ParamRegistry reg;
   reg.add("a", {1}, Init::zeros());
   reg.add("b", {1, 1}, Init::zeros());
   reg.allocate();
   reg.grads()[0] = 3.0f;
   reg.grads()[1] = 4.0f;
-  EXPECT_NEAR(clip_grad_norm(reg, 10.0), 5.0, 1e-9);  // below the limit: unchanged
-  EXPECT_EQ(reg.grads()[0], 3.0f);
-  EXPECT_NEAR(clip_grad_norm(reg, 1.0), 5.0, 1e-9);
-  EXPECT_NEAR(reg.grads()[0], 0.6, 1e-6);
-  EXPECT_NEAR(reg.grads()[1], 0.8, 1e-6);
-  EXPECT_NEAR(grad_norm(reg), 1.0, 1e-6);
+  const double norm = grad_norm(reg);
+  EXPECT_NEAR(norm, 5.0, 1e-9);
+  EXPECT_EQ(clip_scale(norm, 10.0), 1.0f);  // below the limit: unchanged
+  EXPECT_EQ(clip_scale(norm, 0.0), 1.0f);   // 0: no clipping
+  EXPECT_NEAR(clip_scale(norm, 1.0), 0.2, 1e-6);
+}
+
+// The clipping factor is applied as AdamW reads each gradient: the same bits as scaling the
+// gradients first and stepping at factor 1.
+TEST(AdamW, TheGradientFactorIsScalingTheGradientsFirst) {
+  auto run = [](bool fused) {
+    ParamRegistry reg;
+    reg.add("w", {3, 5}, Init::normal(1.0f));
+    reg.add("b", {5}, Init::normal(1.0f));
+    reg.allocate();
+    reg.initialize(3);
+    AdamW opt(reg, {});
+    for (int step = 0; step < 3; ++step) {
+      for (int64_t i = 0; i < reg.total_elements(); ++i)
+        reg.grads()[i] = 0.1f * float(i % 7) - 0.3f + 0.01f * step;
+      const float s = clip_scale(grad_norm(reg), 0.5);
+      if (!fused)
+        for (int64_t i = 0; i < reg.total_elements(); ++i) reg.grads()[i] *= s;
+      opt.step(0.01f, fused ? s : 1.0f);
+    }
+    return std::vector<float>(reg.values(), reg.values() + reg.total_elements());
+  };
+  EXPECT_EQ(run(true), run(false));
 }
 
 // EvoMoE's phases and temperature from the scheduler, against the formulas by hand: 20 steps,

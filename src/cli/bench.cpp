@@ -103,8 +103,7 @@ int bench_step(const Config& given, Device device, int64_t vocab, int steps) {
                                   {.a2a = rt.a2a.get(), .route = {.seed = cfg.seed, .step = s}});
     lm_loss(arena, logits, targets);
     model.backward(arena, logits, acts);
-    clip_grad_norm(reg, cfg.grad_clip);
-    opt.step(1e-4f);
+    opt.step(1e-4f, clip_scale(grad_norm(reg), cfg.grad_clip));
     wait_for(device);
   };
   for (int s = 0; s < 3; ++s) step(s);  // warm-up: arena sized, caches and threads warm

@@ -1,8 +1,6 @@
 // Local experts: forward and backward side by side, one FFN per expert on its rows.
 #include "model/experts.hpp"
 
-#include "tensor/ops.hpp"
-
 #include "tensor/error.hpp"
 
 namespace mt {
@@ -33,9 +31,8 @@ Tensor Experts::forward(Arena& arena, const Tensor& x, const std::vector<int64_t
   Tensor y = arena.alloc(x.shape);
   for (int e = 0; e < local_; ++e) {
     if (offsets[e] == offsets[e + 1]) continue;  // no tokens: nothing to compute
-    Tensor out = ffn_forward(arena, x.rows(offsets[e], offsets[e + 1]), slice(e, false),
-                             cache.per_expert[e]);
-    ops::copy(out, y.rows(offsets[e], offsets[e + 1]));
+    ffn_forward(arena, x.rows(offsets[e], offsets[e + 1]), slice(e, false), cache.per_expert[e],
+                y.rows(offsets[e], offsets[e + 1]));
   }
   return y;
 }
@@ -45,9 +42,8 @@ Tensor Experts::backward(Arena& arena, const Tensor& dy, const Cache& cache) con
   const auto& o = cache.offsets;
   for (int e = 0; e < local_; ++e) {
     if (o[e] == o[e + 1]) continue;
-    Tensor d = ffn_backward(arena, dy.rows(o[e], o[e + 1]), slice(e, false), slice(e, true),
-                            cache.per_expert[e]);
-    ops::copy(d, dx.rows(o[e], o[e + 1]));
+    ffn_backward(arena, dy.rows(o[e], o[e + 1]), slice(e, false), slice(e, true),
+                 cache.per_expert[e], dx.rows(o[e], o[e + 1]));
   }
   return dx;
 }

@@ -6,25 +6,22 @@
 
 namespace mt {
 
-Tensor ffn_forward(Arena& arena, const Tensor& x, const FfnWeights& w, FfnCache& cache) {
+void ffn_forward(Arena& arena, const Tensor& x, const FfnWeights& w, FfnCache& cache,
+                 const Tensor& y) {
   cache.x = x;
   cache.pre = arena.alloc(x.shape.with_last(w.w1.size(1)));
-  linear_forward(x, w.w1, w.b1, cache.pre);
+  ops::matmul(x, false, w.w1, false, cache.pre);
   cache.act = arena.alloc(cache.pre.shape);
-  ops::gelu_forward(cache.pre, cache.act);
-  Tensor y = arena.alloc(x.shape);
+  ops::bias_gelu(cache.pre, w.b1, cache.act);
   linear_forward(cache.act, w.w2, w.b2, y);
-  return y;
 }
 
-Tensor ffn_backward(Arena& arena, const Tensor& dy, const FfnWeights& w, const FfnWeights& g,
-                    const FfnCache& cache) {
+void ffn_backward(Arena& arena, const Tensor& dy, const FfnWeights& w, const FfnWeights& g,
+                  const FfnCache& cache, const Tensor& dx) {
   Tensor dact = arena.alloc(cache.act.shape);
   linear_backward(dy, cache.act, w.w2, dact, g.w2, g.b2);
-  ops::gelu_backward(cache.pre, dact, dact);
-  Tensor dx = arena.alloc(cache.x.shape);
-  linear_backward(dact, cache.x, w.w1, dx, g.w1, g.b1);
-  return dx;
+  ops::gelu_backward_bias(cache.pre, dact, g.b1);
+  linear_backward(dact, cache.x, w.w1, dx, g.w1, {});
 }
 
 Ffn::Ffn(ParamRegistry& reg, const std::string& prefix, int64_t d, int64_t f, float proj_std)
@@ -40,11 +37,15 @@ FfnWeights Ffn::weights(bool grad) const {
 }
 
 Tensor Ffn::forward(Arena& arena, const Tensor& x, Cache& cache) const {
-  return ffn_forward(arena, x, weights(false), cache);
+  Tensor y = arena.alloc(x.shape);
+  ffn_forward(arena, x, weights(false), cache, y);
+  return y;
 }
 
 Tensor Ffn::backward(Arena& arena, const Tensor& dy, const Cache& cache) const {
-  return ffn_backward(arena, dy, weights(false), weights(true), cache);
+  Tensor dx = arena.alloc(cache.x.shape);
+  ffn_backward(arena, dy, weights(false), weights(true), cache, dx);
+  return dx;
 }
 
 }  // namespace mt

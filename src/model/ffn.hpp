@@ -14,10 +14,12 @@ struct FfnWeights {
 struct FfnCache {
   Tensor x, pre, act;  // input, fc1 output (GELU input), GELU output
 };
-Tensor ffn_forward(Arena& arena, const Tensor& x, const FfnWeights& w, FfnCache& cache);
-// Returns dx; accumulates into the gradients g.
-Tensor ffn_backward(Arena& arena, const Tensor& dy, const FfnWeights& w, const FfnWeights& g,
-                    const FfnCache& cache);
+// Writes y (the shape of x); fc1's bias and the GELU are one pass (ops::bias_gelu).
+void ffn_forward(Arena& arena, const Tensor& x, const FfnWeights& w, FfnCache& cache,
+                 const Tensor& y);
+// Writes dx; accumulates into the gradients g.
+void ffn_backward(Arena& arena, const Tensor& dy, const FfnWeights& w, const FfnWeights& g,
+                  const FfnCache& cache, const Tensor& dx);
 
 class Ffn {
  public:

@@ -51,9 +51,8 @@ Tensor Block::forward(Arena& arena, const Tensor& x, Cache& cache, const PassCon
       attn_.forward(arena, ln1_.forward(arena, x, cache.ln1), cache.attn, site("attn-probs"));
   cache.attn_mask = dropout_mask(arena, site("attn-out"), x.shape, first);
   a = apply_mask(arena, a, cache.attn_mask);
-  Tensor x1 = arena.alloc(x.shape);
-  ops::add(x, a, x1);
-  Tensor h = ln2_.forward(arena, x1, cache.ln2);
+  Tensor h = ln2_.forward_sum(arena, x, a, cache.ln2);
+  const Tensor x1 = cache.ln2.x;  // x + a
   Tensor f =
       moe_ ? moe_->forward(arena, h.view({h.numel() / h.size(-1), h.size(-1)}), pass, cache.moe)
            : ffn_->forward(arena, h, cache.ffn);

@@ -14,6 +14,8 @@ class LayerNorm {
     Tensor x, mean, rstd;
   };
   Tensor forward(Arena& arena, const Tensor& x, Cache& cache) const;
+  // The same of the residual sum x + a, which it writes to cache.x in the same pass.
+  Tensor forward_sum(Arena& arena, const Tensor& x, const Tensor& a, Cache& cache) const;
   // Accumulates into dx (the residual stream's gradient) and into dgamma, dbeta.
   void backward(const Tensor& dy, const Cache& cache, const Tensor& dx) const;
 

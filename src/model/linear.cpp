@@ -14,7 +14,7 @@ void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const T
                      const Tensor& dw, const Tensor& db) {
   ops::matmul(dy, false, w, true, dx);
   ops::matmul(x, true, dy, false, dw, 1.0f, 1.0f);
-  ops::sum_rows_accumulate(dy, db);
+  if (!db.empty()) ops::sum_rows_accumulate(dy, db);
 }
 
 Linear::Linear(ParamRegistry& reg, const std::string& prefix, int64_t in, int64_t out,

@@ -9,7 +9,8 @@
 namespace mt {
 
 void linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y);
-// dx = dy W^T (written); dW += x^T dy; db += the column sums of dy.
+// dx = dy W^T (written); dW += x^T dy; db += the column sums of dy (an empty db: taken elsewhere,
+// as the FFN's fc1 does with its GELU).
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& dx,
                      const Tensor& dw, const Tensor& db);
 

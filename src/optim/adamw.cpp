@@ -11,12 +11,13 @@ AdamW::AdamW(ParamRegistry& reg, const AdamWConfig& c)
       m_(reg.device(), reg.total_elements()),
       v_(reg.device(), reg.total_elements()) {}
 
-void AdamW::step(float lr) {
+void AdamW::step(float lr, float grad_scale) {
   ++step_;
   for (size_t i = 0; i < reg_.size(); ++i) {
     const ParamInfo& p = reg_.info(int(i));
     const ops::AdamWStep s{
-        lr, cfg_.beta1, cfg_.beta2, cfg_.eps, p.decay ? cfg_.weight_decay : 0.0f, step_};
+        lr,    cfg_.beta1, cfg_.beta2, cfg_.eps, p.decay ? cfg_.weight_decay : 0.0f,
+        step_, grad_scale};
     ops::adamw_update(reg_.value(int(i)), reg_.grad(int(i)), m_.view(p.shape, p.offset),
                       v_.view(p.shape, p.offset), s);
   }

@@ -12,8 +12,9 @@ struct AdamWConfig {
 class AdamW {
  public:
   AdamW(ParamRegistry& reg, const AdamWConfig& c);
-  // One update of every parameter from its gradient at learning rate lr.
-  void step(float lr);
+  // One update of every parameter from its gradient times grad_scale (clip_scale's factor) at
+  // learning rate lr.
+  void step(float lr, float grad_scale = 1);
   int64_t steps() const { return step_; }
   void set_steps(int64_t s) { step_ = s; }  // when resuming
   // The moments, flat like the registry's values and on its device.

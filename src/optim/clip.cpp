@@ -1,4 +1,4 @@
-// Global-norm clipping.
+// Global gradient norm and the clipping factor.
 #include "optim/clip.hpp"
 
 #include <cmath>
@@ -20,13 +20,8 @@ double grad_norm(ParamRegistry& reg, ProcessGroup* ep) {
   return std::sqrt(squares(reg, ParamKind::Replicated) + expert);
 }
 
-double clip_grad_norm(ParamRegistry& reg, double max_norm, ProcessGroup* ep) {
-  const double norm = grad_norm(reg, ep);
-  if (max_norm > 0 && norm > max_norm) {
-    ops::scale(Tensor{reg.grads(), {reg.total_elements()}, DType::F32, reg.device()},
-               float(max_norm / (norm + 1e-6)));
-  }
-  return norm;
+float clip_scale(double norm, double max_norm) {
+  return max_norm > 0 && norm > max_norm ? float(max_norm / (norm + 1e-6)) : 1.0f;
 }
 
 }  // namespace mt

@@ -46,15 +46,20 @@ void mul(const Tensor& a, const Tensor& b, const Tensor& out);  // out = a * b (
 void add_rows(const Tensor& y, const Tensor& bias);             // y[r, :] += bias
 void sum_rows_accumulate(const Tensor& dy, const Tensor& db);   // db += sum_r dy[r, :]
 double sum_squares(const Tensor& t);
-void scale(const Tensor& t, float s);
 
-// GELU, tanh form: y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-void gelu_forward(const Tensor& x, const Tensor& y);
-void gelu_backward(const Tensor& x, const Tensor& dy, const Tensor& dx);
+// GELU, tanh form: gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), fused with the bias
+// before it so that the FFN's hidden layer is walked once each way. Forward: y[r, :] += bias, then
+// act = gelu(y). Backward: d = gelu'(x) * d in place, and db += sum_r d[r, :].
+void bias_gelu(const Tensor& y, const Tensor& bias, const Tensor& act);
+void gelu_backward_bias(const Tensor& x, const Tensor& d, const Tensor& db);
 
 // LayerNorm over the last dimension, eps 1e-5. mean, rstd: [rows].
 void layernorm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
                        const Tensor& mean, const Tensor& rstd);
+// The residual add and the LayerNorm after it in one pass: sum = x + a, then y = LayerNorm(sum).
+void add_layernorm_forward(const Tensor& x, const Tensor& a, const Tensor& sum, const Tensor& gamma,
+                           const Tensor& beta, const Tensor& y, const Tensor& mean,
+                           const Tensor& rstd);
 // Accumulates into dx, dgamma and dbeta.
 void layernorm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
                         const Tensor& rstd, const Tensor& dx, const Tensor& dgamma,
@@ -102,10 +107,12 @@ void combine_rows(const Tensor& src, const Tensor& slot, const Tensor& weight, c
 void combine_rows_backward(const Tensor& dy, const Tensor& src, const Tensor& slot,
                            const Tensor& weight, const Tensor& dsrc, const Tensor& dweight);
 
-// One AdamW update of n elements (decoupled weight decay, bias-corrected moments).
+// One AdamW update of n elements (decoupled weight decay, bias-corrected moments), reading each
+// gradient times grad_scale (global-norm clipping, applied here rather than in a pass of its own).
 struct AdamWStep {
   float lr, beta1, beta2, eps, weight_decay;
   int64_t step;  // 1-based
+  float grad_scale = 1;
 };
 void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                   const AdamWStep& s);

@@ -236,8 +236,8 @@ TrainResult train(const Config& cfg, Runtime& rt, bool quiet, const std::string&
     MT_CHECK(std::isfinite(loss), "training diverged: loss is {} at step {} (lower train.lr?)",
              loss, plan.step);
     sync_gradients(reg, *rt.payload.world, *rt.payload.expert_dp);
-    const double norm = clip_grad_norm(reg, cfg.grad_clip, rt.groups.ep.get());
-    opt.step(float(plan.lr));
+    const double norm = grad_norm(reg, rt.groups.ep.get());
+    opt.step(float(plan.lr), clip_scale(norm, cfg.grad_clip));
     wait_for(rt.device);  // the step's time includes its queued GPU work
     const double step_s = seconds_since(t0);
     if (step > first) allocations_after_first += arena.system_allocations() - allocs_before;

@@ -1,4 +1,4 @@
-// Elementwise kernels, column sums, the sum of squares, GELU and the AdamW update.
+// Elementwise kernels, column sums, the sum of squares, bias + GELU and the AdamW update.
 #include <vector>
 
 #include "tensor/cuda/common.cuh"
@@ -30,31 +30,30 @@ __global__ void add_rows_kernel(float* y, const float* bias, int64_t n, int64_t 
   GRID_STRIDE(i, n) y[i] += bias[i % cols];
 }
 
-__global__ void scale_kernel(float* p, int64_t n, float s) {
-  GRID_STRIDE(i, n) p[i] *= s;
-}
-
-__global__ void gelu_kernel(const float* x, float* y, int64_t n) {
+__global__ void bias_gelu_kernel(float* y, const float* bias, float* act, int64_t n, int64_t cols) {
   GRID_STRIDE(i, n) {
-    const float v = x[i];
-    y[i] = 0.5f * v * (1.0f + tanhf(kGeluC * (v + 0.044715f * v * v * v)));
+    const float v = y[i] + bias[i % cols];
+    y[i] = v;
+    act[i] = 0.5f * v * (1.0f + tanhf(kGeluC * (v + 0.044715f * v * v * v)));
   }
 }
 
-__global__ void gelu_backward_kernel(const float* x, const float* dy, float* dx, int64_t n) {
+__global__ void gelu_backward_kernel(const float* x, float* d, int64_t n) {
   GRID_STRIDE(i, n) {
     const float v = x[i];
     const float th = tanhf(kGeluC * (v + 0.044715f * v * v * v));
     const float du = kGeluC * (1.0f + 3.0f * 0.044715f * v * v);
-    dx[i] = dy[i] * (0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du);
+    d[i] *= 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du;
   }
 }
 
-__global__ void adamw_kernel(float* p, const float* g, float* m, float* v, int64_t n, float lr,
-                             float b1, float b2, float eps, float wd, float c1, float c2) {
+__global__ void adamw_kernel(float* p, const float* grad, float* m, float* v, int64_t n, float lr,
+                             float b1, float b2, float eps, float wd, float c1, float c2,
+                             float gs) {
   GRID_STRIDE(i, n) {
-    const float mi = b1 * m[i] + (1.0f - b1) * g[i];
-    const float vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    const float g = grad[i] * gs;
+    const float mi = b1 * m[i] + (1.0f - b1) * g;
+    const float vi = b2 * v[i] + (1.0f - b2) * g * g;
     m[i] = mi;
     v[i] = vi;
     p[i] -= lr * ((mi / c1) / (sqrtf(vi / c2) + eps) + wd * p[i]);
@@ -129,26 +128,23 @@ double sum_squares(const float* p, int64_t n) {
   return s;
 }
 
-void scale(float* p, int64_t n, float s) {
-  scale_kernel<<<grid_for(n), 256, 0, cu_stream()>>>(p, n, s);
-  check_launch("scale");
+void bias_gelu(float* y, const float* bias, float* act, int64_t rows, int64_t cols) {
+  bias_gelu_kernel<<<grid_for(rows * cols), 256, 0, cu_stream()>>>(y, bias, act, rows * cols, cols);
+  check_launch("bias_gelu");
 }
 
-void gelu_forward(const float* x, float* y, int64_t n) {
-  gelu_kernel<<<grid_for(n), 256, 0, cu_stream()>>>(x, y, n);
-  check_launch("gelu");
-}
-
-void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) {
-  gelu_backward_kernel<<<grid_for(n), 256, 0, cu_stream()>>>(x, dy, dx, n);
+void gelu_backward_bias(const float* x, float* d, float* db, int64_t rows, int64_t cols) {
+  gelu_backward_kernel<<<grid_for(rows * cols), 256, 0, cu_stream()>>>(x, d, rows * cols);
   check_launch("gelu_backward");
+  sum_rows_accumulate(d, db, rows, cols);
 }
 
 void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n, float lr,
-                  float beta1, float beta2, float eps, float weight_decay, float c1, float c2) {
+                  float beta1, float beta2, float eps, float weight_decay, float c1, float c2,
+                  float grad_scale) {
   if (n == 0) return;
   adamw_kernel<<<grid_for(n), 256, 0, cu_stream()>>>(param, grad, m, v, n, lr, beta1, beta2, eps,
-                                                     weight_decay, c1, c2);
+                                                     weight_decay, c1, c2, grad_scale);
   check_launch("adamw");
 }
 

@@ -19,12 +19,14 @@ void mul(const float* a, const float* b, float* out, int64_t n);
 void add_rows(float* y, const float* bias, int64_t rows, int64_t cols);
 void sum_rows_accumulate(const float* dy, float* db, int64_t rows, int64_t cols);
 double sum_squares(const float* p, int64_t n);
-void scale(float* p, int64_t n, float s);
-void gelu_forward(const float* x, float* y, int64_t n);
-void gelu_backward(const float* x, const float* dy, float* dx, int64_t n);
-// c1, c2: the bias corrections 1 - beta^step.
+// y [rows, cols] += bias, then act = GELU(y); and its backward: d *= GELU'(x) in place, db += the
+// column sums of d (the gradient kernel, then the column sums).
+void bias_gelu(float* y, const float* bias, float* act, int64_t rows, int64_t cols);
+void gelu_backward_bias(const float* x, float* d, float* db, int64_t rows, int64_t cols);
+// c1, c2: the bias corrections 1 - beta^step; each gradient is read times grad_scale.
 void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n, float lr,
-                  float beta1, float beta2, float eps, float weight_decay, float c1, float c2);
+                  float beta1, float beta2, float eps, float weight_decay, float c1, float c2,
+                  float grad_scale);
 
 void layernorm_forward(const float* x, const float* gamma, const float* beta, float* y, float* mean,
                        float* rstd, int64_t rows, int64_t cols);

@@ -1,5 +1,5 @@
-// Elementwise ops, row reductions, GELU and the AdamW update (on CPU: OpenMP over elements or
-// columns).
+// Elementwise ops, row reductions, bias + GELU and the AdamW update (on CPU: OpenMP over elements
+// or columns).
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -16,6 +16,44 @@ void check_same(const Tensor& a, const Tensor& b, const char* op) {
   MT_CHECK(a.numel() == b.numel(), "{}: {} vs {}", op, a.shape.str(), b.shape.str());
 }
 constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2 / pi)
+#pragma omp declare simd
+inline float gelu(float v) {
+  return 0.5f * v * (1.0f + cpu::fast_tanh(kGeluC * (v + 0.044715f * v * v * v)));
+}
+#pragma omp declare simd
+inline float gelu_grad(float v) {
+  const float th = cpu::fast_tanh(kGeluC * (v + 0.044715f * v * v * v));
+  const float du = kGeluC * (1.0f + 3.0f * 0.044715f * v * v);
+  return 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du;
+}
+
+// db[j] += sum_i row(i)[j] for the r rows of c columns that row(i) yields (it may compute row i in
+// place first): rows in fixed chunks, each summed in row order into its own partial sums, then
+// the chunks' sums added in order. Each row is walked once, contiguously, and the result has the
+// same bits for any thread count.
+template <class Row>
+void accumulate_column_sums(int64_t r, int64_t c, float* db, const Row& row) {
+  constexpr int64_t kRows = 32;
+  const int64_t chunks = (r + kRows - 1) / kRows;
+  thread_local std::vector<float> parts;
+  parts.assign(size_t(chunks * c), 0.0f);
+  float* part = parts.data();
+#pragma omp parallel for if (r * c > 16384)
+  for (int64_t k = 0; k < chunks; ++k) {
+    float* acc = part + k * c;
+    for (int64_t i = k * kRows; i < std::min(r, (k + 1) * kRows); ++i) {
+      const float* p = row(i);
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) acc[j] += p[j];
+    }
+  }
+  for (int64_t k = 1; k < chunks; ++k)
+#pragma omp simd
+    for (int64_t j = 0; j < c; ++j) part[j] += part[k * c + j];
+  if (chunks > 0)
+#pragma omp simd
+    for (int64_t j = 0; j < c; ++j) db[j] += part[j];
+}
 }  // namespace
 
 void fill(const Tensor& t, float v) {
@@ -65,21 +103,7 @@ void sum_rows_accumulate(const Tensor& dy, const Tensor& db) {
   MT_CHECK(dy.size(-1) == c, "sum_rows: {} into {}", dy.shape.str(), db.shape.str());
   MT_ON_CUDA(db, sum_rows_accumulate(dy.f32(), db.f32(), r, c));
   const float* p = dy.f32();
-  float* out = db.f32();
-  // Columns split over threads; each column summed in row order, so the result is deterministic.
-#pragma omp parallel if (r * c > 65536)
-  {
-    float acc[64];
-#pragma omp for
-    for (int64_t j0 = 0; j0 < c; j0 += 64) {
-      const int64_t w = std::min<int64_t>(64, c - j0);
-      for (int64_t j = 0; j < w; ++j) acc[j] = 0;
-      for (int64_t i = 0; i < r; ++i)
-#pragma omp simd
-        for (int64_t j = 0; j < w; ++j) acc[j] += p[i * c + j0 + j];
-      for (int64_t j = 0; j < w; ++j) out[j0 + j] += acc[j];
-    }
-  }
+  accumulate_column_sums(r, c, db.f32(), [&](int64_t i) { return p + i * c; });
 }
 
 double sum_squares(const Tensor& t) {
@@ -101,42 +125,38 @@ double sum_squares(const Tensor& t) {
   return s;
 }
 
-void scale(const Tensor& t, float s) {
-  MT_ON_CUDA(t, scale(t.f32(), t.numel(), s));
-  float* p = t.f32();
-  const int64_t n = t.numel();
-#pragma omp parallel for simd if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) p[i] *= s;
+void bias_gelu(const Tensor& y, const Tensor& bias, const Tensor& act) {
+  const int64_t c = bias.numel(), r = y.numel() / c;
+  MT_CHECK(y.size(-1) == c, "bias_gelu: {} + {}", y.shape.str(), bias.shape.str());
+  check_same(y, act, "bias_gelu");
+  MT_ON_CUDA(y, bias_gelu(y.f32(), bias.f32(), act.f32(), r, c));
+  float* p = y.f32();
+  const float* b = bias.f32();
+  float* o = act.f32();
+#pragma omp parallel for if (r * c > 16384)
+  for (int64_t i = 0; i < r; ++i)
+#pragma omp simd
+    for (int64_t j = 0; j < c; ++j) {
+      const float v = p[i * c + j] + b[j];
+      p[i * c + j] = v;
+      o[i * c + j] = gelu(v);
+    }
 }
 
-void gelu_forward(const Tensor& x, const Tensor& y) {
-  check_same(x, y, "gelu");
-  MT_ON_CUDA(y, gelu_forward(x.f32(), y.f32(), x.numel()));
+void gelu_backward_bias(const Tensor& x, const Tensor& d, const Tensor& db) {
+  const int64_t c = db.numel(), r = x.numel() / c;
+  MT_CHECK(x.size(-1) == c, "gelu_backward_bias: {} into {}", x.shape.str(), db.shape.str());
+  check_same(x, d, "gelu_backward_bias");
+  MT_ON_CUDA(x, gelu_backward_bias(x.f32(), d.f32(), db.f32(), r, c));
   const float* a = x.f32();
-  float* o = y.f32();
-  const int64_t n = x.numel();
-#pragma omp parallel for simd if (n > 16384)
-  for (int64_t i = 0; i < n; ++i) {
-    float v = a[i];
-    o[i] = 0.5f * v * (1.0f + cpu::fast_tanh(kGeluC * (v + 0.044715f * v * v * v)));
-  }
-}
-
-void gelu_backward(const Tensor& x, const Tensor& dy, const Tensor& dx) {
-  check_same(x, dy, "gelu_backward");
-  check_same(x, dx, "gelu_backward");
-  MT_ON_CUDA(dx, gelu_backward(x.f32(), dy.f32(), dx.f32(), x.numel()));
-  const float *a = x.f32(), *g = dy.f32();
-  float* o = dx.f32();
-  const int64_t n = x.numel();
-#pragma omp parallel for simd if (n > 16384)
-  for (int64_t i = 0; i < n; ++i) {
-    float v = a[i];
-    float u = kGeluC * (v + 0.044715f * v * v * v);
-    float th = cpu::fast_tanh(u);
-    float du = kGeluC * (1.0f + 3.0f * 0.044715f * v * v);
-    o[i] = g[i] * (0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du);
-  }
+  float* g = d.f32();
+  accumulate_column_sums(r, c, db.f32(), [&](int64_t i) {
+    const float* in = a + i * c;
+    float* row = g + i * c;
+#pragma omp simd
+    for (int64_t j = 0; j < c; ++j) row[j] *= gelu_grad(in[j]);
+    return row;
+  });
 }
 
 void adamw_update(const Tensor& param_t, const Tensor& grad_t, const Tensor& m_t, const Tensor& v_t,
@@ -149,11 +169,12 @@ void adamw_update(const Tensor& param_t, const Tensor& grad_t, const Tensor& m_t
   float *param = param_t.f32(), *m = m_t.f32(), *v = v_t.f32();
   const float* grad = grad_t.f32();
   MT_ON_CUDA(param_t, adamw_update(param, grad, m, v, n, s.lr, s.beta1, s.beta2, s.eps,
-                                   s.weight_decay, c1, c2));
+                                   s.weight_decay, c1, c2, s.grad_scale));
 #pragma omp parallel for simd if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
-    m[i] = s.beta1 * m[i] + (1.0f - s.beta1) * grad[i];
-    v[i] = s.beta2 * v[i] + (1.0f - s.beta2) * grad[i] * grad[i];
+    const float g = grad[i] * s.grad_scale;
+    m[i] = s.beta1 * m[i] + (1.0f - s.beta1) * g;
+    v[i] = s.beta2 * v[i] + (1.0f - s.beta2) * g * g;
     float mhat = m[i] / c1, vhat = v[i] / c2;
     param[i] -= s.lr * (mhat / (std::sqrt(vhat) + s.eps) + s.weight_decay * param[i]);
   }
