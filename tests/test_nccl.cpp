@@ -66,13 +66,18 @@ TEST_F(Nccl, FlatAndHierarchicalExchangesDeliverWhatMpiDelivers) {
       int64_t n = 0;
       for (int c : recv_counts) n += c;
       std::vector<float> expect(n + 1);
-      mpi.exchange(send.data(), send_counts, expect.data(), recv_counts);
+      mpi.exchange(mpi.plan(send_counts, recv_counts), send.data(), expect.data(), false);
       expect.pop_back();
       const Buffer dsend = upload(send);
       for (AllToAll* a2a : {static_cast<AllToAll*>(&flat), static_cast<AllToAll*>(&hier)}) {
         Buffer drecv(Device::CUDA, n + 1);
-        a2a->exchange(dsend.data(), send_counts, drecv.data(), recv_counts);
+        const A2aPlan plan = a2a->plan(send_counts, recv_counts);
+        a2a->exchange(plan, dsend.data(), drecv.data(), false);
         EXPECT_EQ(download(drecv, n), expect) << "ranks_per_node " << rpn << " round " << round;
+        Buffer dback(Device::CUDA, int64_t(send.size()) + 1);
+        a2a->exchange(plan, drecv.data(), dback.data(), true);
+        EXPECT_EQ(download(dback, int64_t(send.size())), send)
+            << "back, ranks_per_node " << rpn << " round " << round;
       }
     }
   }

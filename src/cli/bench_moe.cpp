@@ -1,8 +1,8 @@
 // moetrain bench a2a | moe: communication and MoE-layer throughput, side by side in one run.
 //   a2a (under mpirun): one dispatch + combine pair of exchanges with the byte counts of the
 //       config's MoE layer (uniform routing) and of 4x and 16x as many tokens, as raw
-//       MPI_Alltoallv, our flat exchange (with the count exchange that precedes each dispatch)
-//       and our hierarchical exchange.
+//       MPI_Alltoallv, our flat exchange (with the count exchange and the plan before each
+//       dispatch) and our hierarchical exchange.
 //   moe (one rank, CPU or GPU): the MoE layer's forward + backward against a dense FFN of the
 //       same active FLOPs (top-1, expert width = FFN width) on the same tokens, and the FLOP rate
 //       of its expert GEMMs inside the layer against the same GEMMs run alone (raw cuBLAS or
@@ -65,8 +65,9 @@ int bench_a2a(const Config& cfg, int reps) {
     // As the MoE layer does it: the per-expert row counts first, then dispatch and combine.
     auto pair_ours = [&](AllToAll& a2a) {
       a2a.exchange_ints(row_counts.data(), recv_rows.data(), m.num_experts / W);
-      a2a.exchange(send.data(), counts, recv.data(), counts);
-      a2a.exchange(recv.data(), counts, back.data(), counts);
+      const A2aPlan plan = a2a.plan(counts, counts);
+      a2a.exchange(plan, send.data(), recv.data(), false);
+      a2a.exchange(plan, recv.data(), back.data(), true);
     };
     // Interleaved repetitions, so that machine noise hits all three alike; median per variant.
     std::vector<double> t_raw, t_flat, t_hier;

@@ -1,6 +1,7 @@
 // Flat and hierarchical all-to-all.
 #include "comm/all_to_all.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <numeric>
 
@@ -27,14 +28,24 @@ void offsets_of(const std::vector<int>& counts, std::vector<int64_t>& o) {
 }
 }  // namespace
 
-void FlatAllToAll::exchange(const float* send, const std::vector<int>& send_counts, float* recv,
-                            const std::vector<int>& recv_counts) {
+A2aPlan AllToAll::plan(std::vector<int> send_counts, std::vector<int> recv_counts) {
+  return {std::move(send_counts), std::move(recv_counts), {}};
+}
+
+void AllToAll::exchange_ints(const int* send, int* recv, int per_peer) {
+  g_.all_to_all_ints(send, recv, per_peer);
+  ++calls;
+}
+
+void FlatAllToAll::exchange(const A2aPlan& plan, const float* from, float* to, bool back) {
+  const std::vector<int>& out = back ? plan.recv_counts : plan.send_counts;
+  const std::vector<int>& in = back ? plan.send_counts : plan.recv_counts;
   wait_for(g_.device());  // on a GPU, the work queued before the exchange is not its time
   const auto t0 = Clock::now();
-  g_.all_to_all_v(send, send_counts, recv, recv_counts);
+  g_.all_to_all_v(from, out, to, in);
   seconds += since(t0);
   for (int p = 0; p < g_.size(); ++p)
-    if (p != g_.rank()) bytes_sent += 4.0 * send_counts[p], messages += send_counts[p] > 0;
+    if (p != g_.rank()) bytes_sent += 4.0 * out[p], messages += out[p] > 0;
   ++calls;
 }
 
@@ -47,21 +58,49 @@ HierarchicalAllToAll::HierarchicalAllToAll(ProcessGroup& group, ProcessGroup& in
            g_.size(), N_, G_, g_.rank(), inter.rank(), intra.rank());
   stage_a_ = Buffer(g_.device(), 0);
   stage_b_ = Buffer(g_.device(), 0);
-  node_counts_.resize(size_t(G_) * g_.size());
   intra_send_.resize(G_);
   intra_recv_.resize(G_);
   inter_send_.resize(N_);
   inter_recv_.resize(N_);
 }
 
-void HierarchicalAllToAll::exchange(const float* send, const std::vector<int>& send_counts,
-                                    float* recv, const std::vector<int>& recv_counts) {
+A2aPlan HierarchicalAllToAll::plan(std::vector<int> send_counts, std::vector<int> recv_counts) {
+  const int W = g_.size();
+  std::vector<int> mine(send_counts);
+  mine.insert(mine.end(), recv_counts.begin(), recv_counts.end());
+  A2aPlan p = AllToAll::plan(std::move(send_counts), std::move(recv_counts));
+  p.node_counts.resize(size_t(G_) * 2 * W);
+  intra_.all_gather_ints(mine.data(), p.node_counts.data(), 2 * W);
+  return p;
+}
+
+void HierarchicalAllToAll::exchange_ints(const int* send, int* recv, int per_peer) {
+  // Every node-mate's ints (one gather inside the node), then to the rank of this local index on
+  // each node the ints of all node-mates for it; they arrive in source-rank order.
+  const int W = g_.size(), me = intra_.rank();
+  const size_t k = size_t(per_peer);
+  ints_node_.resize(size_t(G_) * W * k);
+  intra_.all_gather_ints(send, ints_node_.data(), int(W * k));
+  ints_out_.resize(size_t(N_) * G_ * k);
+  for (int nd = 0; nd < N_; ++nd)
+    for (int gs = 0; gs < G_; ++gs)
+      std::copy_n(ints_node_.data() + (size_t(gs) * W + nd * G_ + me) * k, k,
+                  ints_out_.data() + (size_t(nd) * G_ + gs) * k);
+  inter_.all_to_all_ints(ints_out_.data(), recv, int(G_ * k));
+  ++calls;
+}
+
+void HierarchicalAllToAll::exchange(const A2aPlan& plan, const float* send, float* recv,
+                                    bool back) {
+  const std::vector<int>& send_counts = back ? plan.recv_counts : plan.send_counts;
+  const std::vector<int>& recv_counts = back ? plan.send_counts : plan.recv_counts;
   wait_for(g_.device());  // on a GPU, the work queued before the exchange is not its time
   const auto t0 = Clock::now();
   const int W = g_.size(), me = intra_.rank();
-  // Every rank of the node learns every node-mate's send counts: C[g_src][dst].
-  intra_.all_gather_ints(send_counts.data(), node_counts_.data(), W);
-  auto C = [&](int g_src, int dst) { return node_counts_[size_t(g_src) * W + dst]; };
+  // C[g_src][dst]: what node-mate g_src sends rank dst in this direction (from the plan).
+  auto C = [&](int g_src, int dst) {
+    return plan.node_counts[size_t(g_src) * 2 * W + (back ? W : 0) + dst];
+  };
   offsets_of(send_counts, send_off_);
   const std::vector<int64_t>& send_off = send_off_;
 

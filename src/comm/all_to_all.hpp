@@ -11,18 +11,26 @@
 
 namespace mt {
 
+// The counts of one MoE layer's exchanges, made once (AllToAll::plan) and used by all four of
+// them: out and back, in the forward and in the backward. Counts are floats per peer.
+struct A2aPlan {
+  std::vector<int> send_counts, recv_counts;  // what this rank sends out to, receives from, p
+  std::vector<int> node_counts;  // hierarchical: [G][2W], every node-mate's send, then recv, counts
+};
+
 class AllToAll {
  public:
   explicit AllToAll(ProcessGroup& group) : g_(group) {}
   virtual ~AllToAll() = default;
-  virtual void exchange(const float* send, const std::vector<int>& send_counts, float* recv,
-                        const std::vector<int>& recv_counts) = 0;
+  // Collective over the group: the plan for exchanges with these counts (recv_counts as
+  // exchange_ints delivered them).
+  virtual A2aPlan plan(std::vector<int> send_counts, std::vector<int> recv_counts);
+  // Out: `from` holds send_counts[p] floats for every peer p and `to` receives recv_counts[p]
+  // from each. Back (the reverse): from holds recv_counts, to receives send_counts.
+  virtual void exchange(const A2aPlan& plan, const float* from, float* to, bool back) = 0;
+  // Metadata: `per_peer` ints to every peer of the group, in the exchange's own pattern.
+  virtual void exchange_ints(const int* send, int* recv, int per_peer);
   int size() const { return g_.size(); }
-  // Metadata: `per_peer` ints to every peer of the group (one flat exchange in both kinds).
-  void exchange_ints(const int* send, int* recv, int per_peer) {
-    g_.all_to_all_ints(send, recv, per_peer);
-    ++calls;
-  }
 
   double seconds = 0;     // time inside exchanges since the last reset_stats()
   double bytes_sent = 0;  // payload bytes this rank sent to other ranks
@@ -37,25 +45,27 @@ class AllToAll {
 class FlatAllToAll : public AllToAll {
  public:
   explicit FlatAllToAll(ProcessGroup& group) : AllToAll(group) {}
-  void exchange(const float* send, const std::vector<int>& send_counts, float* recv,
-                const std::vector<int>& recv_counts) override;
+  void exchange(const A2aPlan& plan, const float* from, float* to, bool back) override;
 };
 
 // The group of W = N x G ranks (rank = n * G + g) is split into `intra` (the G ranks of a node)
 // and `inter` (the N ranks sharing a local index). Stage 1 exchanges inside the node, stage 2
-// between nodes, with layout transforms around them.
+// between nodes, with layout transforms around them. The plan learns every node-mate's counts
+// (one gather inside the node per layer); the metadata takes the same two stages, so no exchange
+// of this kind sends a message from every rank to every other.
 class HierarchicalAllToAll : public AllToAll {
  public:
   HierarchicalAllToAll(ProcessGroup& group, ProcessGroup& intra, ProcessGroup& inter);
-  void exchange(const float* send, const std::vector<int>& send_counts, float* recv,
-                const std::vector<int>& recv_counts) override;
+  A2aPlan plan(std::vector<int> send_counts, std::vector<int> recv_counts) override;
+  void exchange(const A2aPlan& plan, const float* from, float* to, bool back) override;
+  void exchange_ints(const int* send, int* recv, int per_peer) override;
 
  private:
   ProcessGroup &intra_, &inter_;
   int N_, G_;
-  std::vector<int> node_counts_;  // [G][W]: send counts of every rank on this node
   std::vector<int64_t> send_off_, mid_off_;
-  Buffer stage_a_, stage_b_;  // on the group's payload device
+  std::vector<int> ints_node_, ints_out_;  // exchange_ints' staging
+  Buffer stage_a_, stage_b_;               // on the group's payload device
   std::vector<int> intra_send_, intra_recv_, inter_send_, inter_recv_;
 };
 

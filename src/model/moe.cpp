@@ -19,13 +19,12 @@ MoeLayer::MoeLayer(ParamRegistry& reg, const std::string& prefix, int64_t d, int
            c.num_experts, ep_size);
 }
 
-void MoeLayer::exchange(const PassContext& pass, const Cache& c, const Tensor& send,
-                        const std::vector<int>& send_counts, const Tensor& recv,
-                        const std::vector<int>& recv_counts) {
+void MoeLayer::exchange(const PassContext& pass, const Cache& c, const Tensor& from,
+                        const Tensor& to, bool back) {
   if (c.on_rank)
-    ops::copy(send, recv);  // every row stays on this rank
+    ops::copy(from, to);  // every row stays on this rank
   else
-    pass.a2a->exchange(send.f32(), send_counts, recv.f32(), recv_counts);
+    pass.a2a->exchange(c.plan, from.f32(), to.f32(), back);
 }
 
 void MoeLayer::permute(const Tensor& in, const Tensor& out, const Cache& c, bool to_expert_major) {
@@ -82,19 +81,19 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const PassContext& pass,
     c.recv_rows = c.send_rows;  // only this rank's experts have rows
   else
     pass.a2a->exchange_ints(c.send_rows.data(), c.recv_rows.data(), local_);
-  c.send_counts.assign(ep_size_, 0);
-  c.recv_counts.assign(ep_size_, 0);
+  std::vector<int> send_counts(ep_size_, 0), recv_counts(ep_size_, 0);
   int64_t received = 0;
   for (int p = 0; p < ep_size_; ++p)
     for (int e = 0; e < local_; ++e) {
-      c.send_counts[p] += int(c.send_rows[p * local_ + e] * d);
-      c.recv_counts[p] += int(c.recv_rows[p * local_ + e] * d);
+      send_counts[p] += int(c.send_rows[p * local_ + e] * d);
+      recv_counts[p] += int(c.recv_rows[p * local_ + e] * d);
       received += c.recv_rows[p * local_ + e];
     }
+  if (!c.on_rank) c.plan = pass.a2a->plan(std::move(send_counts), std::move(recv_counts));
   Tensor send = arena.alloc({n, d});
   ops::gather_rows(x, arena.to_device(source), send);
   Tensor recv = arena.alloc({received, d});
-  exchange(pass, c, send, c.send_counts, recv, c.recv_counts);
+  exchange(pass, c, send, recv, false);
   // Local experts on contiguous rows: block offsets in both orders, then each expert's rows.
   c.peer_major.resize(E);
   c.expert_major.resize(E);
@@ -110,7 +109,7 @@ Tensor MoeLayer::forward(Arena& arena, const Tensor& x, const PassContext& pass,
   Tensor out = experts_.forward(arena, in, c.expert_rows, c.experts);
   permute(out, recv, c, false);
   c.back = arena.alloc({n, d});
-  exchange(pass, c, recv, c.recv_counts, c.back, c.send_counts);
+  exchange(pass, c, recv, c.back, true);
   // Weighted combine, each token's choices summed in order.
   Tensor y = arena.zeros({T, d});
   ops::combine_rows(c.back, c.slots, c.weights, y);
@@ -127,13 +126,13 @@ Tensor MoeLayer::backward(Arena& arena, const Tensor& dy, const PassContext& pas
   ops::combine_rows_backward(dy, c.back, c.slots, c.weights, dback, dweight);
   const int64_t received = c.expert_rows.back();
   Tensor recv = arena.alloc({received, d});
-  exchange(pass, c, dback, c.send_counts, recv, c.recv_counts);
+  exchange(pass, c, dback, recv, false);
   Tensor dout = arena.alloc({received, d});
   permute(recv, dout, c, true);
   Tensor din = experts_.backward(arena, dout, c.experts);
   permute(din, recv, c, false);
   Tensor dsend = arena.alloc({n, d});
-  exchange(pass, c, recv, c.recv_counts, dsend, c.send_counts);
+  exchange(pass, c, recv, dsend, true);
   Tensor dx = arena.zeros({T, d});
   ops::combine_rows(dsend, c.slots, Tensor{}, dx);  // each choice's gradient, weight 1
   gate_->backward(arena, c.routing, arena.to_host(dweight), dx);

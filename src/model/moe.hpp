@@ -59,8 +59,8 @@ class MoeLayer {
     bool skipped = false;       // Gate-Expert-Drop step: the layer was the identity (y = 0)
     std::vector<int32_t> slot;  // pair t * k + j -> assignment index, or -1 (dropped)
     Tensor slots, weights;      // slot and the combine weights [T, k] on the rows' device
-    std::vector<int> send_rows, recv_rows;      // [peer][local expert] rows
-    std::vector<int> send_counts, recv_counts;  // floats per peer
+    std::vector<int> send_rows, recv_rows;  // [peer][local expert] rows
+    A2aPlan plan;  // the exchanges' counts (floats per peer); unused on a Gating Dropout step
     // Row offsets of block (peer, local expert) in peer-major and in expert-major order, of
     // each local expert's rows, and of each expert's pairs while bucketing. Reused every step.
     std::vector<int64_t> peer_major, expert_major, expert_rows, bucket;
@@ -74,10 +74,10 @@ class MoeLayer {
   int num_experts() const { return cfg_.num_experts; }
 
  private:
-  // The token exchange, or a local copy on a Gating Dropout step (no communication at all).
-  static void exchange(const PassContext& pass, const Cache& c, const Tensor& send,
-                       const std::vector<int>& send_counts, const Tensor& recv,
-                       const std::vector<int>& recv_counts);
+  // The token exchange out to the experts' ranks or back, or a local copy on a Gating Dropout
+  // step (no communication at all).
+  static void exchange(const PassContext& pass, const Cache& c, const Tensor& from,
+                       const Tensor& to, bool back);
   // Rows from [peer][local expert] order to [local expert][peer] order, or back.
   static void permute(const Tensor& in, const Tensor& out, const Cache& c, bool to_expert_major);
   MoeConfig cfg_;
