@@ -7,9 +7,10 @@
 
 namespace mt {
 
-// FLOP/s of this rank's matmul at the model's widest product, the FFN's first layer on `tokens`
-// tokens ([tokens, d] x [d, ff]), through the entry point training takes (the device, the
-// precision, train.cpu_gemm): the best of 5 after one warm-up. Leaves the arena reset.
+// FLOP/s of this rank's matmul, the fastest of the model's large products on `tokens` tokens (the
+// FFN's two layers, [tokens, d] x [d, ff] and [tokens, ff] x [ff, d], and the head, [tokens, d] x
+// [d, V]), each the best of 5 after one warm-up, through the entry point training takes (the
+// device, the precision, train.cpu_gemm). Leaves the arena reset.
 double gemm_peak_flops(Arena& arena, const GptConfig& c, int64_t tokens);
 
 }  // namespace mt
