@@ -582,6 +582,34 @@ TEST(Ops, Bf16MatmulReadsTheWeightCopyUntilItIsRemade) {
   }
 }
 
+TEST(Ops, Bf16MatmulReadsASharedOperandsCopyWhileItLives) {
+  // An operand shared for several products is converted once: a change made while it is shared
+  // does not show; after the scope, and for another operand, the values are converted again.
+  if (!cpu::bf16_supported()) GTEST_SKIP() << "no AVX512_BF16 here";
+  const Bf16Matmuls bf16;
+  std::vector<float> w = {1.0f, 2.0f, 3.0f, 4.0f}, x = {1.0f, 1.0f}, x2 = {1.0f, 0.0f}, y(2);
+  const Tensor tw{w.data(), {2, 2}}, tx{x.data(), {1, 2}}, tx2{x2.data(), {1, 2}},
+      ty{y.data(), {1, 2}};
+  {
+    const ops::SharedBf16Operand shared(tx);
+    x[1] = 2.0f;
+    ops::matmul(tx, false, tw, false, ty);
+    EXPECT_EQ(y, (std::vector<float>{4, 6}));  // x as it was shared: (1, 1)
+    {
+      const ops::SharedBf16Operand inner(tx2);  // nested: both read their copies
+      x2[0] = 3.0f;
+      ops::matmul(tx2, false, tw, false, ty);
+      EXPECT_EQ(y, (std::vector<float>{1, 2}));
+      ops::matmul(tx, false, tw, false, ty);
+      EXPECT_EQ(y, (std::vector<float>{4, 6}));
+    }
+    ops::matmul(tx2, false, tw, false, ty);
+    EXPECT_EQ(y, (std::vector<float>{3, 6}));  // unshared: converted again
+  }
+  ops::matmul(tx, false, tw, false, ty);
+  EXPECT_EQ(y, (std::vector<float>{7, 10}));
+}
+
 TEST(Arena, ReusesOneBlockAfterTheFirstCycle) {
   Arena arena;
   for (int cycle = 0; cycle < 4; ++cycle) {

@@ -118,9 +118,12 @@ Tensor Gpt::forward(Arena& arena, const Tensor& tokens, Activations& acts, const
 
 void Gpt::backward(Arena& arena, const Tensor& dlogits, const Activations& acts) const {
   const Tensor wte = reg_.value(emb_.wte());
-  ops::matmul(dlogits, true, acts.xf, false, reg_.grad(emb_.wte()), 1.0f, 1.0f);
   Tensor dxf = arena.alloc(acts.xf.shape);
-  ops::matmul(dlogits, false, wte, false, dxf);
+  {
+    const ops::SharedBf16Operand shared(dlogits);  // converted once for its two products
+    ops::matmul(dlogits, true, acts.xf, false, reg_.grad(emb_.wte()), 1.0f, 1.0f);
+    ops::matmul(dlogits, false, wte, false, dxf);
+  }
   Tensor dres = arena.zeros(acts.xf.shape);
   lnf_.backward(dxf, acts.lnf, dres);
   for (size_t i = blocks_.size(); i-- > 0;) {

@@ -12,6 +12,7 @@ void linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Ten
 
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& dx,
                      const Tensor& dw, const Tensor& db) {
+  const ops::SharedBf16Operand shared(dy);  // converted once for its two products
   ops::matmul(dy, false, w, true, dx);
   ops::matmul(x, true, dy, false, dw, 1.0f, 1.0f);
   if (!db.empty()) ops::sum_rows_accumulate(dy, db);

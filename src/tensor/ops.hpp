@@ -35,6 +35,19 @@ class Fp32Matmuls {
 // flat array) that matmuls read in place of converting a weight at each use. Call it after the
 // values change and before they are multiplied: Gpt::forward does, once per pass. Else nothing.
 void prepare_bf16_weights(const Tensor& values);
+// While one lives, bf16 matmuls on the CPU read t's bf16 copy, made once here, instead of
+// converting t at every product it enters (an output gradient's two products, dx and dW). t must
+// not change meanwhile; not inside an OpenMP parallel region. Else (fp32, the GPU) nothing.
+class SharedBf16Operand {
+ public:
+  explicit SharedBf16Operand(const Tensor& t);
+  ~SharedBf16Operand();
+  SharedBf16Operand(const SharedBf16Operand&) = delete;
+  SharedBf16Operand& operator=(const SharedBf16Operand&) = delete;
+
+ private:
+  const float* shared_ = nullptr;
+};
 
 // src -> dst, any devices, equal bytes and dtype; returns when the copy is done.
 void copy(const Tensor& src, const Tensor& dst);

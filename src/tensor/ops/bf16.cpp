@@ -35,10 +35,18 @@ struct Weights {
 };
 Weights g_weights;
 
+// The shared operands, innermost last; `g_shared_depth` of them are live, and the storage of the
+// others is kept for the next (a step makes the same few).
+std::vector<Weights> g_shared;
+size_t g_shared_depth = 0;
+
+bool inside(const Weights& w, const float* p, int64_t extent) {
+  return w.base && p >= w.base && p + extent <= w.base + w.n;
+}
+
 // Whether [p, p + extent) lies inside the registered weights.
 bool inside_weights(const float* p, int64_t extent) {
-  const Weights& w = g_weights;
-  return w.base && p >= w.base && p + extent <= w.base + w.n;
+  return inside(g_weights, p, extent);
 }
 
 // rows x cols at leading dimension ld, from src to dst at the same positions.
@@ -51,12 +59,21 @@ void convert(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t*
   }
 }
 
-// The bf16 values of a stored rows x cols operand: the weights' copy when it lies inside them,
-// else converted into `scratch` with the same leading dimension.
+// A flat array as rows of 2^14, so that the threads share its conversion.
+void convert_flat(const float* values, int64_t n, uint16_t* out) {
+  constexpr int64_t kRow = 1 << 14;
+  convert(values, n / kRow, kRow, kRow, out);
+  convert(values + n / kRow * kRow, 1, n % kRow, kRow, out + n / kRow * kRow);
+}
+
+// The bf16 values of a stored rows x cols operand: the weights' copy or a shared operand's when
+// it lies inside one, else converted into `scratch` with the same leading dimension.
 const uint16_t* operand(const float* p, int64_t rows, int64_t cols, int64_t ld,
                         std::vector<uint16_t>& scratch) {
   const int64_t extent = (rows - 1) * ld + cols;
   if (inside_weights(p, extent)) return g_weights.copy.data() + (p - g_weights.base);
+  for (size_t i = 0; i < g_shared_depth; ++i)
+    if (inside(g_shared[i], p, extent)) return g_shared[i].copy.data() + (p - g_shared[i].base);
   if (int64_t(scratch.size()) < extent) scratch.resize(size_t(extent));
   convert(p, rows, cols, ld, scratch.data());
   return scratch.data();
@@ -117,9 +134,22 @@ void set_bf16_weights(const float* values, int64_t n) {
   w.base = values;
   w.n = n;
   w.copy.resize(size_t(n));
-  constexpr int64_t kRow = 1 << 14;  // the flat array as rows, so that the threads share it
-  convert(values, n / kRow, kRow, kRow, w.copy.data());
-  convert(values + n / kRow * kRow, 1, n % kRow, kRow, w.copy.data() + n / kRow * kRow);
+  convert_flat(values, n, w.copy.data());
+}
+
+void share_bf16(const float* p, int64_t n) {
+  if (g_shared.size() <= g_shared_depth) g_shared.emplace_back();
+  Weights& w = g_shared[g_shared_depth++];
+  w.base = p;
+  w.n = n;
+  w.copy.resize(size_t(n));
+  convert_flat(p, n, w.copy.data());
+}
+
+void unshare_bf16(const float* p) {
+  MT_CHECK(g_shared_depth > 0 && g_shared[g_shared_depth - 1].base == p,
+           "unshare_bf16: not the innermost shared operand");
+  g_shared[--g_shared_depth].base = nullptr;
 }
 
 void forget_bf16_weights(const float* p, int64_t n) {

@@ -1,8 +1,9 @@
 // The CPU's bf16 GEMM (tensor/ops/bf16.cpp): inputs rounded to bf16 (nearest even), products
 // accumulated in fp32, fp32 output; oneDNN's matmul primitive, one per layout (transposes,
 // leading dimensions, alpha, beta) with the sizes given at run time, so varying expert batches
-// reuse it. Operands inside the registered weights read their bf16 copy; others are converted
-// per call. Safe inside an OpenMP parallel region (runs on the calling thread there).
+// reuse it. Operands inside the registered weights, or inside a shared operand, read their bf16
+// copy; others are converted per call. Safe inside an OpenMP parallel region (runs on the calling
+// thread there).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -25,6 +26,13 @@ void set_bf16_weights(const float* values, int64_t n);
 void forget_bf16_weights(const float* p, int64_t n);
 // Whether p lies inside the registered weights.
 bool bf16_weights_cover(const float* p);
+
+// Makes the bf16 copy of [p, p + n), an operand that several products read in turn (an output
+// gradient's two: dx and dW), which bf16_gemm then reads in place of converting it at each use,
+// until unshare_bf16(p). Pairs nest (last made, first unmade); neither may be called inside an
+// OpenMP parallel region, and the operand must not change in between.
+void share_bf16(const float* p, int64_t n);
+void unshare_bf16(const float* p);
 
 // x rounded to bf16, to nearest even (NaN stays NaN), as the bits of the upper half of a float.
 inline uint16_t to_bf16(float x) {

@@ -107,6 +107,17 @@ void prepare_bf16_weights(const Tensor& values) {
     cpu::set_bf16_weights(values.f32(), values.numel());
 }
 
+SharedBf16Operand::SharedBf16Operand(const Tensor& t) {
+  if (bf16_matmul() && t.device == Device::CPU && t.numel() > 0) {
+    cpu::share_bf16(t.f32(), t.numel());
+    shared_ = t.f32();
+  }
+}
+
+SharedBf16Operand::~SharedBf16Operand() {
+  if (shared_) cpu::unshare_bf16(shared_);
+}
+
 void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, float alpha,
             float beta) {
   const int64_t ac = a.size(-1), ar = a.numel() / ac;
