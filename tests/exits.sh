@@ -2,8 +2,9 @@
 # moetrain exits (JEI-DNN, docs/methods.md §9) on a small trained MoE checkpoint: the table has
 # JEI, every exit alone, the backbone and the thresholds, each row's exit shares summing to 1;
 # full-depth keys and values score the exits alone as state propagation does, where a token that
-# left sends no later expert rows; the backbone row is `moetrain eval`'s perplexity; a rerun
-# prints the same table; 2 ranks at ep_size 2 and 1 give one rank's figures (propagated); the
+# left sends no later expert rows; the backbone row is `moetrain eval`'s perplexity, also for an
+# EvoMoE backbone checkpointed in its gate-sparsify phase; a rerun prints the same table; 2 ranks
+# at ep_size 2 and 1 give one rank's figures (propagated); the
 # exits' checkpoint resumes bitwise on 2 ranks; the intent IM loss and lambda change the gated
 # model; the run folder's exits.h5 holds the table and every validation.
 # usage: exits.sh MOETRAIN TESTDATA_DIR
@@ -82,6 +83,22 @@ ppl=$(timeout 60 "$bin" eval --checkpoint "$ckpt" --split valid --batches 4 | gr
 backbone=$(grep '| backbone |' "$tmp/one" | cut -d'|' -f3 | tr -d ' ')
 [ "$backbone" = "$ppl" ] || { echo "FAIL: backbone ppl $backbone, moetrain eval $ppl"; exit 1; }
 echo "ok: the backbone row is moetrain eval's ppl $ppl"
+# An EvoMoE backbone checkpointed in its gate-sparsify phase (spawned at step 10, annealing to
+# step 50, saved after step 30) routes there in exits as in eval: its backbone row is eval's ppl
+# (the dense phase, or another temperature, routes otherwise).
+timeout 120 "$bin" train --data.dir "$data/slice" --run.results_dir "$tmp" --run.name evo \
+  --model.seq_len 32 --model.d_model 32 --model.n_layer 2 --model.n_head 2 --model.d_ff 64 \
+  --moe.experts 4 --moe.every 2 --moe.gate evomoe --evo.diversify_step 10 --evo.anneal_steps 40 \
+  --train.batch_size 8 --train.steps 30 --train.warmup 5 --train.lr 3e-3 --train.eval_every 0 \
+  >/dev/null
+evo_ppl=$(timeout 60 "$bin" eval --checkpoint "$tmp/evo/checkpoint.h5" --split valid --batches 4 |
+  grep -o 'ppl [0-9.]*' | cut -d' ' -f2)
+table "$bin" exits --checkpoint "$tmp/evo/checkpoint.h5" --blocks all --warmup 2 --steps 4 \
+  --eval_every 4 --eval_batches 1 --batches 4 --split valid --thresholds 0.1 >"$tmp/evo_table"
+evo_backbone=$(grep '| backbone |' "$tmp/evo_table" | cut -d'|' -f3 | tr -d ' ')
+[ -n "$evo_ppl" ] && [ "$evo_backbone" = "$evo_ppl" ] ||
+  { echo "FAIL: EvoMoE backbone ppl $evo_backbone, moetrain eval $evo_ppl"; exit 1; }
+echo "ok: an EvoMoE checkpoint in its gate-sparsify phase scores eval's ppl $evo_ppl in exits"
 table "$bin" "${ex[@]}" >"$tmp/again"
 cmp -s "$tmp/one" "$tmp/again" || { echo "FAIL: a rerun differs"; diff "$tmp/one" "$tmp/again"; exit 1; }
 echo "ok: a rerun prints the same table"
