@@ -6,7 +6,8 @@
 # EvoMoE backbone checkpointed in its gate-sparsify phase; a rerun prints the same table; 2 ranks
 # at ep_size 2 and 1 give one rank's figures (propagated); the
 # exits' checkpoint resumes bitwise on 2 ranks; the intent IM loss and lambda change the gated
-# model; the run folder's exits.h5 holds the table and every validation.
+# model; the run folder's exits.h5 holds the table and every validation; the warm-up's
+# per-exit patience restores and keeps an exit's best head, and resumes bitwise.
 # usage: exits.sh MOETRAIN TESTDATA_DIR
 set -euo pipefail
 bin=$1 data=$2
@@ -130,14 +131,15 @@ def tensors(path):
         out["attrs"] = (f.attrs["step"], dict(f["optim"].attrs), dict(f["scheduler"].attrs))
     return out
 a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
-assert a.keys() == b.keys() and len(a) == 1 + 4 * 3 * 3, sorted(a)  # 3 exits: 4 tensors, m, v
+# 3 exits: 4 tensors and the warm-up's 2 best, each with m and v
+assert a.keys() == b.keys() and len(a) == 1 + (4 + 2) * 3 * 3, sorted(a)
 for k in a:
     if k != "attrs":
         assert np.array_equal(a[k], b[k]), k
 assert str(a["attrs"]) == str(b["attrs"]), (a["attrs"], b["attrs"])
 assert a["attrs"][1]["heads_step"] == 20 and a["attrs"][1]["gates_step"] == 30, a["attrs"]
 with h5py.File(sys.argv[3], "r") as f, h5py.File(sys.argv[4], "r") as g:
-    for name in ("step", "ppl", "ece", "dispatch", "share", "pos_weight"):
+    for name in ("step", "ppl", "ece", "dispatch", "share", "pos_weight", "alone_ce"):
         assert np.array_equal(f[f"exits/valid/{name}"][()], g[f"exits/valid/{name}"][()]), name
     assert list(g["exits/valid/step"][()]) == [10, 20, 30, 40, 50]
     assert np.array_equal(f["exits/score/ppl"][()], g["exits/score/ppl"][()])
@@ -158,3 +160,49 @@ for f in intent lambda; do
   ! grep -q "$(cat "$tmp/$f")" "$tmp/one" || { echo "FAIL: $f left the jei row as it was"; exit 1; }
 done
 echo "ok: --im_loss intent and --lambda 3 change the jei row"
+# The warm-up's per-exit patience (1 validation, every 2 steps, at a learning rate that makes the
+# heads worse): an exit that stops improving gets its best head back and scores exactly its best
+# cross-entropy at every later validation of the warm-up; a run stopped after a freeze and
+# resumed equals the uninterrupted one bitwise.
+pat=(exits --checkpoint "$ckpt" --blocks all --warmup 24 --patience 1 --eval_every 2
+     --eval_batches 2 --batches 2 --split valid --lr 0.01 --thresholds 0.1)
+timeout 120 "$bin" "${pat[@]}" --steps 30 --save "$tmp/pat.h5" --output "$tmp/pat_results.h5" \
+  >"$tmp/pat.log" 2>&1
+grep 'waits for the warm-up' "$tmp/pat.log" >"$tmp/froze" ||
+  { echo "FAIL: no exit froze"; cat "$tmp/pat.log"; exit 1; }
+/usr/bin/python3 - "$tmp/pat_results.h5" "$tmp/froze" <<'PY'
+import re, sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as f:
+    steps, alone = f["exits/valid/step"][()], f["exits/valid/alone_ce"][()]
+kept = 0
+for line in open(sys.argv[2]):
+    at, l = (int(v) for v in re.search(r"step (\d+) \| exit (\d+)", line).groups())
+    i = list(steps).index(at)
+    best = alone[:i + 1, l].min()
+    assert alone[i, l] > best, (l, at, alone[:i + 1, l])  # frozen on a validation that did worse
+    later = [j for j in range(i + 1, len(steps)) if steps[j] <= 24]
+    assert all(alone[j, l] == best for j in later), (l, at, best, alone[:, l])
+    kept += len(later) > 0
+assert kept > 0, open(sys.argv[2]).read()
+print(f"ok: {kept} exits that stopped improving in the warm-up kept their best heads exactly")
+PY
+timeout 120 "$bin" "${pat[@]}" --steps 12 --save "$tmp/pat_part.h5" \
+  --output "$tmp/pat_part_results.h5" >/dev/null 2>&1
+timeout 120 "$bin" "${pat[@]}" --steps 30 --resume "$tmp/pat_part.h5" --save "$tmp/pat_resumed.h5" \
+  --output "$tmp/pat_part_results.h5" >/dev/null 2>&1
+/usr/bin/python3 - "$tmp/pat.h5" "$tmp/pat_resumed.h5" "$tmp/pat_results.h5" "$tmp/pat_part_results.h5" <<'PY'
+import sys, h5py, numpy as np
+def datasets(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+        out.update({"scheduler/" + k: v for k, v in f["scheduler"].attrs.items()})
+    return out
+a, b = datasets(sys.argv[1]), datasets(sys.argv[2])
+assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), \
+    [k for k in a if not np.array_equal(a[k], b.get(k))]
+with h5py.File(sys.argv[3], "r") as f, h5py.File(sys.argv[4], "r") as g:
+    for name in ("step", "ppl", "alone_ce"):
+        assert np.array_equal(f[f"exits/valid/{name}"][()], g[f"exits/valid/{name}"][()]), name
+print("ok: the warm-up with frozen exits, stopped after step 12 and resumed, equals the whole run bitwise")
+PY

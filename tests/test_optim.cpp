@@ -41,6 +41,26 @@ TEST(AdamW, TwoStepsMatchHandComputation) {
   EXPECT_EQ(opt.steps(), 2);
 }
 
+TEST(AdamW, AFrozenParameterKeepsItsValueAndMoments) {
+  ParamRegistry reg;
+  const int a = reg.add("a", {2}, Init::ones());
+  const int b = reg.add("b", {2}, Init::ones());
+  reg.allocate();
+  reg.initialize(0);
+  AdamW opt(reg, {});
+  for (int64_t i = 0; i < reg.total_elements(); ++i) reg.grads()[i] = 0.5f;
+  opt.freeze(b, true);
+  opt.step(0.1f);
+  EXPECT_LT(reg.value(a).f32()[0], 1.0f);
+  EXPECT_EQ(reg.value(b).f32()[0], 1.0f);
+  const int64_t at = reg.info(b).offset;
+  EXPECT_EQ(opt.m().data()[at], 0.0f);
+  EXPECT_EQ(opt.v().data()[at], 0.0f);
+  opt.freeze(b, false);
+  opt.step(0.1f);
+  EXPECT_LT(reg.value(b).f32()[0], 1.0f);
+}
+
 TEST(Schedule, WarmupThenCosineToMinimum) {
   const ScheduleConfig s{.kind = "cosine", .lr = 1e-3, .min_lr = 1e-4, .warmup = 10, .total = 110};
   EXPECT_NEAR(learning_rate(s, 0), 1e-4, 1e-12);  // (0 + 1) / 10 of the peak

@@ -30,7 +30,8 @@ int exits(const Args& args) {
     ("blocks", po::value(&x.blocks)->default_value(x.blocks), "exits after: moe (every MoE block but the last block), all, or indices as 1,3")
     ("lambda", po::value(&x.lambda)->default_value(x.lambda, "0.1"), "the oracle's weight of an exit's cost")
     ("steps", po::value(&x.steps)->default_value(x.steps), "training steps, the warm-up included")
-    ("warmup", po::value(&x.warmup)->default_value(x.warmup), "steps of the heads' weighted warm-up")
+    ("warmup", po::value(&x.warmup)->default_value(x.warmup), "steps of the heads' weighted warm-up (more than --steps: a run that stops inside it, to be resumed)")
+    ("patience", po::value(&x.patience)->default_value(x.patience), "warm-up validations without a lower CE of an exit alone after which its head goes back to its best and waits for the warm-up's end (the authors' per-IM patience; 0: off)")
     ("switch_every", po::value(&x.switch_every)->default_value(x.switch_every), "steps per gate or head phase after the warm-up (gates first)")
     ("lr", po::value(&x.lr)->default_value(x.lr, "0.001"), "AdamW learning rate of the heads")
     ("gate_lr", po::value(&x.gate_lr)->default_value(x.gate_lr, "0.01"), "AdamW learning rate of the gates")
@@ -61,12 +62,13 @@ int exits(const Args& args) {
   MT_CHECK(x.im_loss == "code" || x.im_loss == "intent", "exits: --im_loss '{}' (code or intent)",
            x.im_loss);
   MT_CHECK(x.kv == "propagate" || x.kv == "full", "exits: --kv '{}' (propagate or full)", x.kv);
-  MT_CHECK(x.steps > 0 && x.warmup >= 0 && x.warmup <= x.steps && x.switch_every > 0 &&
-               x.eval_every > 0 && x.eval_batches >= 0 && x.save_every >= 0,
+  MT_CHECK(x.steps > 0 && x.warmup >= 0 && x.switch_every > 0 && x.eval_every > 0 &&
+               x.eval_batches >= 0 && x.save_every >= 0 && x.patience >= 0,
            "exits: --steps {} --warmup {} --switch_every {} --eval_every {} --eval_batches {} "
-           "--save_every {} (steps > 0, 0 <= warmup <= steps, save_every >= 0, the others "
-           "positive)",
-           x.steps, x.warmup, x.switch_every, x.eval_every, x.eval_batches, x.save_every);
+           "--save_every {} --patience {} (steps > 0; warmup, save_every and patience >= 0; "
+           "the others positive)",
+           x.steps, x.warmup, x.switch_every, x.eval_every, x.eval_batches, x.save_every,
+           x.patience);
   MT_CHECK(x.lambda >= 0 && x.lr > 0 && x.gate_lr > 0,
            "exits: --lambda {} --lr {} --gate_lr {} (lambda >= 0, learning rates > 0)", x.lambda,
            x.lr, x.gate_lr);
@@ -98,10 +100,10 @@ int exits(const Args& args) {
   const std::map<std::string, std::string> attrs = run_attributes(rt);
   const std::string path = output.empty() ? cfg.run_dir() + "/exits.h5" : output;
   const std::string settings = fmt::format(
-      "\n[exits]\nblocks = {}\nlambda = {}\nsteps = {}\nwarmup = {}\nswitch_every = {}\n"
-      "lr = {}\ngate_lr = {}\nim_loss = {}\neval_every = {}\neval_batches = {}\nkv = {}\n"
-      "thresholds = {}\nsplit = {}\nbatches = {}\nsave_every = {}\n",
-      x.blocks, x.lambda, x.steps, x.warmup, x.switch_every, x.lr, x.gate_lr, x.im_loss,
+      "\n[exits]\nblocks = {}\nlambda = {}\nsteps = {}\nwarmup = {}\npatience = {}\n"
+      "switch_every = {}\nlr = {}\ngate_lr = {}\nim_loss = {}\neval_every = {}\n"
+      "eval_batches = {}\nkv = {}\nthresholds = {}\nsplit = {}\nbatches = {}\nsave_every = {}\n",
+      x.blocks, x.lambda, x.steps, x.warmup, x.patience, x.switch_every, x.lr, x.gate_lr, x.im_loss,
       x.eval_every, x.eval_batches, x.kv, thresholds, split, batches, x.save_every);
   const std::string ini = cfg.ini + settings;
   const ExitsRun run{cfg,   x,     rt,    model, base,

@@ -28,6 +28,8 @@ class ExitHeads {
             const std::vector<int>& blocks);
   int count() const { return int(blocks_.size()); }
   int block(int l) const { return blocks_[l]; }
+  // The heads registry's indices of exit l's head: W, b.
+  std::vector<int> head_params(int l) const { return {w_[l], b_[l]}; }
   const std::vector<int>& blocks() const { return blocks_; }
   // Every head's W := wte [V, d] (after the registries are allocated; b starts at zero, and the
   // gates from their registry's initialize).

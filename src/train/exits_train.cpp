@@ -14,6 +14,7 @@
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
 #include "train/evaluate.hpp"
+#include "train/exit_patience.hpp"
 
 namespace mt {
 
@@ -246,6 +247,7 @@ std::vector<Series> exits_series(int G, int policies) {
     s.push_back({fmt::format("/exits/valid/{}", name)});
   s.push_back({"/exits/valid/share", G + 1});
   s.push_back({"/exits/valid/pos_weight", G});
+  s.push_back({"/exits/valid/alone_ce", G});
   for (const char* name : {"ppl", "accuracy", "ece", "cost", "backbone_cost", "dispatch"})
     s.push_back({fmt::format("/exits/score/{}", name), policies});
   s.push_back({"/exits/score/share", policies * (G + 1)});
@@ -294,6 +296,7 @@ void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit&
   const std::vector<double> cost = costs(run, true);
   std::vector<float> pos_weight(G, 1.0f);  // until the first validation estimates them
   AdamW heads_opt(run.heads, cfg.adamw), gates_opt(run.gates, cfg.adamw);
+  ExitPatience patience(run.exits, run.heads, x.patience);
   int64_t first = 0;
   if (!resume.empty()) {
     first = checkpoint_step(resume);
@@ -307,13 +310,17 @@ void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit&
     heads_opt.set_steps(load_optimizer(resume, run.heads, heads_opt, "heads_step"));
     gates_opt.set_steps(load_optimizer(resume, run.gates, gates_opt, "gates_step"));
     for (int l = 0; l < G; ++l) pos_weight[l] = float(checkpoint_value(resume, pos_weight_key(l)));
+    patience.load(resume, heads_opt);
     say(fmt::format("exits: resumed from {} after step {}", resume, first));
   }
   auto save = [&](int64_t steps) {
-    std::map<std::string, double> state = {{"backbone_step", double(run.backbone_step)}};
+    std::map<std::string, double> state = patience.state();
+    state["backbone_step"] = double(run.backbone_step);
     for (int l = 0; l < G; ++l) state[pos_weight_key(l)] = pos_weight[l];
     save_checkpoint(x.save,
-                    {{run.heads, heads_opt, "heads_step"}, {run.gates, gates_opt, "gates_step"}},
+                    {{run.heads, heads_opt, "heads_step"},
+                     {run.gates, gates_opt, "gates_step"},
+                     patience.part()},
                     steps, run.ini, run.rt.groups, state);
   };
   const Batches batches(train, c.seq_len);
@@ -373,6 +380,8 @@ void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit&
       for (double v : counts) n += v;
       pos_weight = positive_weights(counts, n);
       const std::vector<ExitScore> s = scores(run, t);
+      std::vector<double> alone(G);  // each exit's cross-entropy alone
+      for (int l = 0; l < G; ++l) alone[l] = s[1 + l].loss;
       run.rt.groups.world->on_root([&] {
         results->record("/exits/valid/step", double(step + 1));
         results->record("/exits/valid/ppl", s[0].ppl);
@@ -384,6 +393,7 @@ void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit&
         results->record_row("/exits/valid/share", s[0].share);
         results->record_row("/exits/valid/pos_weight",
                             std::vector<double>(pos_weight.begin(), pos_weight.end()));
+        results->record_row("/exits/valid/alone_ce", alone);
         results->flush();
       });
       say(fmt::format("exits | step {} | {} | exit CE {:.4f}{} | valid {}", step + 1,
@@ -392,7 +402,14 @@ void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit&
                               : "heads",
                       loss[1] / (counted * G),
                       gates ? fmt::format(" | gate BCE {:.4f}", loss[0]) : "", describe(s[0])));
+      if (warm)
+        for (const int l : patience.validated(alone, heads_opt))
+          say(
+              fmt::format("exits | step {} | exit {} did not improve (valid CE {:.4f} alone) and "
+                          "waits for the warm-up's end at its best head",
+                          step + 1, l, alone[l]));
     }
+    if (step + 1 == x.warmup) patience.release(heads_opt);
     if ((x.save_every > 0 && (step + 1) % x.save_every == 0) || step + 1 == x.steps) save(step + 1);
   }
 }

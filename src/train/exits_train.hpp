@@ -16,7 +16,8 @@ struct ExitsConfig {
   std::string blocks = "moe";  // "moe" (after every MoE block), "all", or indices "1,3"
   double lambda = 0.1;         // the oracle's cost weight
   int64_t steps = 400, warmup = 200;
-  int64_t switch_every = 50;         // steps per gate or IM phase after the warm-up (gates first)
+  int64_t patience = 2;       // warm-up validations without a better exit before it waits (0: off)
+  int64_t switch_every = 50;  // steps per gate or IM phase after the warm-up (gates first)
   double lr = 1e-3, gate_lr = 1e-2;  // AdamW's, of the heads and of the gates (5 numbers each)
   std::string im_loss = "code";      // code | intent (docs/methods.md §9.4)
   int64_t eval_every = 100, eval_batches = 20;
@@ -59,15 +60,17 @@ struct ExitsRun {
 };
 // The series of `moetrain exits`' results file for G exits and P policies: per validation
 // /exits/valid/{step, ppl, accuracy, ece, cost, backbone_cost, dispatch} (the gated model's),
-// share [G + 1] and pos_weight [G]; at the end /exits/score/{ppl, accuracy, ece, cost,
-// backbone_cost, dispatch} [P] and share [P * (G + 1)], the policies in score_exits' order.
+// share [G + 1], pos_weight [G] and alone_ce [G] (each exit's cross-entropy alone); at the end
+// /exits/score/{ppl, accuracy, ece, cost, backbone_cost, dispatch} [P] and share [P * (G + 1)],
+// the policies in score_exits' order.
 std::vector<Series> exits_series(int G, int policies);
 void record_scores(ResultsFile& results, const std::vector<ExitScore>& scores);
 
 // The warm-up, then the alternating phases, printing each validation's figures (rank 0, unless
 // quiet) and recording them in `results` (rank 0's; null elsewhere). Writes x.save every
 // x.save_every steps and after the last: the heads and gates with their AdamW moments and step
-// counts, the positive weights and the backbone's step. resume: such a file to continue from
+// counts, the warm-up's best heads and patience counts, the positive weights and the backbone's
+// step. resume: such a file to continue from
 // (bitwise as if never stopped; written after x.steps steps, nothing is trained).
 void train_exits(const ExitsRun& run, const TokenSplit& train, const TokenSplit& valid, bool quiet,
                  ResultsFile* results, const std::string& resume = "");
