@@ -1,5 +1,5 @@
-// Elementwise ops, row reductions, bias + GELU and the AdamW update (on CPU: OpenMP over elements
-// or columns).
+// Elementwise ops, column sums, bias + GELU and the AdamW update (on CPU: OpenMP over elements
+// or rows).
 #include <algorithm>
 #include <cmath>
 #include <vector>
