@@ -122,7 +122,7 @@ def main():
     ap.add_argument("--moetrain", default="build/moetrain")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    ap.add_argument("--torch-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--torch_only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     cfg = configparser.ConfigParser(inline_comment_prefixes=("#",))
     cfg.read(args.config)
@@ -135,7 +135,7 @@ def main():
                           "--train.precision", args.precision],
                          check=True, capture_output=True, text=True, env=env).stdout
     ours = json.loads(out.strip().splitlines()[-1])
-    child = subprocess.run([sys.executable, __file__, "--torch-only", "--config", args.config,
+    child = subprocess.run([sys.executable, __file__, "--torch_only", "--config", args.config,
                             "--steps", str(args.steps), "--threads", str(args.threads),
                             "--device", args.device],
                            check=True, capture_output=True, text=True,

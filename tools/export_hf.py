@@ -9,7 +9,7 @@ layer at evaluation settings (the hash gate's balanced table stored with it, fro
 train split). Needs h5py, numpy and safetensors (e.g. in a venv:
 `/usr/bin/python3 -m venv --system-site-packages V && V/bin/pip install transformers`).
 
-usage: export_hf.py CHECKPOINT OUT [--data-dir DIR]
+usage: export_hf.py CHECKPOINT OUT [--data_dir DIR]
 """
 import argparse
 import json
@@ -31,7 +31,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoint")
     ap.add_argument("out")
-    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--data_dir", default=None)
     args = ap.parse_args()
     cfg, p, tokenizer = read_checkpoint(args.checkpoint, "export_hf")
     p = {n: a.astype(np.float32) for n, a in p.items()}

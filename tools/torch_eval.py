@@ -16,7 +16,7 @@ to DIR (transformers' AutoModelForCausalLM, trust_remote_code for a MoE; run wit
 has transformers), on the same windows.
 
 usage: /usr/bin/python3 tools/torch_eval.py CHECKPOINT [--split valid] [--batches N]
-                                            [--data-dir DIR] [--generated LINE [--greedy]]
+                                            [--data_dir DIR] [--generated LINE [--greedy]]
                                             [--hf DIR]
 """
 import argparse
@@ -159,7 +159,7 @@ def main():
     ap.add_argument("checkpoint")
     ap.add_argument("--split", default="valid")
     ap.add_argument("--batches", type=int, default=0)
-    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--data_dir", default=None)
     ap.add_argument("--generated", default=None)
     ap.add_argument("--greedy", action="store_true")
     ap.add_argument("--hf", default=None)
