@@ -5,18 +5,23 @@ and projected to large GPU clusters.
 Per exchange of m bytes to every peer on P = N x G ranks (N nodes of G ranks):
   flat          P - 1 messages; each node's link carries G m (P - G) bytes out; m (G - 1) bytes
                 per rank stay inside the node;
-  hierarchical  (G - 1) + (N - 1) messages; the same link bytes; m N (G - 1) bytes per rank
-                inside the node (stage 1 moves every chunk bound for another node once more).
+  hierarchical  N - 1 messages between nodes and (slices + 1)(G - 1) inside (the other nodes in
+                at most 2 slices, then this node's own rows); the same link bytes; m N (G - 1)
+                bytes per rank inside the node (every chunk bound for another node moves once
+                more there).
 Time = alpha x messages + link bytes / beta + node-internal bytes / gamma, fitted per link rate
-by least squares over the flat and hierarchical rows at every node count (bench a2a times a
-dispatch and a combine: two exchanges).
+by least squares over the flat and hierarchical rows at every node count, with the message
+counts `bench a2a` prints (bench a2a times a dispatch and a combine: two exchanges). The fit
+ignores the overlap of the hierarchical exchange's stages, so it charges that exchange the sum.
 
 The projection puts G = 8 GPUs on a node with NVLink 4 (H100 SXM: 18 links of 50 GB/s both ways,
 900 GB/s, so 450 GB/s each way; NVIDIA H100 Tensor Core GPU datasheet) and one 400 Gb/s NDR
 InfiniBand port per GPU (50 GB/s each way; the DGX H100 User Guide, "Network Modules": eight
 ConnectX-7 ports, one per GPU) on a non-blocking fabric. The per-message costs are assumptions,
 not published figures: 5 us between nodes, 2 us inside one. Exchanges run as in moetrain: one
-message after another is posted, the two stages of the hierarchical exchange one after the other.
+message after another is posted; in the hierarchical exchange each slice's transfer between
+nodes runs while the next slice and the node's own rows go through the node (one link, so the
+slices' transfers follow each other).
 
 usage: /usr/bin/python3 bench/cluster_model.py [results/bench/cluster.md] [--out results/bench]
 """
@@ -27,6 +32,7 @@ import sys
 import numpy as np
 
 G_GPU, NV_BW, IB_BW, NV_ALPHA, IB_ALPHA = 8, 450e9, 50e9, 2e-6, 5e-6
+SLICES = 2  # HierarchicalAllToAll::kSlices
 D_MODEL = 256  # configs/demo_moe.ini, whose exchanges bench/cluster.sh times
 # Per-GPU bytes of one exchange: tokens x choices x d_model x 2 (bf16).
 WORKLOADS = {"4k tokens, top-1, d 2048": 4096 * 1 * 2048 * 2,
@@ -34,12 +40,11 @@ WORKLOADS = {"4k tokens, top-1, d 2048": 4096 * 1 * 2048 * 2,
 NODES = (16, 32, 64, 128, 256, 512)
 
 
-def features(kind, n, g, m):
+def features(kind, n, g, m, messages):
     """[messages, node link bytes, node-internal bytes per rank] of one exchange."""
     p = n * g
-    if kind == "flat":
-        return [p - 1, g * m * (p - g), m * (g - 1)]
-    return [(g - 1) + (n - 1), g * m * (p - g), m * n * (g - 1)]
+    inside = m * (g - 1) if kind == "flat" else m * n * (g - 1)
+    return [messages, g * m * (p - g), inside]
 
 
 def fit(rows):
@@ -47,8 +52,8 @@ def fit(rows):
     x, y = [], []
     for r in rows:
         for kind in ("flat", "hier"):
-            x.append(features(kind, r["nodes"], r["ranks_per_node"],
-                              r["bytes_per_peer"]))
+            x.append(features(kind, r["nodes"], r["ranks_per_node"], r["bytes_per_peer"],
+                              r[f"{kind}_messages"]))
             y.append(r[f"{kind}_ms"] / 1e3 / 2)  # one exchange of the pair
     x, y = np.array(x, dtype=float), np.array(y)
     scale = x.max(axis=0)
@@ -65,8 +70,16 @@ def projected(kind, nodes, per_gpu):
     if kind == "flat":  # NVLink and InfiniBand peers at once; every message posted in turn
         return (IB_ALPHA * (p - G_GPU) + NV_ALPHA * (G_GPU - 1)
                 + max(m * (p - G_GPU) / IB_BW, m * (G_GPU - 1) / NV_BW))
-    return (NV_ALPHA * (G_GPU - 1) + m * nodes * (G_GPU - 1) / NV_BW
-            + IB_ALPHA * (nodes - 1) + m * G_GPU * (nodes - 1) / IB_BW)
+    # Slices of the other nodes: each through the node (ranks busy), then over the link (one
+    # link: transfers queue), the next slice's stage inside the node meanwhile; the own rows last.
+    per = -(-(nodes - 1) // SLICES) if nodes > 1 else 1
+    busy = link = 0.0
+    for first in range(1, nodes, per):
+        s = min(nodes, first + per) - first
+        busy += NV_ALPHA * (G_GPU - 1) + m * s * (G_GPU - 1) / NV_BW
+        link = max(busy, link) + IB_ALPHA * s + m * G_GPU * s / IB_BW
+    busy += NV_ALPHA * (G_GPU - 1) + m * (G_GPU - 1) / NV_BW
+    return max(busy, link)
 
 
 def parse(md):
@@ -82,7 +95,7 @@ def parse(md):
             words = line.split()
             link, nodes, per_node = words[2].rstrip(","), int(words[3]), int(words[6])
         elif line.startswith("a2a: "):
-            msgs = line.split("messages per rank per exchange: ")[1].split(",")
+            msgs = line.split("messages per rank per exchange: ")[1].split(";")[0].split(",")
             flat_m, hier_m = (int(m.split()[-1]) for m in msgs)
         elif line.startswith("run ("):
             link = line[5:line.index(",")]

@@ -38,11 +38,12 @@ int bench_a2a(const Config& cfg, int reps) {
   FlatAllToAll flat(*rt.groups.ep);
   HierarchicalAllToAll hier(*rt.groups.ep, *rt.groups.ep_intra, *rt.groups.ep_inter);
   if (rt.root()) {
+    const int N = rt.groups.ep_inter->size(), G = rt.groups.ep_intra->size();
     fmt::print(
         "a2a: {}; hierarchical as {} nodes x {} ranks; messages per rank per exchange: "
-        "flat {}, hierarchical {}\n",
-        rt.describe(), rt.groups.topo.num_nodes, rt.groups.topo.local_size, W - 1,
-        rt.groups.ep_intra->size() - 1 + rt.groups.ep_inter->size() - 1);
+        "flat {}, hierarchical {}; between nodes: flat {}, hierarchical {}\n",
+        rt.describe(), N, G, W - 1,
+        (std::min(N - 1, HierarchicalAllToAll::kSlices) + 1) * (G - 1) + N - 1, W - G, N - 1);
     fmt::print("{:>14}{:>10}{:>12}{:>14}{:>12}{:>14}{:>12}{:>10}{:>10}\n", "tokens/rank",
                "MiB/peer", "raw ms", "raw GB/s", "flat/raw", "hier GB/s", "hier/raw", "flat ms",
                "hier ms");

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <numeric>
 
 #include "tensor/device.hpp"
@@ -58,10 +59,13 @@ HierarchicalAllToAll::HierarchicalAllToAll(ProcessGroup& group, ProcessGroup& in
            g_.size(), N_, G_, g_.rank(), inter.rank(), intra.rank());
   stage_a_ = Buffer(g_.device(), 0);
   stage_b_ = Buffer(g_.device(), 0);
+  forward_ = Buffer(g_.device(), 0);
   intra_send_.resize(G_);
   intra_recv_.resize(G_);
-  inter_send_.resize(N_);
-  inter_recv_.resize(N_);
+  inter_send_.assign(N_, 0);
+  inter_recv_.assign(N_, 0);
+  inter_send_off_.assign(N_, 0);
+  inter_recv_off_.assign(N_, 0);
 }
 
 A2aPlan HierarchicalAllToAll::plan(std::vector<int> send_counts, std::vector<int> recv_counts) {
@@ -96,69 +100,116 @@ void HierarchicalAllToAll::exchange(const A2aPlan& plan, const float* send, floa
   const std::vector<int>& recv_counts = back ? plan.send_counts : plan.recv_counts;
   wait_for(g_.device());  // on a GPU, the work queued before the exchange is not its time
   const auto t0 = Clock::now();
-  const int W = g_.size(), me = intra_.rank();
+  const int W = g_.size(), me = intra_.rank(), node = inter_.rank();
+  const Device dev = g_.device();
   // C[g_src][dst]: what node-mate g_src sends rank dst in this direction (from the plan).
   auto C = [&](int g_src, int dst) {
     return plan.node_counts[size_t(g_src) * 2 * W + (back ? W : 0) + dst];
   };
+  auto node_at = [&](int o) { return (node + o) % N_; };  // the node o steps on along the ring
   offsets_of(send_counts, send_off_);
-  const std::vector<int64_t>& send_off = send_off_;
-
-  // (1) [n_dst][g_dst] -> [g_dst][n_dst], and the intra-node counts.
-  const int64_t total_send = send_off[W];
-  stage_a_.reserve(total_send);
-  int64_t pos = 0;
-  for (int gd = 0; gd < G_; ++gd) {
-    int64_t block = 0;
-    for (int nd = 0; nd < N_; ++nd) {
-      const int dst = nd * G_ + gd;
-      copy_floats(stage_a_.data() + pos, send + send_off[dst], send_counts[dst], g_.device());
-      pos += send_counts[dst];
-      block += send_counts[dst];
+  offsets_of(recv_counts, recv_off_);
+  // What this rank forwards to each other node: every node-mate's chunks for (that node, me), in
+  // node-mate order, the nodes in ring order from this one; it stays in forward_ until the end.
+  int64_t total_forward = 0;
+  for (int o = 1; o < N_; ++o)
+    for (int gs = 0; gs < G_; ++gs) total_forward += C(gs, node_at(o) * G_ + me);
+  MT_CHECK(total_forward <= INT_MAX && recv_off_.back() <= INT_MAX,
+           "hierarchical all-to-all: {} floats exceed MPI's int range",
+           std::max(total_forward, recv_off_.back()));
+  forward_.reserve(total_forward);
+  std::fill(inter_send_.begin(), inter_send_.end(), 0);
+  std::fill(inter_recv_.begin(), inter_recv_.end(), 0);
+  auto count_sent = [&](const std::vector<int>& counts, int self) {
+    for (int p = 0; p < int(counts.size()); ++p)
+      if (p != self) bytes_sent += 4.0 * counts[p], messages += counts[p] > 0;
+  };
+  // The other nodes in at most kSlices slices of consecutive ring steps; a slice of several
+  // nodes is packed (stage_a_) and unpacked (stage_b_), each staging buffer sized once for the
+  // largest slice, as a GPU may still be reading the previous slice's.
+  const int per_slice = N_ > 1 ? (N_ - 1 + kSlices - 1) / kSlices : 1;
+  if (per_slice > 1) {
+    int64_t pack = 0, mid = 0;
+    for (int first = 1; first < N_; first += per_slice) {
+      int64_t p = 0, m = 0;
+      for (int o = first; o < std::min(N_, first + per_slice); ++o) {
+        p += send_off_[size_t(node_at(o) + 1) * G_] - send_off_[size_t(node_at(o)) * G_];
+        for (int gs = 0; gs < G_; ++gs) m += C(gs, node_at(o) * G_ + me);
+      }
+      pack = std::max(pack, p), mid = std::max(mid, m);
     }
-    intra_send_[gd] = int(block);
+    stage_a_.reserve(pack);
+    stage_b_.reserve(mid);
   }
-  int64_t total_mid = 0;
-  for (int gs = 0; gs < G_; ++gs) {
-    int64_t block = 0;
-    for (int nd = 0; nd < N_; ++nd) block += C(gs, nd * G_ + me);
-    intra_recv_[gs] = int(block);
-    total_mid += block;
-  }
-  // (2) Inside the node: rank (n, g) now holds, from every g_src, the chunks for (n_dst, g).
-  stage_b_.reserve(total_mid);
-  intra_.all_to_all_v(stage_a_.data(), intra_send_, stage_b_.data(), intra_recv_);
-
-  // (3) [g_src][n_dst] -> [n_dst][g_src], and the inter-node counts.
-  std::vector<int64_t>& mid_off = mid_off_;  // chunk (g_src, n_dst) in stage_b_
-  mid_off.assign(size_t(G_) * N_ + 1, 0);
-  for (int gs = 0, i = 0; gs < G_; ++gs)
-    for (int nd = 0; nd < N_; ++nd, ++i) mid_off[i + 1] = mid_off[i] + C(gs, nd * G_ + me);
-  stage_a_.reserve(total_mid);  // stage 1 is done with it
-  pos = 0;
-  for (int nd = 0; nd < N_; ++nd) {
-    int64_t block = 0;
+  int64_t forwarded = 0;
+  for (int first = 1; first < N_; first += per_slice) {
+    // The slice's nodes: ring steps [first, last).
+    const int last = std::min(N_, first + per_slice);
+    const bool one = last - first == 1;
+    // (1) To each node-mate g_dst its chunks for the slice's nodes. One node's chunks for its
+    // ranks are contiguous in send, so a slice of one node is read where it is.
+    const float* out = one ? send + send_off_[size_t(node_at(first)) * G_] : stage_a_.data();
+    int64_t pos = 0;
+    for (int gd = 0; gd < G_; ++gd) {
+      intra_send_[gd] = 0;
+      for (int o = first; o < last; ++o) {
+        const int dst = node_at(o) * G_ + gd;
+        if (!one) copy_floats(stage_a_.data() + pos, send + send_off_[dst], send_counts[dst], dev);
+        pos += send_counts[dst];
+        intra_send_[gd] += send_counts[dst];
+      }
+    }
     for (int gs = 0; gs < G_; ++gs) {
-      const int n = C(gs, nd * G_ + me);
-      copy_floats(stage_a_.data() + pos, stage_b_.data() + mid_off[gs * N_ + nd], n, g_.device());
-      pos += n;
-      block += n;
+      intra_recv_[gs] = 0;
+      for (int o = first; o < last; ++o) intra_recv_[gs] += C(gs, node_at(o) * G_ + me);
     }
-    inter_send_[nd] = int(block);
+    // (2) Inside the node: from every node-mate its chunks for (the slice's nodes, me), as
+    // [g_src][node]; for one node that is already the block it forwards.
+    float* mid = one ? forward_.data() + forwarded : stage_b_.data();
+    intra_.all_to_all_v(out, intra_send_, mid, intra_recv_);
+    count_sent(intra_send_, me);
+    // (3) [g_src][node] -> [node][g_src] into forward_, and this slice's counts between nodes.
+    const int S = last - first;
+    mid_off_.assign(size_t(G_) * S + 1, 0);  // chunk (g_src, o) in stage_b_
+    for (int gs = 0, i = 0; gs < G_; ++gs)
+      for (int o = first; o < last; ++o, ++i)
+        mid_off_[i + 1] = mid_off_[i] + C(gs, node_at(o) * G_ + me);
+    for (int o = first; o < last; ++o) {
+      const int nd = node_at(o);
+      inter_send_off_[nd] = int(forwarded);
+      for (int gs = 0; gs < G_; ++gs) {
+        const int n = C(gs, nd * G_ + me);
+        if (!one)
+          copy_floats(forward_.data() + forwarded, stage_b_.data() + mid_off_[gs * S + o - first],
+                      n, dev);
+        forwarded += n;
+        inter_send_[nd] += n;
+      }
+      // From the node o steps back, the block for this rank: its ranks' chunks, in source order.
+      const int ns = (node - o + N_) % N_;
+      inter_recv_off_[ns] = int(recv_off_[size_t(ns) * G_]);
+      for (int gs = 0; gs < G_; ++gs) inter_recv_[ns] += recv_counts[ns * G_ + gs];
+    }
+    // (4) Between nodes, left in flight while the next slices and this node's own rows go
+    // through the node.
+    inter_.start_all_to_all_v(forward_.data(), inter_send_, inter_send_off_, recv, inter_recv_,
+                              inter_recv_off_);
+    const int64_t before = messages;
+    count_sent(inter_send_, node);
+    node_messages += messages - before;
+    for (int o = first; o < last; ++o) inter_send_[node_at(o)] = 0;
+    for (int o = first; o < last; ++o) inter_recv_[(node - o + N_) % N_] = 0;
   }
-  for (int ns = 0; ns < N_; ++ns) {
-    int64_t block = 0;
-    for (int gs = 0; gs < G_; ++gs) block += recv_counts[ns * G_ + gs];
-    inter_recv_[ns] = int(block);
+  // (5) This node's own rows, inside the node, straight from send into recv.
+  for (int g = 0; g < G_; ++g) {
+    intra_send_[g] = send_counts[node * G_ + g];
+    intra_recv_[g] = recv_counts[node * G_ + g];
   }
-  // (4) Between nodes: blocks arrive as [n_src][g_src], the global source order.
-  inter_.all_to_all_v(stage_a_.data(), inter_send_, recv, inter_recv_);
-
+  intra_.all_to_all_v(send + send_off_[size_t(node) * G_], intra_send_,
+                      recv + recv_off_[size_t(node) * G_], intra_recv_);
+  count_sent(intra_send_, me);
+  inter_.finish_all_to_all();
   seconds += since(t0);
-  for (int p = 0; p < G_; ++p)
-    if (p != me) bytes_sent += 4.0 * intra_send_[p], messages += intra_send_[p] > 0;
-  for (int p = 0; p < N_; ++p)
-    if (p != inter_.rank()) bytes_sent += 4.0 * inter_send_[p], messages += inter_send_[p] > 0;
   ++calls;
 }
 

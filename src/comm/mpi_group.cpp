@@ -1,6 +1,7 @@
 // MPI implementation of ProcessGroup.
 #include "comm/mpi_group.hpp"
 
+#include <algorithm>
 #include <climits>
 
 #include "comm/hang_watch.hpp"
@@ -12,6 +13,18 @@ std::vector<int> ProcessGroup::exchange_counts(const std::vector<int>& send_coun
   std::vector<int> recv(send_counts.size());
   all_to_all_ints(send_counts.data(), recv.data(), 1);
   return recv;
+}
+
+void ProcessGroup::all_to_all_v(const float* send, const std::vector<int>& send_counts, float* recv,
+                                const std::vector<int>& recv_counts) {
+  std::vector<int> send_offsets(send_counts.size()), recv_offsets(recv_counts.size());
+  int64_t s = 0, r = 0;
+  for (size_t p = 0; p < send_counts.size(); ++p) send_offsets[p] = int(s), s += send_counts[p];
+  for (size_t p = 0; p < recv_counts.size(); ++p) recv_offsets[p] = int(r), r += recv_counts[p];
+  MT_CHECK(s <= INT_MAX && r <= INT_MAX, "all_to_all_v in '{}': {} floats exceed MPI's int range",
+           name(), std::max(s, r));
+  start_all_to_all_v(send, send_counts, send_offsets, recv, recv_counts, recv_offsets);
+  finish_all_to_all();
 }
 
 void ProcessGroup::on_root(const std::function<void()>& io) {
@@ -35,8 +48,6 @@ MpiGroup::MpiGroup(MPI_Comm comm, std::string name) : comm_(comm), name_(std::mo
   MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &size_);
-  sdispl_.resize(size_);
-  rdispl_.resize(size_);
 }
 
 MpiGroup::MpiGroup(MpiGroup&& o) noexcept
@@ -44,8 +55,7 @@ MpiGroup::MpiGroup(MpiGroup&& o) noexcept
       name_(std::move(o.name_)),
       rank_(o.rank_),
       size_(o.size_),
-      sdispl_(std::move(o.sdispl_)),
-      rdispl_(std::move(o.rdispl_)) {
+      pending_(std::move(o.pending_)) {
   o.comm_ = MPI_COMM_NULL;
 }
 
@@ -63,24 +73,26 @@ void MpiGroup::check(int rc, const char* call) const {
        std::string(text, len));
 }
 
-void MpiGroup::all_to_all_v(const float* send, const std::vector<int>& send_counts, float* recv,
-                            const std::vector<int>& recv_counts) {
-  MT_CHECK(int(send_counts.size()) == size_ && int(recv_counts.size()) == size_,
+void MpiGroup::start_all_to_all_v(const float* send, const std::vector<int>& send_counts,
+                                  const std::vector<int>& send_offsets, float* recv,
+                                  const std::vector<int>& recv_counts,
+                                  const std::vector<int>& recv_offsets) {
+  MT_CHECK(int(send_counts.size()) == size_ && int(recv_counts.size()) == size_ &&
+               send_offsets.size() == send_counts.size() &&
+               recv_offsets.size() == recv_counts.size(),
            "all_to_all_v in '{}': {} send / {} recv counts for {} ranks", name_, send_counts.size(),
            recv_counts.size(), size_);
-  int64_t s = 0, r = 0;
-  for (int p = 0; p < size_; ++p) {
-    sdispl_[p] = int(s);
-    rdispl_[p] = int(r);
-    s += send_counts[p];
-    r += recv_counts[p];
-  }
-  MT_CHECK(s <= INT_MAX && r <= INT_MAX, "all_to_all_v in '{}': {} floats exceed MPI's int range",
-           name_, std::max(s, r));
-  MPI_Request request;
-  await(MPI_Ialltoallv(send, send_counts.data(), sdispl_.data(), MPI_FLOAT, recv,
-                       recv_counts.data(), rdispl_.data(), MPI_FLOAT, comm_, &request),
-        request, "MPI_Ialltoallv", "MPI_Alltoallv");
+  // MPI reads the count and offset arrays until the exchange completes: they live in pending_.
+  pending_.push_back({MPI_REQUEST_NULL, send_counts, send_offsets, recv_counts, recv_offsets});
+  Pending& p = pending_.back();
+  check(MPI_Ialltoallv(send, p.send_counts.data(), p.send_offsets.data(), MPI_FLOAT, recv,
+                       p.recv_counts.data(), p.recv_offsets.data(), MPI_FLOAT, comm_, &p.request),
+        "MPI_Ialltoallv");
+}
+
+void MpiGroup::finish_all_to_all() {
+  for (; !pending_.empty(); pending_.pop_front())
+    check(hang_watch::wait(pending_.front().request, name_, "MPI_Alltoallv"), "MPI_Alltoallv");
 }
 
 void MpiGroup::all_to_all_ints(const int* send, int* recv, int per_peer) {

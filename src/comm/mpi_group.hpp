@@ -3,6 +3,8 @@
 #pragma once
 #include <mpi.h>
 
+#include <deque>
+
 #include "comm/process_group.hpp"
 
 namespace mt {
@@ -20,8 +22,11 @@ class MpiGroup : public ProcessGroup {
   const std::string& name() const override { return name_; }
   MPI_Comm comm() const { return comm_; }
 
-  void all_to_all_v(const float* send, const std::vector<int>& send_counts, float* recv,
-                    const std::vector<int>& recv_counts) override;
+  void start_all_to_all_v(const float* send, const std::vector<int>& send_counts,
+                          const std::vector<int>& send_offsets, float* recv,
+                          const std::vector<int>& recv_counts,
+                          const std::vector<int>& recv_offsets) override;
+  void finish_all_to_all() override;
   void all_to_all_ints(const int* send, int* recv, int per_peer) override;
   void all_gather_ints(const int* send, int* recv, int count) override;
   void all_reduce_sum(float* data, int64_t n) override;
@@ -41,7 +46,11 @@ class MpiGroup : public ProcessGroup {
   MPI_Comm comm_;
   std::string name_;
   int rank_ = 0, size_ = 1;
-  std::vector<int> sdispl_, rdispl_;  // reused by all_to_all_v: no allocation per call
+  struct Pending {  // an all-to-all in flight, with the arrays MPI reads until it completes
+    MPI_Request request;
+    std::vector<int> send_counts, send_offsets, recv_counts, recv_offsets;
+  };
+  std::deque<Pending> pending_;
 };
 
 }  // namespace mt

@@ -88,24 +88,31 @@ void NcclGroup::wait(const char* call) {
   }
 }
 
-void NcclGroup::all_to_all_v(const float* send, const std::vector<int>& send_counts, float* recv,
-                             const std::vector<int>& recv_counts) {
-  MT_CHECK(int(send_counts.size()) == size() && int(recv_counts.size()) == size(),
+void NcclGroup::start_all_to_all_v(const float* send, const std::vector<int>& send_counts,
+                                   const std::vector<int>& send_offsets, float* recv,
+                                   const std::vector<int>& recv_counts,
+                                   const std::vector<int>& recv_offsets) {
+  MT_CHECK(int(send_counts.size()) == size() && int(recv_counts.size()) == size() &&
+               send_offsets.size() == send_counts.size() &&
+               recv_offsets.size() == recv_counts.size(),
            "all_to_all_v in '{}': counts for {} and {} peers", name_, send_counts.size(),
            recv_counts.size());
   check(ncclGroupStart(), "ncclGroupStart");
-  int64_t so = 0, ro = 0;
   for (int p = 0; p < size(); ++p) {
     if (send_counts[p] > 0)
-      check(ncclSend(send + so, size_t(send_counts[p]), ncclFloat, p, as_comm(comm_), cu_stream()),
+      check(ncclSend(send + send_offsets[p], size_t(send_counts[p]), ncclFloat, p, as_comm(comm_),
+                     cu_stream()),
             "ncclSend");
     if (recv_counts[p] > 0)
-      check(ncclRecv(recv + ro, size_t(recv_counts[p]), ncclFloat, p, as_comm(comm_), cu_stream()),
+      check(ncclRecv(recv + recv_offsets[p], size_t(recv_counts[p]), ncclFloat, p, as_comm(comm_),
+                     cu_stream()),
             "ncclRecv");
-    so += send_counts[p];
-    ro += recv_counts[p];
   }
   check(ncclGroupEnd(), "ncclGroupEnd");
+}
+
+// The rank's stream runs what was queued in order: once it is idle, every exchange is done.
+void NcclGroup::finish_all_to_all() {
   wait("all_to_all_v");
 }
 

@@ -22,8 +22,11 @@ class NcclGroup : public ProcessGroup {
   const std::string& name() const override { return name_; }
   Device device() const override { return Device::CUDA; }
 
-  void all_to_all_v(const float* send, const std::vector<int>& send_counts, float* recv,
-                    const std::vector<int>& recv_counts) override;
+  void start_all_to_all_v(const float* send, const std::vector<int>& send_counts,
+                          const std::vector<int>& send_offsets, float* recv,
+                          const std::vector<int>& recv_counts,
+                          const std::vector<int>& recv_offsets) override;
+  void finish_all_to_all() override;
   void all_to_all_ints(const int* send, int* recv, int per_peer) override;
   void all_gather_ints(const int* send, int* recv, int count) override;
   void all_reduce_sum(float* data, int64_t n) override;

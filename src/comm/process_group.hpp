@@ -24,8 +24,17 @@ class ProcessGroup {
   // Variable all-to-all of floats: send_counts[p] floats (contiguous, in peer order) go to peer
   // p; recv_counts[p] floats arrive from peer p, in peer order. Both count vectors are known to
   // the caller (exchange them first with all_to_all_counts).
-  virtual void all_to_all_v(const float* send, const std::vector<int>& send_counts, float* recv,
-                            const std::vector<int>& recv_counts) = 0;
+  void all_to_all_v(const float* send, const std::vector<int>& send_counts, float* recv,
+                    const std::vector<int>& recv_counts);
+  // The same with each peer's chunk at its own offset (floats from the buffer's start) in send
+  // and in recv, started and left in flight: finish_all_to_all() waits for every exchange this
+  // group started, in order; until then the buffers stay untouched. Exchanges in flight on one
+  // group progress while another group's run (the hierarchical exchange's two stages).
+  virtual void start_all_to_all_v(const float* send, const std::vector<int>& send_counts,
+                                  const std::vector<int>& send_offsets, float* recv,
+                                  const std::vector<int>& recv_counts,
+                                  const std::vector<int>& recv_offsets) = 0;
+  virtual void finish_all_to_all() = 0;
   // Fixed all-to-all of `per_peer` ints to every peer (counts, metadata).
   virtual void all_to_all_ints(const int* send, int* recv, int per_peer) = 0;
   virtual void all_gather_ints(const int* send, int* recv, int count) = 0;
