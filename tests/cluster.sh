@@ -3,7 +3,8 @@
 # network namespace per node, MPI over TCP between them). Every method on every ep_size equals
 # one rank and the hierarchical exchange delivers what the flat one does (test_dist over the
 # cluster); moetrain finds the 2 nodes without dist.ranks_per_node, through launch/multinode.sh
-# unchanged; a hierarchical run trains bitwise as a flat one; a checkpoint from the 2 nodes
+# unchanged; a hierarchical run trains bitwise as a flat one; slurm/cpu.sbatch runs across the
+# 2 nodes under a Slurm of one slurmd per node (mpirun and srun); a checkpoint from the 2 nodes
 # resumes on 1 node and on 4; a node's link cut and a rank on the
 # other node killed with kill -9 each end the job within dist.timeout_s + 10 s with a message;
 # and `down` leaves nothing. Skipped (exit 77) where network
@@ -55,6 +56,42 @@ with h5py.File(f"{d}/flat/results.h5") as a, h5py.File(f"{d}/hierarchical/result
 print("ok: hierarchical equals flat bitwise over TCP (loss, gradient norm, validation, load); "
       "results.h5 names both nodes' hosts")
 PY
+# Slurm across the nodes (where it is installed): one slurmd per node, in the node's namespace
+# (tests/slurm_local.sh with SLURM_CLUSTER); slurm/cpu.sbatch on 2 nodes x 2 tasks, its ranks
+# started by mpirun (through srun to the other node) and by srun --mpi=pmix, each the flat
+# run's curve bitwise.
+if command -v slurmctld >/dev/null && command -v sbatch >/dev/null; then
+  echo "== slurm/cpu.sbatch on 2 nodes x 2 tasks"
+  export SLURM_DIR=$tmp/slurm SLURM_CLUSTER=/tmp/$MT_CLUSTER
+  trap 'bash "$src/tests/slurm_local.sh" down; "$cluster" down; four down; rm -rf "$tmp"' EXIT
+  conf=$(bash "$src/tests/slurm_local.sh" up) || { echo "FAIL: slurm across the nodes did not start"; exit 1; }
+  eval "$conf"
+  : >"$tmp/empty.ini"
+  for launcher in mpirun srun; do
+    (cd "$src" && LAUNCHER=$launcher MOETRAIN=$bin RESULTS_DIR=$tmp/results RUN_NAME=sbatch_$launcher \
+      timeout 180 sbatch --wait --nodes 2 --ntasks-per-node 2 --cpus-per-task 1 --overcommit \
+      --output="$tmp/sbatch_$launcher.out" slurm/cpu.sbatch "$tmp/empty.ini" "${args[@]:1}" \
+      >/dev/null) || { cat "$tmp/sbatch_$launcher.out"; echo "FAIL: the $launcher job across the nodes"; exit 1; }
+    grep -q "4 cpu ranks (2 nodes x 2)" "$tmp/sbatch_$launcher.out" ||
+      { cat "$tmp/sbatch_$launcher.out"; echo "FAIL: the $launcher job did not run on 2 nodes x 2"; exit 1; }
+  done
+  /usr/bin/python3 - "$tmp/results" <<'PY'
+import sys, h5py, numpy as np
+d = sys.argv[1]
+flat = h5py.File(f"{d}/flat/results.h5")["train/loss"][()]
+for launcher in ("mpirun", "srun"):
+    with h5py.File(f"{d}/sbatch_{launcher}/results.h5") as f:
+        assert np.array_equal(f["train/loss"][()], flat), f"the {launcher} job's curve differs"
+        assert f.attrs["hosts"] == b"mtctest-node1,mtctest-node2", f.attrs["hosts"]
+        job = f.attrs["slurm_job_id"].decode()
+    print(f"ok: sbatch slurm/cpu.sbatch ({launcher}, job {job}) on mtctest-node1,mtctest-node2: "
+          "the flat run's curve bitwise")
+PY
+  bash "$src/tests/slurm_local.sh" down >/dev/null || { echo "FAIL: a Slurm daemon outlived down"; exit 1; }
+  trap '"$cluster" down; four down; rm -rf "$tmp"' EXIT
+else
+  echo "(Slurm is not installed: the batch scripts across the nodes are not run)"
+fi
 # A checkpoint written on the 2 nodes (after step 3 of the 6) resumes on 1 node (1 rank, shared
 # memory only) and on 4 nodes x 1 rank (a second cluster), each to the flat run's curve and
 # parameters within float tolerance (the layouts sum in other orders).

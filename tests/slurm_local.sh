@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# A single-node Slurm on this machine for tests: munge, slurmctld and slurmd as root, no
-# systemd, no cgroups. `up` starts them and prints the SLURM_CONF to export; `down` stops exactly
-# the daemons it started, by the PIDs in its pid files.
-# usage: SLURM_DIR=/tmp/slurm-moetrain slurm_local.sh up|down
+# A Slurm on this machine for tests: munge, slurmctld and slurmd as root, no systemd, no
+# cgroups. `up` starts them and prints the SLURM_CONF to export; `down` stops exactly the daemons
+# it started, by the PIDs in its pid files. One node (this host) by default; with SLURM_CLUSTER
+# set to the folder of a cluster that tests/cluster_local.sh made (/tmp/NAME), one slurmd per
+# node, each in its node's namespace under the node's hostname, and slurmctld on the bridge's
+# address: sbatch --nodes N runs across the nodes over their network.
+# usage: [SLURM_CLUSTER=/tmp/mtc] SLURM_DIR=/tmp/slurm-moetrain slurm_local.sh up|down
 set -euo pipefail
 D=${SLURM_DIR:-/tmp/slurm-moetrain}
 H=$(hostname -s)
 export SLURM_CONF=$D/slurm.conf
+cluster=${SLURM_CLUSTER:-}
 case "${1:-up}" in
 up)
   mkdir -p "$D/state" "$D/spool"
@@ -23,19 +27,31 @@ up)
     for _ in $(seq 20); do munge -n >/dev/null 2>&1 && break; sleep 0.5; done
   fi
   mem=$(( $(awk '/MemTotal/{print $2}' /proc/meminfo) / 1024 - 2048 ))
+  # The nodes: NAME ADDRESS NAMESPACE (none: this host's).
+  if [ -n "$cluster" ]; then
+    name=$(basename "$cluster")
+    awk -v n="$name" '{split($1, a, "."); print n "-node" a[4], $1, n a[4]}' "$cluster/hostfile" >"$D/nodes"
+    net=$(awk 'NR == 1 {sub(/\.[0-9]+$/, "", $1); print $1}' "$cluster/hostfile")
+    ctld="$H($net.254)"  # the bridge's end, where the nodes reach this namespace
+    mem=$((mem / $(wc -l <"$D/nodes")))
+  else
+    echo "$H 127.0.0.1 -" >"$D/nodes"
+    ctld=$H
+  fi
   cat >"$SLURM_CONF" <<CONF
 ClusterName=moetrain
-SlurmctldHost=$H
+SlurmctldHost=$ctld
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 StateSaveLocation=$D/state
-SlurmdSpoolDir=$D/spool
+SlurmdSpoolDir=$D/spool/%n
 SlurmctldPidFile=$D/slurmctld.pid
-SlurmdPidFile=$D/slurmd.pid
+SlurmdPidFile=$D/slurmd.%n.pid
 SlurmctldLogFile=$D/slurmctld.log
-SlurmdLogFile=$D/slurmd.log
+SlurmdLogFile=$D/slurmd.%n.log
+TmpFS=$D/tmp/%n
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -47,21 +63,38 @@ GresTypes=gpu
 MailProg=/bin/true
 ReturnToService=2
 JobRequeue=1
-NodeName=$H NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem Gres=gpu:2 State=UNKNOWN
-PartitionName=debug Nodes=$H Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
+$(while read -r node addr _; do
+  echo "NodeName=$node NodeAddr=$addr CPUs=$(nproc) RealMemory=$mem Gres=gpu:2 State=UNKNOWN"
+done <"$D/nodes")
+PartitionName=debug Nodes=$(cut -d' ' -f1 "$D/nodes" | paste -sd,) Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 CONF
   # Two GPUs by count only (no device files): enough to schedule slurm/gpu.sbatch's tasks here.
-  echo "NodeName=$H Name=gpu File=/dev/null,/dev/zero" >"$D/gres.conf"
+  while read -r node _; do echo "NodeName=$node Name=gpu File=/dev/null,/dev/zero"; done \
+    <"$D/nodes" >"$D/gres.conf"
   slurmctld -f "$SLURM_CONF"
-  slurmd -f "$SLURM_CONF"
-  for _ in $(seq 30); do sinfo -h -o %t 2>/dev/null | grep -qE 'idle|mix' && break; sleep 1; done
-  sinfo -h -o %t | grep -qE 'idle|mix' || { echo "slurm_local: the node did not come up" >&2; exit 1; }
+  while read -r node _ ns; do
+    mkdir -p "$D/spool/$node" "$D/tmp/$node"  # TmpFS: PMIx's per-step folders, one per node
+    if [ "$ns" = - ]; then
+      slurmd -f "$SLURM_CONF"
+    else  # in the node's network namespace, under its hostname (nsenter, not `ip netns exec`,
+      # which mounts a sysfs of its own, without the cgroup file systems slurmd reads)
+      nsenter --net=/run/netns/"$ns" unshare --uts sh -c "hostname $node; exec slurmd -N $node -f $SLURM_CONF"
+    fi
+  done <"$D/nodes"
+  up=0
+  for _ in $(seq 30); do
+    up=$(sinfo -h -N -o %t 2>/dev/null | grep -cE 'idle|mix' || true)
+    [ "$up" -eq "$(wc -l <"$D/nodes")" ] && break
+    sleep 1
+  done
+  [ "$up" -eq "$(wc -l <"$D/nodes")" ] ||
+    { echo "slurm_local: $up of $(wc -l <"$D/nodes") nodes came up" >&2; exit 1; }
   echo "export SLURM_CONF=$SLURM_CONF"
   ;;
 down)
   # SIGTERM, then up to 20 s for each daemon to exit; exit 1 if one is still running.
   alive=0
-  for p in "$D/slurmd.pid" "$D/slurmctld.pid" "$D/munged.pid"; do
+  for p in "$D"/slurmd.*.pid "$D/slurmctld.pid" "$D/munged.pid"; do
     [ -s "$p" ] || continue
     pid=$(cat "$p")
     rm -f "$p"
