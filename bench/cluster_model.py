@@ -127,7 +127,8 @@ def main():
             "median error | max error |", "|---|---|---|---|---|---|"]
     for rate in dict.fromkeys(r["rate"] for r in a2a):
         a, b, g, med, worst = fit([r for r in a2a if r["rate"] == rate])
-        out.append(f"| {rate} | {a * 1e6:.0f} | {b / 1e6:.0f} | {g / 1e6:.0f} | {100 * med:.0f}% | "
+        gamma = f"{g / 1e6:.0f}" if g < 1e15 else "none left (fit at 0 s/byte)"
+        out.append(f"| {rate} | {a * 1e6:.0f} | {b / 1e6:.0f} | {gamma} | {100 * med:.0f}% | "
                    f"{100 * worst:.0f}% |")
     if train:
         out += ["", "The MoE demo on 2 nodes x 2 ranks (step time; bytes that crossed the links "
