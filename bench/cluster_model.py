@@ -3,16 +3,17 @@
 and projected to large GPU clusters.
 
 Per exchange of m bytes to every peer on P = N x G ranks (N nodes of G ranks):
-  flat          P - 1 messages; each node's link carries G m (P - G) bytes out; m (G - 1) bytes
-                per rank stay inside the node;
+  flat          P - 1 messages (G - 1 inside the node, P - G between nodes); each node's link
+                carries G m (P - G) bytes out; m (G - 1) bytes per rank stay inside the node;
   hierarchical  N - 1 messages between nodes and (slices + 1)(G - 1) inside (the other nodes in
                 at most 2 slices, then this node's own rows); the same link bytes; m N (G - 1)
                 bytes per rank inside the node (every chunk bound for another node moves once
                 more there).
-Time = alpha x messages + link bytes / beta + node-internal bytes / gamma, fitted per link rate
-by least squares over the flat and hierarchical rows at every node count, with the message
-counts `bench a2a` prints (bench a2a times a dispatch and a combine: two exchanges). The fit
-ignores the overlap of the hierarchical exchange's stages, so it charges that exchange the sum.
+Time = alpha_in x messages inside a node + alpha_out x messages between nodes + link bytes / beta
++ node-internal bytes / gamma, fitted per link rate by non-negative least squares over the flat
+and hierarchical rows at every node count, with the message counts `bench a2a` prints (bench
+a2a times a dispatch and a combine: two exchanges). The fit ignores the overlap of the
+hierarchical exchange's stages, so it charges that exchange the sum.
 
 The projection puts G = 8 GPUs on a node with NVLink 4 (H100 SXM: 18 links of 50 GB/s both ways,
 900 GB/s, so 450 GB/s each way; NVIDIA H100 Tensor Core GPU datasheet) and one 400 Gb/s NDR
@@ -40,27 +41,45 @@ WORKLOADS = {"4k tokens, top-1, d 2048": 4096 * 1 * 2048 * 2,
 NODES = (16, 32, 64, 128, 256, 512)
 
 
-def features(kind, n, g, m, messages):
-    """[messages, node link bytes, node-internal bytes per rank] of one exchange."""
+def features(kind, n, g, m, messages, between):
+    """[messages inside a node, between nodes, node link bytes, node-internal bytes per rank] of
+    one exchange."""
     p = n * g
     inside = m * (g - 1) if kind == "flat" else m * n * (g - 1)
-    return [messages, g * m * (p - g), inside]
+    return [messages - between, between, g * m * (p - g), inside]
+
+
+def nnls(x, y):
+    """min |x c - y| over c >= 0, by trying every set of free coefficients (4 of them here)."""
+    best, cost = np.zeros(x.shape[1]), float(np.sum(y * y))
+    for mask in range(1, 1 << x.shape[1]):
+        cols = [i for i in range(x.shape[1]) if mask >> i & 1]
+        c, *_ = np.linalg.lstsq(x[:, cols], y, rcond=None)
+        if (c >= 0).all():
+            full = np.zeros(x.shape[1])
+            full[cols] = c
+            r = float(np.sum((x @ full - y) ** 2))
+            if r < cost:
+                best, cost = full, r
+    return best
 
 
 def fit(rows):
-    """alpha (s/message), beta (link B/s), gamma (node-internal B/s) from the a2a rows of a rate."""
+    """alpha_in, alpha_out (s/message), beta (link B/s), gamma (node-internal B/s; inf where the
+    fit leaves those bytes no cost) and the relative errors, from the a2a rows of a rate."""
     x, y = [], []
     for r in rows:
         for kind in ("flat", "hier"):
             x.append(features(kind, r["nodes"], r["ranks_per_node"], r["bytes_per_peer"],
-                              r[f"{kind}_messages"]))
+                              r[f"{kind}_messages"], r[f"{kind}_between"]))
             y.append(r[f"{kind}_ms"] / 1e3 / 2)  # one exchange of the pair
     x, y = np.array(x, dtype=float), np.array(y)
-    scale = x.max(axis=0)
-    coef, *_ = np.linalg.lstsq(x / scale, y, rcond=None)
-    coef = np.maximum(coef / scale, 1e-30)
+    scale = np.maximum(x.max(axis=0), 1e-30)
+    coef = nnls(x / scale, y) / scale
     resid = np.abs(x @ coef - y) / y
-    return coef[0], 1 / coef[1], 1 / coef[2], float(np.median(resid)), float(resid.max())
+    inv = lambda c: 1 / c if c > 0 else float("inf")
+    return (coef[0], coef[1], inv(coef[2]), inv(coef[3]), float(np.median(resid)),
+            float(resid.max()))
 
 
 def projected(kind, nodes, per_gpu):
@@ -95,8 +114,11 @@ def parse(md):
             words = line.split()
             link, nodes, per_node = words[2].rstrip(","), int(words[3]), int(words[6])
         elif line.startswith("a2a: "):
-            msgs = line.split("messages per rank per exchange: ")[1].split(";")[0].split(",")
-            flat_m, hier_m = (int(m.split()[-1]) for m in msgs)
+            counts = line.split("messages per rank per exchange: ")[1].split(";")
+            flat_m, hier_m = (int(m.split()[-1]) for m in counts[0].split(","))
+            # Between nodes (printed since the overlap); before, all are counted as between.
+            flat_b, hier_b = ((int(m.split()[-1]) for m in counts[1].split(":")[1].split(","))
+                              if len(counts) > 1 else (flat_m, hier_m))
         elif line.startswith("run ("):
             link = line[5:line.index(",")]
         elif line.split() and line.split()[0].isdigit() and len(line.split()) == 9:
@@ -105,7 +127,8 @@ def parse(md):
             a2a.append({"rate": link, "nodes": nodes, "ranks_per_node": per_node,
                         "bytes_per_peer": int(tokens) // ranks * D_MODEL * 4, "raw_ms": float(raw),
                         "flat_ms": float(flat), "hier_ms": float(hier),
-                        "flat_messages": flat_m, "hier_messages": hier_m})
+                        "flat_messages": flat_m, "hier_messages": hier_m,
+                        "flat_between": flat_b, "hier_between": hier_b})
         elif line.startswith(("switch ", "gd ")):
             *name, step_ms, link_mb, a2a_mb = line.split()
             train.append({"rate": link, "variant": " ".join(name), "step_ms": float(step_ms),
@@ -121,15 +144,17 @@ def main():
     args = ap.parse_args()
     stamp, a2a, train = parse(args.md)
     out = [f"### Model and projection (bench/cluster_model.py, measurements of {stamp})", ""]
-    out += ["Fitted per link rate (one exchange = alpha x messages + link bytes / beta + "
-            "node-internal bytes / gamma):", "",
-            "| link | alpha (us/message) | beta (link, MB/s) | gamma (in the node, MB/s) | "
-            "median error | max error |", "|---|---|---|---|---|---|"]
+    out += ["Fitted per link rate (one exchange = alpha_in x messages inside a node + alpha_out x "
+            "messages between nodes + link bytes / beta + node-internal bytes / gamma; "
+            "non-negative):", "",
+            "| link | alpha_in (us/message) | alpha_out (us/message) | beta (link, MB/s) | "
+            "gamma (in the node, MB/s) | median error | max error |",
+            "|---|---|---|---|---|---|---|"]
     for rate in dict.fromkeys(r["rate"] for r in a2a):
-        a, b, g, med, worst = fit([r for r in a2a if r["rate"] == rate])
-        gamma = f"{g / 1e6:.0f}" if g < 1e15 else "none left (fit at 0 s/byte)"
-        out.append(f"| {rate} | {a * 1e6:.0f} | {b / 1e6:.0f} | {gamma} | {100 * med:.0f}% | "
-                   f"{100 * worst:.0f}% |")
+        a_in, a_out, b, g, med, worst = fit([r for r in a2a if r["rate"] == rate])
+        gamma = f"{g / 1e6:.0f}" if g < float("inf") else "none left (0 s/byte)"
+        out.append(f"| {rate} | {a_in * 1e6:.0f} | {a_out * 1e6:.0f} | {b / 1e6:.0f} | {gamma} | "
+                   f"{100 * med:.0f}% | {100 * worst:.0f}% |")
     if train:
         out += ["", "The MoE demo on 2 nodes x 2 ranks (step time; bytes that crossed the links "
                 "per step, gradient all-reduce included):", "",
