@@ -33,11 +33,12 @@ up)
     awk -v n="$name" '{split($1, a, "."); print n "-node" a[4], $1, n a[4]}' "$cluster/hostfile" >"$D/nodes"
     net=$(awk 'NR == 1 {sub(/\.[0-9]+$/, "", $1); print $1}' "$cluster/hostfile")
     ctld="$H($net.254)"  # the bridge's end, where the nodes reach this namespace
-    mem=$((mem / $(wc -l <"$D/nodes")))
   else
     echo "$H 127.0.0.1 -" >"$D/nodes"
     ctld=$H
   fi
+  nodes=$(wc -l <"$D/nodes")
+  mem=$((mem / nodes))
   cat >"$SLURM_CONF" <<CONF
 ClusterName=moetrain
 SlurmctldHost=$ctld
@@ -84,11 +85,10 @@ CONF
   up=0
   for _ in $(seq 30); do
     up=$(sinfo -h -N -o %t 2>/dev/null | grep -cE 'idle|mix' || true)
-    [ "$up" -eq "$(wc -l <"$D/nodes")" ] && break
+    [ "$up" -eq "$nodes" ] && break
     sleep 1
   done
-  [ "$up" -eq "$(wc -l <"$D/nodes")" ] ||
-    { echo "slurm_local: $up of $(wc -l <"$D/nodes") nodes came up" >&2; exit 1; }
+  [ "$up" -eq "$nodes" ] || { echo "slurm_local: $up of $nodes nodes came up" >&2; exit 1; }
   echo "export SLURM_CONF=$SLURM_CONF"
   ;;
 down)

@@ -17,13 +17,14 @@ std::vector<int> ProcessGroup::exchange_counts(const std::vector<int>& send_coun
 
 void ProcessGroup::all_to_all_v(const float* send, const std::vector<int>& send_counts, float* recv,
                                 const std::vector<int>& recv_counts) {
-  std::vector<int> send_offsets(send_counts.size()), recv_offsets(recv_counts.size());
+  send_offsets_.resize(send_counts.size());
+  recv_offsets_.resize(recv_counts.size());
   int64_t s = 0, r = 0;
-  for (size_t p = 0; p < send_counts.size(); ++p) send_offsets[p] = int(s), s += send_counts[p];
-  for (size_t p = 0; p < recv_counts.size(); ++p) recv_offsets[p] = int(r), r += recv_counts[p];
+  for (size_t p = 0; p < send_counts.size(); ++p) send_offsets_[p] = int(s), s += send_counts[p];
+  for (size_t p = 0; p < recv_counts.size(); ++p) recv_offsets_[p] = int(r), r += recv_counts[p];
   MT_CHECK(s <= INT_MAX && r <= INT_MAX, "all_to_all_v in '{}': {} floats exceed MPI's int range",
            name(), std::max(s, r));
-  start_all_to_all_v(send, send_counts, send_offsets, recv, recv_counts, recv_offsets);
+  start_all_to_all_v(send, send_counts, send_offsets_, recv, recv_counts, recv_offsets_);
   finish_all_to_all();
 }
 
@@ -55,7 +56,8 @@ MpiGroup::MpiGroup(MpiGroup&& o) noexcept
       name_(std::move(o.name_)),
       rank_(o.rank_),
       size_(o.size_),
-      pending_(std::move(o.pending_)) {
+      pending_(std::move(o.pending_)),
+      in_flight_(o.in_flight_) {
   o.comm_ = MPI_COMM_NULL;
 }
 
@@ -82,17 +84,24 @@ void MpiGroup::start_all_to_all_v(const float* send, const std::vector<int>& sen
                recv_offsets.size() == recv_counts.size(),
            "all_to_all_v in '{}': {} send / {} recv counts for {} ranks", name_, send_counts.size(),
            recv_counts.size(), size_);
-  // MPI reads the count and offset arrays until the exchange completes: they live in pending_.
-  pending_.push_back({MPI_REQUEST_NULL, send_counts, send_offsets, recv_counts, recv_offsets});
-  Pending& p = pending_.back();
+  // MPI reads the count and offset arrays until the exchange completes: they live in pending_,
+  // whose entries are reused from exchange to exchange (no allocation once they have grown).
+  if (in_flight_ == pending_.size()) pending_.emplace_back();
+  Pending& p = pending_[in_flight_++];
+  p.send_counts.assign(send_counts.begin(), send_counts.end());
+  p.send_offsets.assign(send_offsets.begin(), send_offsets.end());
+  p.recv_counts.assign(recv_counts.begin(), recv_counts.end());
+  p.recv_offsets.assign(recv_offsets.begin(), recv_offsets.end());
   check(MPI_Ialltoallv(send, p.send_counts.data(), p.send_offsets.data(), MPI_FLOAT, recv,
                        p.recv_counts.data(), p.recv_offsets.data(), MPI_FLOAT, comm_, &p.request),
         "MPI_Ialltoallv");
 }
 
 void MpiGroup::finish_all_to_all() {
-  for (; !pending_.empty(); pending_.pop_front())
-    check(hang_watch::wait(pending_.front().request, name_, "MPI_Alltoallv"), "MPI_Alltoallv");
+  const size_t n = in_flight_;
+  in_flight_ = 0;
+  for (size_t i = 0; i < n; ++i)
+    check(hang_watch::wait(pending_[i].request, name_, "MPI_Alltoallv"), "MPI_Alltoallv");
 }
 
 void MpiGroup::all_to_all_ints(const int* send, int* recv, int per_peer) {

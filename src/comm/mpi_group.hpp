@@ -47,10 +47,11 @@ class MpiGroup : public ProcessGroup {
   std::string name_;
   int rank_ = 0, size_ = 1;
   struct Pending {  // an all-to-all in flight, with the arrays MPI reads until it completes
-    MPI_Request request;
+    MPI_Request request = MPI_REQUEST_NULL;
     std::vector<int> send_counts, send_offsets, recv_counts, recv_offsets;
   };
-  std::deque<Pending> pending_;
+  std::deque<Pending> pending_;  // [0, in_flight_) are in flight; a deque keeps them in place
+  size_t in_flight_ = 0;
 };
 
 }  // namespace mt

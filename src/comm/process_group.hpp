@@ -49,6 +49,9 @@ class ProcessGroup {
   // Collective: runs `io` on rank 0 only (file writes); when it throws mt::Error, every rank
   // throws rank 0's message, so no rank is left waiting and each says why.
   void on_root(const std::function<void()>& io);
+
+ private:
+  std::vector<int> send_offsets_, recv_offsets_;  // all_to_all_v's, reused: no allocation per call
 };
 
 }  // namespace mt
