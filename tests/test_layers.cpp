@@ -231,6 +231,106 @@ TEST(Layers, AttentionIsCausal) {
   EXPECT_GT(diff, 1e-3);
 }
 
+TEST(Ops, AttentionBlocksMatchADoubleLoop) {
+  // Attention's causal blocks of 64 queries (T = 150: two whole blocks and a part; their products
+  // stop at the block's last key) against the whole square in double precision, forward and
+  // backward, without and with a dropout mask: fp32 within 2e-5 of each output's magnitude, bf16
+  // (where the CPU has AVX512_BF16; each operand rounded once) within 2^-6 and not equal.
+  const int64_t B = 2, T = 150, H = 2, hd = 8, d = H * hd;
+  std::vector<float> qkv(B * T * 3 * d), dout(B * T * d), mask(B * H * T * T);
+  randn(qkv.data(), int64_t(qkv.size()), "qkv");
+  randn(dout.data(), int64_t(dout.size()), "dout");
+  for (size_t i = 0; i < mask.size(); ++i) mask[i] = i % 5 == 2 ? 0.0f : 1.25f;
+  for (const bool dropout : {false, true})
+    for (const bool bf16 : {false, true}) {
+      if (bf16 && !cpu::bf16_supported()) continue;
+      ops::set_bf16_matmul(bf16);
+      std::vector<float> out(B * T * d), probs(B * H * T * T), dropped(probs.size()),
+          scratch(probs.size()), dqkv(qkv.size());
+      const Tensor m = dropout ? Tensor{mask.data(), {B, H, T, T}} : Tensor{},
+                   w = dropout ? Tensor{dropped.data(), {B, H, T, T}} : Tensor{};
+      ops::attention_forward(Tensor{qkv.data(), {B, T, 3 * d}}, int(H),
+                             Tensor{out.data(), {B, T, d}}, Tensor{probs.data(), {B, H, T, T}}, m,
+                             w);
+      ops::attention_backward(Tensor{dout.data(), {B, T, d}}, Tensor{qkv.data(), {B, T, 3 * d}},
+                              Tensor{probs.data(), {B, H, T, T}}, int(H),
+                              Tensor{dqkv.data(), {B, T, 3 * d}},
+                              Tensor{scratch.data(), {B, H, T, T}}, m, w);
+      ops::set_bf16_matmul(false);
+      const double tol = bf16 ? 1.0 / 64 : 2e-5;
+      double worst = 0;
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t h = 0; h < H; ++h) {
+          auto at = [&](int64_t t, int part, int64_t c) {
+            return (b * T + t) * 3 * d + part * d + h * hd + c;
+          };
+          auto mk = [&](int64_t i, int64_t j) {
+            return dropout ? double(mask[((b * H + h) * T + i) * T + j]) : 1.0;
+          };
+          std::vector<double> P(T * T, 0.0), dS(T * T, 0.0), want(3 * T * hd, 0.0), o(T * hd, 0.0);
+          for (int64_t i = 0; i < T; ++i) {
+            double mx = -1e300, sum = 0;
+            for (int64_t j = 0; j <= i; ++j) {
+              double s = 0;
+              for (int64_t c = 0; c < hd; ++c) s += double(qkv[at(i, 0, c)]) * qkv[at(j, 1, c)];
+              P[i * T + j] = s / std::sqrt(double(hd));
+              mx = std::max(mx, P[i * T + j]);
+            }
+            for (int64_t j = 0; j <= i; ++j) sum += P[i * T + j] = std::exp(P[i * T + j] - mx);
+            for (int64_t j = 0; j <= i; ++j) P[i * T + j] /= sum;
+            for (int64_t j = 0; j <= i; ++j)
+              for (int64_t c = 0; c < hd; ++c)
+                o[i * hd + c] += P[i * T + j] * mk(i, j) * qkv[at(j, 2, c)];
+            // dP = (dO V^T) * mask; dS = P (dP - rowsum(dP P)); dV = W^T dO
+            double dot = 0;
+            for (int64_t j = 0; j <= i; ++j) {
+              double s = 0;
+              for (int64_t c = 0; c < hd; ++c)
+                s += double(dout[(b * T + i) * d + h * hd + c]) * qkv[at(j, 2, c)];
+              dS[i * T + j] = s * mk(i, j);
+              dot += dS[i * T + j] * P[i * T + j];
+              for (int64_t c = 0; c < hd; ++c)
+                want[(2 * T + j) * hd + c] +=
+                    P[i * T + j] * mk(i, j) * dout[(b * T + i) * d + h * hd + c];
+            }
+            for (int64_t j = 0; j <= i; ++j) dS[i * T + j] = P[i * T + j] * (dS[i * T + j] - dot);
+          }
+          for (int64_t i = 0; i < T; ++i)
+            for (int64_t j = 0; j <= i; ++j)
+              for (int64_t c = 0; c < hd; ++c) {
+                want[i * hd + c] += dS[i * T + j] * qkv[at(j, 1, c)] / std::sqrt(double(hd));
+                want[(T + j) * hd + c] += dS[i * T + j] * qkv[at(i, 0, c)] / std::sqrt(double(hd));
+              }
+          double omag = 0, gmag = 0;
+          for (double v : o) omag = std::max(omag, std::abs(v));
+          for (double v : want) gmag = std::max(gmag, std::abs(v));
+          for (int64_t i = 0; i < T; ++i) {
+            for (int64_t j = 0; j < T; ++j) {
+              const float p = probs[((b * H + h) * T + i) * T + j];
+              if (j > i) {
+                ASSERT_EQ(p, 0.0f) << i << "," << j;
+              }
+              ASSERT_NEAR(p, P[i * T + j], tol) << "bf16 " << bf16 << " at " << i << "," << j;
+            }
+            for (int64_t c = 0; c < hd; ++c) {
+              const double got = out[(b * T + i) * d + h * hd + c];
+              ASSERT_NEAR(got, o[i * hd + c], tol * omag)
+                  << "bf16 " << bf16 << " dropout " << dropout;
+              worst = std::max(worst, std::abs(got - o[i * hd + c]) / omag);
+              for (int part = 0; part < 3; ++part) {
+                const double g = dqkv[at(i, part, c)], wg = want[(part * T + i) * hd + c];
+                ASSERT_NEAR(g, wg, tol * gmag) << "bf16 " << bf16 << " dropout " << dropout
+                                               << " part " << part << " at " << i << "," << c;
+              }
+            }
+          }
+        }
+      if (bf16) {
+        EXPECT_GT(worst, 1e-5) << "no sign of bf16 operands";
+      }
+    }
+}
+
 TEST(Layers, EmbeddingMatchesFiniteDifferences) {
   Case c;
   Embedding layer(c.reg, 11, 6, 4);
@@ -543,6 +643,59 @@ TEST(Ops, Bf16MatmulRoundsItsInputsAndAccumulatesInFp32) {
           EXPECT_GT(largest_gap, 1e-4) << "no sign of bf16 inputs";
           ops::prepare_bf16_weights(Tensor{c0.data(), {1}});  // b's copy forgotten
         }
+}
+
+TEST(Ops, Bf16ActivationsAreTheRoundedFp32Ones) {
+  // An activation its producer writes in bf16 (the FFN's GELU, ops::product_input_dtype) holds
+  // the fp32 activation's bits rounded, and a product reading it equals the same product on the
+  // fp32 activation rounded as it is read: bitwise, as a or b, either transposition, beta 0 and 1,
+  // and with nothing to multiply (an expert's dW over no rows, k = 0: c = beta c; m = 0).
+  const int64_t r = 37, c = 29;
+  std::vector<float> pre(r * c), pre2, bias(c), act(r * c);
+  std::vector<uint16_t> act16(r * c);
+  randn(pre.data(), r * c, "pre", 2.0f);
+  randn(bias.data(), c, "bias");
+  pre2 = pre;
+  ops::bias_gelu(Tensor{pre.data(), {r, c}}, Tensor{bias.data(), {c}}, Tensor{act.data(), {r, c}});
+  ops::bias_gelu(Tensor{pre2.data(), {r, c}}, Tensor{bias.data(), {c}},
+                 Tensor{act16.data(), {r, c}, DType::BF16});
+  EXPECT_EQ(pre, pre2);
+  for (int64_t i = 0; i < r * c; ++i) ASSERT_EQ(act16[i], cpu::to_bf16(act[i])) << i;
+  EXPECT_EQ(ops::product_input_dtype(Device::CPU), DType::F32);
+  if (!cpu::bf16_supported()) GTEST_SKIP() << "no AVX512_BF16 here";
+  const Bf16Matmuls bf16;
+  EXPECT_EQ(ops::product_input_dtype(Device::CPU), DType::BF16);
+  const Tensor a32{act.data(), {r, c}}, a16{act16.data(), {r, c}, DType::BF16};
+  std::vector<float> other(r * c);
+  randn(other.data(), r * c, "other");
+  for (const bool as_b : {false, true})
+    for (const bool ta : {false, true})
+      for (const bool tb : {false, true})
+        for (const float beta : {0.0f, 1.0f}) {
+          // The activation is [r, c]; the other operand has 5 rows or columns where free.
+          const int64_t k = as_b ? (tb ? c : r) : (ta ? r : c);  // the product's inner size
+          const bool t_other = as_b ? ta : tb;
+          const Tensor o{other.data(), t_other != as_b ? Shape{5, k} : Shape{k, 5}};
+          auto product = [&](const Tensor& act_t) {
+            const Tensor& a = as_b ? o : act_t;
+            const Tensor& b = as_b ? act_t : o;
+            const int64_t m = ta ? a.size(1) : a.size(0), n = tb ? b.size(0) : b.size(1);
+            std::vector<float> out(m * n, 0.25f);
+            ops::matmul(a, ta, b, tb, Tensor{out.data(), {m, n}}, 0.5f, beta);
+            return out;
+          };
+          const auto want = product(a32), got = product(a16);
+          ASSERT_EQ(got, want) << "as b " << as_b << " ta " << ta << " tb " << tb;
+        }
+  std::vector<float> out = {1.0f, 2.0f};
+  ops::matmul(Tensor{act16.data(), {0, 2}, DType::BF16}, true, Tensor{other.data(), {0, 1}}, false,
+              Tensor{out.data(), {2, 1}}, 1.0f, 1.0f);
+  EXPECT_EQ(out, (std::vector<float>{1.0f, 2.0f}));
+  ops::matmul(Tensor{act16.data(), {0, 2}, DType::BF16}, true, Tensor{other.data(), {0, 1}}, false,
+              Tensor{out.data(), {2, 1}});
+  EXPECT_EQ(out, (std::vector<float>{0.0f, 0.0f}));
+  ops::matmul(Tensor{act16.data(), {0, 3}, DType::BF16}, false, Tensor{other.data(), {3, 1}}, false,
+              Tensor{out.data(), {0, 1}});
 }
 
 TEST(Ops, Bf16MatmulReadsTheWeightCopyUntilItIsRemade) {

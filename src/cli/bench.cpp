@@ -47,32 +47,51 @@ void random_tokens(const Tensor& t, int64_t vocab, uint64_t seed, uint64_t step)
   for (int64_t i = 0; i < t.numel(); ++i) t.i32()[i] = int32_t(rng.below(i, vocab));
 }
 
-// The GEMMs of one recorded step. alone_s: each distinct problem run alone (outside any parallel
-// region, best of 3) as often as the step ran it; step_s and step_alone_s: the calls the step
-// made outside parallel regions (on the whole pool), their time inside the step and alone.
+// The GEMMs of one recorded step. alone_s: each distinct problem run alone as often as the step
+// ran it (best of 3): a call made outside parallel regions on the whole pool, one made inside one
+// (nested, on its thread) as the step runs those, one per thread at once, the pool's time over its
+// threads; operands in bf16 where the call's were. step_s and step_alone_s: the calls the step
+// made outside parallel regions, their time inside the step and alone.
 struct GemmBound {
   double flops = 0, alone_s = 0, step_s = 0, step_alone_s = 0;
 };
 GemmBound gemms_alone(const std::vector<cpu::GemmCall>& calls) {
   using Problem = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                             float, float, bool>;
+                             float, float, bool, bool>;
   std::map<Problem, std::pair<cpu::GemmCall, int>> distinct;  // a call of each problem, how often
   GemmBound r;
   for (const auto& g : calls) {
-    auto& [first, times] =
-        distinct[{g.ta, g.tb, g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.alpha, g.beta, g.nested}];
+    auto& [first, times] = distinct[{g.ta, g.tb, g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.alpha,
+                                     g.beta, g.nested, g.bf16_operands}];
     if (times++ == 0) first = g;
     if (!g.nested) r.step_s += g.seconds;
   }
+  const int threads = omp_get_max_threads();
   for (const auto& entry : distinct) {
     const cpu::GemmCall& g = entry.second.first;  // a plain reference: lambdas capture it
     const int times = entry.second.second;
-    std::vector<float> a((g.ta ? g.k : g.m) * g.lda, 0.01f), b((g.tb ? g.n : g.k) * g.ldb, 0.01f),
-        c(g.m * g.ldc);
-    const double t = best_seconds(3, [&] {
-      cpu::sgemm(g.ta, g.tb, g.m, g.n, g.k, g.alpha, a.data(), g.lda, b.data(), g.ldb, g.beta,
-                 c.data(), g.ldc);
-    });
+    const int64_t a_n = (g.ta ? g.k : g.m) * g.lda, b_n = (g.tb ? g.n : g.k) * g.ldb;
+    std::vector<float> a(a_n, 0.01f), b(b_n, 0.01f), c(g.m * g.ldc * (g.nested ? threads : 1));
+    std::vector<uint16_t> a16(a_n, cpu::to_bf16(0.01f)), b16(b_n, cpu::to_bf16(0.01f));
+    auto product = [&](float* out) {
+      if (g.bf16_operands)
+        cpu::sgemm(g.ta, g.tb, g.m, g.n, g.k, g.alpha, a16.data(), g.lda, b16.data(), g.ldb, g.beta,
+                   out, g.ldc);
+      else
+        cpu::sgemm(g.ta, g.tb, g.m, g.n, g.k, g.alpha, a.data(), g.lda, b.data(), g.ldb, g.beta,
+                   out, g.ldc);
+    };
+    double t = 0;
+    if (g.nested) {
+      t = best_seconds(3,
+                       [&] {
+#pragma omp parallel num_threads(threads)
+                         product(c.data() + omp_get_thread_num() * g.m * g.ldc);
+                       }) /
+          threads;
+    } else {
+      t = best_seconds(3, [&] { product(c.data()); });
+    }
     r.flops += 2.0 * g.m * g.n * g.k * times;
     r.alone_s += t * times;
     if (!g.nested) r.step_alone_s += t * times;

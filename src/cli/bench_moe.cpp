@@ -103,24 +103,27 @@ int bench_a2a(const Config& cfg, int reps) {
 
 // The experts' GEMMs of one forward + backward, run alone: per local expert with r rows,
 // fc1 [r,d]x[d,f], fc2 [r,f]x[f,d], and in the backward dW1, dx, dW2 and dact. 12 d f r FLOPs.
+// fc2 and dW2 read the hidden activation in the dtype the layer stores it in
+// (ops::product_input_dtype).
 double raw_expert_gemms_s(Device device, const std::vector<int64_t>& rows, int64_t d, int64_t f,
                           int reps) {
   int64_t most = 1;
   for (size_t e = 0; e + 1 < rows.size(); ++e) most = std::max(most, rows[e + 1] - rows[e]);
-  Buffer x(device, most * d), h(device, most * f), w1(device, d * f), w2(device, f * d),
-      y(device, most * d);
+  Buffer x(device, most * d), h(device, most * f), act(device, most * f), w1(device, d * f),
+      w2(device, f * d), y(device, most * d);
+  const DType act_type = ops::product_input_dtype(device);
   return best_seconds(reps, [&] {
     for (size_t e = 0; e + 1 < rows.size(); ++e) {
       const int64_t r = rows[e + 1] - rows[e];
       if (r == 0) continue;
       const Tensor tx = x.view({r, d}), th = h.view({r, f}), tw1 = w1.view({d, f}),
-                   tw2 = w2.view({f, d}), ty = y.view({r, d});
-      ops::matmul(tx, false, tw1, false, th);       // fc1
-      ops::matmul(th, false, tw2, false, ty);       // fc2
-      ops::matmul(tx, true, th, false, tw1, 1, 1);  // dW1 += x^T dpre
-      ops::matmul(th, false, tw1, true, tx);        // dx = dpre W1^T
-      ops::matmul(th, true, ty, false, tw2, 1, 1);  // dW2 += act^T dy
-      ops::matmul(ty, false, tw2, true, th);        // dact = dy W2^T
+                   tw2 = w2.view({f, d}), ty = y.view({r, d}), tact = act.view({r, f}, 0, act_type);
+      ops::matmul(tx, false, tw1, false, th);         // fc1
+      ops::matmul(tact, false, tw2, false, ty);       // fc2
+      ops::matmul(tx, true, th, false, tw1, 1, 1);    // dW1 += x^T dpre
+      ops::matmul(th, false, tw1, true, tx);          // dx = dpre W1^T
+      ops::matmul(tact, true, ty, false, tw2, 1, 1);  // dW2 += act^T dy
+      ops::matmul(ty, false, tw2, true, th);          // dact = dy W2^T
     }
     wait_for(device);
   });

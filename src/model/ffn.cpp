@@ -11,7 +11,7 @@ void ffn_forward(Arena& arena, const Tensor& x, const FfnWeights& w, FfnCache& c
   cache.x = x;
   cache.pre = arena.alloc(x.shape.with_last(w.w1.size(1)));
   ops::matmul(x, false, w.w1, false, cache.pre);
-  cache.act = arena.alloc(cache.pre.shape);
+  cache.act = arena.alloc(cache.pre.shape, ops::product_input_dtype(x.device));
   ops::bias_gelu(cache.pre, w.b1, cache.act);
   linear_forward(cache.act, w.w2, w.b2, y);
 }

@@ -10,7 +10,8 @@
 
 namespace mt::ops {
 
-// c = alpha * op(a) * op(b) + beta * c, op = transpose when t* is set.
+// c = alpha * op(a) * op(b) + beta * c, op = transpose when t* is set. On the CPU a or b may be
+// bf16 (an activation its producer wrote so, see product_input_dtype): the product is then bf16.
 void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, float alpha = 1,
             float beta = 0);
 
@@ -19,6 +20,9 @@ void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c,
 // (the default): fp32 throughout. Weights, gradients, optimizer state and every other op stay fp32.
 void set_bf16_matmul(bool on);
 bool bf16_matmul();
+// The dtype in which a producer on `device` writes an activation that only matmuls read: bf16
+// under bf16 matmuls on the CPU (rounded once as it is written, half the bytes), else fp32.
+DType product_input_dtype(Device device);
 // While one lives, matmuls run in fp32 whatever the precision: the routers, as Switch
 // Transformer's selective precision keeps them for stable routing.
 class Fp32Matmuls {
@@ -62,7 +66,8 @@ double sum_squares(const Tensor& t);
 
 // GELU, tanh form: gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), fused with the bias
 // before it so that the FFN's hidden layer is walked once each way. Forward: y[r, :] += bias, then
-// act = gelu(y). Backward: d = gelu'(x) * d in place, and db += sum_r d[r, :].
+// act = gelu(y) (act fp32, or bf16 on the CPU: see product_input_dtype). Backward:
+// d = gelu'(x) * d in place, and db += sum_r d[r, :].
 void bias_gelu(const Tensor& y, const Tensor& bias, const Tensor& act);
 void gelu_backward_bias(const Tensor& x, const Tensor& d, const Tensor& db);
 

@@ -82,6 +82,11 @@ float* Tensor::f32() const {
   return static_cast<float*>(data);
 }
 
+uint16_t* Tensor::bf16() const {
+  MT_CHECK(dtype == DType::BF16, "tensor {} is {}, not bf16", shape.str(), dtype_name(dtype));
+  return static_cast<uint16_t*>(data);
+}
+
 int32_t* Tensor::i32() const {
   MT_CHECK(dtype == DType::I32, "tensor {} is {}, not i32", shape.str(), dtype_name(dtype));
   return static_cast<int32_t*>(data);

@@ -48,6 +48,7 @@ struct Tensor {
   size_t bytes() const { return numel() * dtype_size(dtype); }
 
   float* f32() const;
+  uint16_t* bf16() const;  // the bits of bf16 values
   int32_t* i32() const;
 
   // The same memory with another shape of equal size.

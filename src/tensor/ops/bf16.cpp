@@ -49,34 +49,11 @@ bool inside_weights(const float* p, int64_t extent) {
   return inside(g_weights, p, extent);
 }
 
-// rows x cols at leading dimension ld, from src to dst at the same positions.
-void convert(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t* dst) {
-#pragma omp parallel for schedule(static) if (!omp_in_parallel() && rows * cols > (1 << 15))
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* s = src + r * ld;
-    uint16_t* d = dst + r * ld;
-    for (int64_t c = 0; c < cols; ++c) d[c] = to_bf16(s[c]);
-  }
-}
-
 // A flat array as rows of 2^14, so that the threads share its conversion.
 void convert_flat(const float* values, int64_t n, uint16_t* out) {
   constexpr int64_t kRow = 1 << 14;
-  convert(values, n / kRow, kRow, kRow, out);
-  convert(values + n / kRow * kRow, 1, n % kRow, kRow, out + n / kRow * kRow);
-}
-
-// The bf16 values of a stored rows x cols operand: the weights' copy or a shared operand's when
-// it lies inside one, else converted into `scratch` with the same leading dimension.
-const uint16_t* operand(const float* p, int64_t rows, int64_t cols, int64_t ld,
-                        std::vector<uint16_t>& scratch) {
-  const int64_t extent = (rows - 1) * ld + cols;
-  if (inside_weights(p, extent)) return g_weights.copy.data() + (p - g_weights.base);
-  for (size_t i = 0; i < g_shared_depth; ++i)
-    if (inside(g_shared[i], p, extent)) return g_shared[i].copy.data() + (p - g_shared[i].base);
-  if (int64_t(scratch.size()) < extent) scratch.resize(size_t(extent));
-  convert(p, rows, cols, ld, scratch.data());
-  return scratch.data();
+  round_to_bf16(values, n / kRow, kRow, kRow, out, kRow);
+  round_to_bf16(values + n / kRow * kRow, 1, n % kRow, kRow, out + n / kRow * kRow, kRow);
 }
 
 using Layout = std::tuple<bool, bool, int64_t, int64_t, int64_t, float, float>;
@@ -110,6 +87,17 @@ const dnnl::matmul& primitive(const Layout& key) {
 }
 
 }  // namespace
+
+const uint16_t* bf16_operand(const float* p, int64_t rows, int64_t cols, int64_t ld,
+                             std::vector<uint16_t>& scratch) {
+  const int64_t extent = (rows - 1) * ld + cols;
+  if (inside_weights(p, extent)) return g_weights.copy.data() + (p - g_weights.base);
+  for (size_t i = 0; i < g_shared_depth; ++i)
+    if (inside(g_shared[i], p, extent)) return g_shared[i].copy.data() + (p - g_shared[i].base);
+  if (int64_t(scratch.size()) < extent) scratch.resize(size_t(extent));
+  round_to_bf16(p, rows, cols, ld, scratch.data(), ld);
+  return scratch.data();
+}
 
 bool bf16_supported(std::string* found) {
   const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
@@ -161,17 +149,32 @@ bool bf16_weights_cover(const float* p) {
   return inside_weights(p, 1);
 }
 
+void round_to_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld_src, uint16_t* dst,
+                   int64_t ld_dst) {
+#pragma omp parallel for schedule(static) if (!omp_in_parallel() && rows * cols > (1 << 15))
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* s = src + r * ld_src;
+    uint16_t* d = dst + r * ld_dst;
+    for (int64_t c = 0; c < cols; ++c) d[c] = to_bf16(s[c]);
+  }
+}
+
 void bf16_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   thread_local std::vector<uint16_t> scratch_a, scratch_b;
+  const uint16_t* a16 = bf16_operand(a, ta ? k : m, ta ? m : k, lda, scratch_a);
+  const uint16_t* b16 = bf16_operand(b, tb ? n : k, tb ? k : n, ldb, scratch_b);
+  bf16_gemm(ta, tb, m, n, k, alpha, a16, lda, b16, ldb, beta, c, ldc);
+}
+
+void bf16_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t* a,
+               int64_t lda, const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   thread_local dnnl::stream stream(engine());
-  const uint16_t* a16 = operand(a, ta ? k : m, ta ? m : k, lda, scratch_a);
-  const uint16_t* b16 = operand(b, tb ? n : k, tb ? k : n, ldb, scratch_b);
   using dt = memory::data_type;
   try {
     const dnnl::matmul& mm = primitive({ta, tb, lda, ldb, ldc, alpha, beta});
-    const memory ma(matrix(m, k, dt::bf16, ta, lda), engine(), const_cast<uint16_t*>(a16));
-    const memory mb(matrix(k, n, dt::bf16, tb, ldb), engine(), const_cast<uint16_t*>(b16));
+    const memory ma(matrix(m, k, dt::bf16, ta, lda), engine(), const_cast<uint16_t*>(a));
+    const memory mb(matrix(k, n, dt::bf16, tb, ldb), engine(), const_cast<uint16_t*>(b));
     const memory mc(matrix(m, n, dt::f32, false, ldc), engine(), c);
     mm.execute(stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}});
     stream.wait();

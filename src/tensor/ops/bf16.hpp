@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace mt::cpu {
 
@@ -16,6 +17,19 @@ bool bf16_supported(std::string* found = nullptr);
 // c = alpha * op(a) * op(b) + beta * c, as sgemm (tensor/ops/sgemm.hpp), in bf16; m, n, k > 0.
 void bf16_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+// The same on operands already rounded (their bf16 bits).
+void bf16_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t* a,
+               int64_t lda, const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+// The bf16 values of a stored rows x cols operand at leading dimension ld: the weights' copy or a
+// shared operand's where it lies inside one, else rounded into `scratch` (same leading dimension).
+const uint16_t* bf16_operand(const float* p, int64_t rows, int64_t cols, int64_t ld,
+                             std::vector<uint16_t>& scratch);
+
+// dst = src rounded to bf16 (to_bf16 below), rows x cols at each one's leading dimension; the
+// threads share large ones outside a parallel region.
+void round_to_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld_src, uint16_t* dst,
+                   int64_t ld_dst);
 
 // Makes the bf16 copy of values[0, n) (the parameters) that bf16_gemm reads for any operand
 // lying inside it, replacing the previous one.

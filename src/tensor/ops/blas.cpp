@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <vector>
 
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
@@ -53,30 +54,52 @@ void record_gemms(std::vector<GemmCall>* log) {
   g_log.store(log);
 }
 
-void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+namespace {
+
+// Runs `product` and, while record_gemms holds a log, appends the problem and its wall time.
+template <typename F>
+void logged(const GemmCall& problem, F&& product) {
   auto* log = g_log.load(std::memory_order_relaxed);
   const auto t0 = log ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-  if (m == 0 || n == 0) return;
-  if (k == 0) {  // no products: c = beta * c (c is not read where beta is 0)
-    for (int64_t r = 0; r < m; ++r)
-      for (int64_t j = 0; j < n; ++j) c[r * ldc + j] = beta == 0.0f ? 0.0f : beta * c[r * ldc + j];
-  } else if (g_bf16.load(std::memory_order_relaxed)) {
-    bf16_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  } else if (g_gemm.load(std::memory_order_relaxed) == Gemm::OpenBlas) {
-    // The OpenMP build runs on the calling thread inside a parallel region, as oneDNN does.
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
-  } else {
-    const dnnl_status_t s =
-        dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    MT_CHECK(s == dnnl_success, "oneDNN sgemm {}x{}x{} failed (status {})", m, n, k, int(s));
-  }
+  product();
   if (log) {
-    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    GemmCall g = problem;
+    g.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    g.nested = omp_in_parallel() != 0;
     const std::lock_guard<std::mutex> lock(g_log_mutex);
-    log->push_back({ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, t, omp_in_parallel() != 0});
+    log->push_back(g);
   }
+}
+
+}  // namespace
+
+void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  logged({ta, tb, false, m, n, k, lda, ldb, ldc, alpha, beta, 0, false}, [&] {
+    if (k == 0) {  // no products: c = beta * c (c is not read where beta is 0)
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t j = 0; j < n; ++j)
+          c[r * ldc + j] = beta == 0.0f ? 0.0f : beta * c[r * ldc + j];
+    } else if (g_bf16.load(std::memory_order_relaxed)) {
+      bf16_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    } else if (g_gemm.load(std::memory_order_relaxed) == Gemm::OpenBlas) {
+      // The OpenMP build runs on the calling thread inside a parallel region, as oneDNN does.
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                  int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
+    } else {
+      const dnnl_status_t s =
+          dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      MT_CHECK(s == dnnl_success, "oneDNN sgemm {}x{}x{} failed (status {})", m, n, k, int(s));
+    }
+  });
+}
+
+void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t* a,
+           int64_t lda, const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  MT_CHECK(m > 0 && n > 0 && k > 0, "bf16 sgemm {}x{}x{}: every size must be positive", m, n, k);
+  logged({ta, tb, true, m, n, k, lda, ldb, ldc, alpha, beta, 0, false},
+         [&] { bf16_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); });
 }
 
 }  // namespace mt::cpu
@@ -92,6 +115,10 @@ void set_bf16_matmul(bool on) {
 
 bool bf16_matmul() {
   return cpu::g_bf16.load();
+}
+
+DType product_input_dtype(Device device) {
+  return device == Device::CPU && bf16_matmul() ? DType::BF16 : DType::F32;
 }
 
 Fp32Matmuls::Fp32Matmuls() : saved_(bf16_matmul()) {
@@ -129,7 +156,23 @@ void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c,
            tb ? "^T" : "", c.shape.str());
   MT_ON_CUDA(c,
              gemm(ta, tb, m, n, k, alpha, a.f32(), ac, 0, b.f32(), bc, 0, beta, c.f32(), n, 0, 1));
-  cpu::sgemm(ta, tb, m, n, k, alpha, a.f32(), ac, b.f32(), bc, beta, c.f32(), n);
+  if (a.dtype == DType::F32 && b.dtype == DType::F32) {
+    cpu::sgemm(ta, tb, m, n, k, alpha, a.f32(), ac, b.f32(), bc, beta, c.f32(), n);
+    return;
+  }
+  if (m == 0 || n == 0 || k == 0) {  // nothing to multiply: c = beta * c, a and b not read
+    cpu::sgemm(ta, tb, m, n, k, alpha, static_cast<const float*>(nullptr), ac, nullptr, bc, beta,
+               c.f32(), n);
+    return;
+  }
+  thread_local std::vector<uint16_t> scratch_a, scratch_b;
+  auto rounded = [](const Tensor& t, std::vector<uint16_t>& scratch) {
+    return t.dtype == DType::BF16 ? t.bf16()
+                                  : cpu::bf16_operand(t.f32(), t.numel() / t.size(-1), t.size(-1),
+                                                      t.size(-1), scratch);
+  };
+  cpu::sgemm(ta, tb, m, n, k, alpha, rounded(a, scratch_a), ac, rounded(b, scratch_b), bc, beta,
+             c.f32(), n);
 }
 
 }  // namespace mt::ops

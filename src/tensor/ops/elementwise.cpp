@@ -2,10 +2,12 @@
 // or rows).
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "tensor/error.hpp"
 #include "tensor/ops.hpp"
+#include "tensor/ops/bf16.hpp"
 #include "tensor/ops/dispatch.hpp"
 #include "tensor/ops/fast_math.hpp"
 
@@ -132,15 +134,23 @@ void bias_gelu(const Tensor& y, const Tensor& bias, const Tensor& act) {
   MT_ON_CUDA(y, bias_gelu(y.f32(), bias.f32(), act.f32(), r, c));
   float* p = y.f32();
   const float* b = bias.f32();
-  float* o = act.f32();
+  auto rows = [&](auto* o) {
 #pragma omp parallel for if (r * c > 16384)
-  for (int64_t i = 0; i < r; ++i)
+    for (int64_t i = 0; i < r; ++i)
 #pragma omp simd
-    for (int64_t j = 0; j < c; ++j) {
-      const float v = p[i * c + j] + b[j];
-      p[i * c + j] = v;
-      o[i * c + j] = gelu(v);
-    }
+      for (int64_t j = 0; j < c; ++j) {
+        const float v = p[i * c + j] + b[j];
+        p[i * c + j] = v;
+        if constexpr (std::is_same_v<decltype(o), float*>)
+          o[i * c + j] = gelu(v);
+        else
+          o[i * c + j] = cpu::to_bf16(gelu(v));
+      }
+  };
+  if (act.dtype == DType::BF16)
+    rows(act.bf16());
+  else
+    rows(act.f32());
 }
 
 void gelu_backward_bias(const Tensor& x, const Tensor& d, const Tensor& db) {

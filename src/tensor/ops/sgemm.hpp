@@ -25,12 +25,16 @@ const char* gemm_name(Gemm g);  // "onednn" | "openblas"
 // c = alpha * op(a) * op(b) + beta * c; op(a) is m x k, op(b) k x n, c m x n.
 void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+// The same on operands already rounded to bf16 (their bits, cpu::round_to_bf16), for ops that
+// round an operand once for several products: oneDNN's bf16 matmul, fp32 accumulation.
+void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t* a,
+           int64_t lda, const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 // For `moetrain bench step`'s GEMM-bound limit: while a log is set, every sgemm call appends its
 // problem, its wall time and whether it ran inside a parallel region (from any thread); nullptr
 // stops. Not for training runs.
 struct GemmCall {
-  bool ta, tb;
+  bool ta, tb, bf16_operands;
   int64_t m, n, k, lda, ldb, ldc;
   float alpha, beta;
   double seconds;
