@@ -300,7 +300,9 @@ def main():
     path = "results/bench/step_vs_torch.md"
     with open(path, "a") as f:
         f.write(f"\n`/usr/bin/python3 bench/step_vs_torch.py --models {args.models} --steps "
-                f"{args.steps} --rounds {args.rounds} --threads {args.threads}` ({stamp}; "
+                f"{args.steps} --rounds {args.rounds} --threads {args.threads}"
+                + (f" --moetrain {args.moetrain}" if args.moetrain != "build/moetrain" else "")
+                + f"` ({stamp}; "
                 "interleaved rounds; ratio = moetrain's tokens/s, fp32 and bf16, over the row's)\n\n"
                 f"| date | model | variant | tok/s | peak MB | {' | '.join(f'{p} ratio' for p in precisions)} |\n"
                 f"|---|---|---|---|---|{'---|' * len(precisions)}\n")
