@@ -71,16 +71,20 @@ void logged(const GemmCall& problem, F&& product) {
   }
 }
 
+// A product of no terms (k = 0): c = beta * c (c is not read where beta is 0).
+void no_products(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t j = 0; j < n; ++j) c[r * ldc + j] = beta == 0.0f ? 0.0f : beta * c[r * ldc + j];
+}
+
 }  // namespace
 
 void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
   logged({ta, tb, false, m, n, k, lda, ldb, ldc, alpha, beta, 0, false}, [&] {
-    if (k == 0) {  // no products: c = beta * c (c is not read where beta is 0)
-      for (int64_t r = 0; r < m; ++r)
-        for (int64_t j = 0; j < n; ++j)
-          c[r * ldc + j] = beta == 0.0f ? 0.0f : beta * c[r * ldc + j];
+    if (k == 0) {
+      no_products(m, n, beta, c, ldc);
     } else if (g_bf16.load(std::memory_order_relaxed)) {
       bf16_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     } else if (g_gemm.load(std::memory_order_relaxed) == Gemm::OpenBlas) {
@@ -97,9 +101,13 @@ void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const
 
 void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t* a,
            int64_t lda, const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  MT_CHECK(m > 0 && n > 0 && k > 0, "bf16 sgemm {}x{}x{}: every size must be positive", m, n, k);
-  logged({ta, tb, true, m, n, k, lda, ldb, ldc, alpha, beta, 0, false},
-         [&] { bf16_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); });
+  if (m == 0 || n == 0) return;
+  logged({ta, tb, true, m, n, k, lda, ldb, ldc, alpha, beta, 0, false}, [&] {
+    if (k == 0)
+      no_products(m, n, beta, c, ldc);
+    else
+      bf16_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  });
 }
 
 }  // namespace mt::cpu
@@ -160,16 +168,11 @@ void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c,
     cpu::sgemm(ta, tb, m, n, k, alpha, a.f32(), ac, b.f32(), bc, beta, c.f32(), n);
     return;
   }
-  if (m == 0 || n == 0 || k == 0) {  // nothing to multiply: c = beta * c, a and b not read
-    cpu::sgemm(ta, tb, m, n, k, alpha, static_cast<const float*>(nullptr), ac, nullptr, bc, beta,
-               c.f32(), n);
-    return;
-  }
   thread_local std::vector<uint16_t> scratch_a, scratch_b;
-  auto rounded = [](const Tensor& t, std::vector<uint16_t>& scratch) {
-    return t.dtype == DType::BF16 ? t.bf16()
-                                  : cpu::bf16_operand(t.f32(), t.numel() / t.size(-1), t.size(-1),
-                                                      t.size(-1), scratch);
+  auto rounded = [](const Tensor& t, std::vector<uint16_t>& scratch) -> const uint16_t* {
+    if (t.numel() == 0) return nullptr;  // an empty operand: the product reads none of it
+    if (t.dtype == DType::BF16) return t.bf16();
+    return cpu::bf16_operand(t.f32(), t.numel() / t.size(-1), t.size(-1), t.size(-1), scratch);
   };
   cpu::sgemm(ta, tb, m, n, k, alpha, rounded(a, scratch_a), ac, rounded(b, scratch_b), bc, beta,
              c.f32(), n);
